@@ -1,0 +1,56 @@
+// Spawning a container's first process: clone3 into new namespaces, then exec the init.
+//
+// Two phases (invariant 3 of DESIGN.md): the parent turns a LaunchSpec into a ChildPlan — every
+// string, array and fd the child needs, laid out beforehand — and the child only reads that plan
+// and makes system calls until it execs.
+#pragma once
+
+#include "error.hpp"
+#include "fd.hpp"
+
+#include <sys/types.h>
+
+#include <array>
+#include <string>
+#include <vector>
+
+extern "C" {
+#include "exec_report.h"
+}
+
+namespace nsfork {
+
+// What to start and how. The fds are borrowed: spawn() does not close them.
+struct LaunchSpec {
+    std::string init_path;              // executed first (nsfork-shim); gets argv after "--"
+    std::vector<std::string> argv;      // the command; argv[0] is looked up in the env's PATH
+    std::vector<std::string> env;       // exactly the command's environment, "K=V" each
+    std::string cwd = "/";              // working directory inside the container
+    std::array<int, 3> stdio{-1, -1, -1}; // fds for 0, 1, 2; -1 means /dev/null
+    bool new_pid_namespace = true;
+    bool new_mount_namespace = true;    // required to mount /proc without touching the host
+    bool mount_proc = true;             // mount a fresh /proc (needs new_mount_namespace)
+    int cgroup_fd = -1;                 // cgroup v2 directory to be born into, -1: the caller's
+};
+
+// A started first process. Its exec outcome arrives on `report` (see read_exec_report).
+struct Spawned {
+    UniqueFd pidfd;
+    pid_t pid = -1;     // in the caller's pid namespace; stable until the caller reaps it
+    UniqueFd report;    // read end of the close-on-exec report pipe
+};
+
+// Clones the container's first process. Returns as soon as clone3 did; the child sets itself up
+// and execs the init while the caller goes on. Only from a single-threaded process.
+Result<Spawned> spawn(const LaunchSpec& spec);
+
+// Reads the one report record from `report_fd` (blocking unless the fd is non-blocking; on a
+// non-blocking fd with nothing yet, returns Errc::internal with sys_errno EAGAIN). Success means
+// the command was exec'd. `command` and `cwd` are named in error messages.
+Result<void> read_exec_report(int report_fd, const std::string& command, const std::string& cwd);
+
+// The Error for a report record that is not NSFORK_STAGE_OK.
+Error exec_report_error(const nsfork_exec_report& report, const std::string& command,
+                        const std::string& cwd);
+
+} // namespace nsfork

@@ -1,0 +1,202 @@
+#include "client.hpp"
+
+#include "launcher/pidfd.hpp"
+#include "protocol/messages.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace nsfork {
+
+// A verified reply and the datagram it lives in.
+struct Client::Reply {
+    Datagram datagram;
+    const wire::ReplyMessage* message = nullptr;
+};
+
+Result<Client> Client::connect(const std::string& socket_path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (socket_path.size() >= sizeof addr.sun_path)
+        return Error{Errc::bad_request, "socket path too long: " + socket_path};
+    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    if (!sock) return sys_error(Errc::internal, "socket failed", errno);
+    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+        return sys_error(Errc::disconnected, "cannot connect to nsfork server at " + socket_path,
+                         errno);
+    return Client(std::move(sock));
+}
+
+Client& Client::operator=(Client&& other) noexcept {
+    if (this != &other) {
+        close_and_reap_server();
+        sock_ = std::move(other.sock_);
+        server_pidfd_ = std::move(other.server_pidfd_);
+        next_seq_ = other.next_seq_;
+        early_ = std::move(other.early_);
+    }
+    return *this;
+}
+
+Client::~Client() { close_and_reap_server(); }
+
+void Client::close_and_reap_server() {
+    sock_.reset();
+    if (server_pidfd_) {
+        (void)reap(server_pidfd_.get());
+        server_pidfd_.reset();
+    }
+}
+
+Result<std::uint32_t> Client::send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
+    if (!sock_) return Error{Errc::disconnected, "client is not connected"};
+    auto sent = send_datagram(sock_.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, fds);
+    if (!sent) return std::move(sent).error();
+    return next_seq_++;
+}
+
+Result<Client::Reply> Client::receive(std::uint32_t seq) {
+    for (;;) {
+        Datagram d;
+        if (auto early = early_.find(seq); early != early_.end()) {
+            d = std::move(early->second);
+            early_.erase(early);
+        } else {
+            auto got = recv_datagram(sock_.get());
+            if (!got) {
+                Error e = std::move(got).error();
+                if (e.code == Errc::disconnected) e.message = "nsfork server closed the connection";
+                return e;
+            }
+            d = std::move(*got);
+        }
+        const wire::ReplyMessage* message = verify_reply(d.bytes);
+        if (!message) return Error{Errc::protocol, "server sent a reply that does not verify"};
+        // seq 0 is the server's own word, sent when it cannot serve at all (e.g. a failed start).
+        if (message->seq() == 0)
+            if (const wire::Error* e = message->reply_as_Error()) return read_error(*e);
+        if (message->seq() != seq) {
+            early_.emplace(message->seq(), std::move(d));
+            continue;
+        }
+        if (const wire::Error* e = message->reply_as_Error()) return read_error(*e);
+        return Reply{std::move(d), message};
+    }
+}
+
+template <class Build>
+Result<Client::Reply> Client::call(Build&& build, std::span<const int> fds) {
+    flatbuffers::FlatBufferBuilder fbb(512);
+    const std::uint32_t seq = next_seq_;
+    auto [type, body] = build(fbb);
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body));
+    auto sent = send(fbb, fds);
+    if (!sent) return std::move(sent).error();
+    return receive(seq);
+}
+
+Result<pid_t> Client::hello() {
+    auto reply = call([](auto& fbb) {
+        return std::pair{wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()};
+    });
+    if (!reply) return std::move(reply).error();
+    const wire::HelloReply* r = reply->message->reply_as_HelloReply();
+    if (!r) return Error{Errc::protocol, "server answered Hello with another reply"};
+    if (r->version() != kProtocolVersion)
+        return Error{Errc::protocol, "server speaks protocol version " + std::to_string(r->version()) +
+                                         ", this client " + std::to_string(kProtocolVersion)};
+    return static_cast<pid_t>(r->server_pid());
+}
+
+Result<Container> Client::launch(const LaunchOptions& o) {
+    std::vector<int> fds;
+    std::vector<std::uint8_t> roles;
+    for (int i = 0; i < 3; ++i) {
+        if (o.stdio[i] < 0) continue;
+        fds.push_back(o.stdio[i]);
+        roles.push_back(static_cast<std::uint8_t>(i)); // FdRole Stdin/Stdout/Stderr are 0/1/2
+    }
+    auto reply = call(
+        [&](auto& fbb) {
+            auto id = o.id.empty() ? 0 : fbb.CreateString(o.id);
+            auto argv = fbb.CreateVectorOfStrings(o.argv);
+            auto env = fbb.CreateVectorOfStrings(o.env);
+            auto cwd = o.cwd.empty() ? 0 : fbb.CreateString(o.cwd);
+            auto fd_roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(roles.data()),
+                                             roles.size());
+            auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles);
+            return std::pair{wire::Request::Launch, body.Union()};
+        },
+        fds);
+    if (!reply) return std::move(reply).error();
+    const wire::LaunchReply* r = reply->message->reply_as_LaunchReply();
+    if (!r) return Error{Errc::protocol, "server answered Launch with another reply"};
+    if (reply->datagram.fds.size() != 1)
+        return Error{Errc::protocol, "Launch reply did not carry exactly one pidfd"};
+    return Container(read_info(*r->container()), std::move(reply->datagram.fds[0]));
+}
+
+Result<std::uint32_t> Client::send_wait(const std::string& id) {
+    flatbuffers::FlatBufferBuilder fbb(128);
+    const std::uint32_t seq = next_seq_;
+    auto body = wire::CreateWait(fbb, fbb.CreateString(id));
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, wire::Request::Wait, body.Union()));
+    return send(fbb);
+}
+
+Result<ExitStatus> Client::receive_wait(std::uint32_t seq) {
+    auto reply = receive(seq);
+    if (!reply) return std::move(reply).error();
+    const wire::WaitReply* r = reply->message->reply_as_WaitReply();
+    if (!r) return Error{Errc::protocol, "server answered Wait with another reply"};
+    const ContainerInfo info = read_info(*r->container());
+    if (!info.exit) return Error{Errc::protocol, "Wait reply without an exit status"};
+    return *info.exit;
+}
+
+Result<ExitStatus> Client::wait(const std::string& id) {
+    auto seq = send_wait(id);
+    if (!seq) return std::move(seq).error();
+    return receive_wait(*seq);
+}
+
+Result<void> Client::kill(const std::string& id, int signal) {
+    auto reply = call([&](auto& fbb) {
+        auto body = wire::CreateKill(fbb, fbb.CreateString(id), signal);
+        return std::pair{wire::Request::Kill, body.Union()};
+    });
+    if (!reply) return std::move(reply).error();
+    if (!reply->message->reply_as_KillReply())
+        return Error{Errc::protocol, "server answered Kill with another reply"};
+    return {};
+}
+
+Result<ContainerInfo> Client::destroy(const std::string& id) {
+    auto reply = call([&](auto& fbb) {
+        auto body = wire::CreateDestroy(fbb, fbb.CreateString(id));
+        return std::pair{wire::Request::Destroy, body.Union()};
+    });
+    if (!reply) return std::move(reply).error();
+    const wire::DestroyReply* r = reply->message->reply_as_DestroyReply();
+    if (!r) return Error{Errc::protocol, "server answered Destroy with another reply"};
+    return read_info(*r->container());
+}
+
+Result<std::vector<ContainerInfo>> Client::list() {
+    auto reply = call([](auto& fbb) {
+        return std::pair{wire::Request::List, wire::CreateList(fbb).Union()};
+    });
+    if (!reply) return std::move(reply).error();
+    const wire::ListReply* r = reply->message->reply_as_ListReply();
+    if (!r) return Error{Errc::protocol, "server answered List with another reply"};
+    std::vector<ContainerInfo> out;
+    if (r->containers())
+        for (const wire::ContainerInfo* c : *r->containers()) out.push_back(read_info(*c));
+    return out;
+}
+
+} // namespace nsfork

@@ -1,0 +1,100 @@
+// The client library agents link: a blocking client of one nsfork server.
+//
+// One Client is one connection; it is not thread-safe (give each thread its own, or lock).
+#pragma once
+
+#include "launcher/error.hpp"
+#include "launcher/exit_status.hpp"
+#include "launcher/fd.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/types.hpp"
+
+#include <array>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace flatbuffers {
+class FlatBufferBuilder;
+}
+
+namespace nsfork {
+
+struct LaunchOptions {
+    std::string id;                       // empty: the server picks one
+    std::vector<std::string> argv;        // the command, argv[0] looked up in env's PATH
+    std::vector<std::string> env;         // exactly the command's environment
+    std::string cwd;                      // empty: "/"
+    std::array<int, 3> stdio{-1, -1, -1}; // fds for the container's 0, 1, 2 (-1: /dev/null)
+};
+
+// A launched container: its description and a pidfd of its init, owned by the caller.
+// The pidfd can be polled (readable at exit) and signalled, not waited: status comes from wait().
+class Container {
+public:
+    Container(ContainerInfo info, UniqueFd pidfd) : info_(std::move(info)), pidfd_(std::move(pidfd)) {}
+
+    const std::string& id() const { return info_.id; }
+    int pidfd() const { return pidfd_.get(); }
+    pid_t pid() const { return info_.pid; }
+    std::uint64_t pidns_inode() const { return info_.pidns; }
+    const ContainerInfo& info() const { return info_; }
+    UniqueFd release_pidfd() { return std::move(pidfd_); }
+
+private:
+    ContainerInfo info_;
+    UniqueFd pidfd_;
+};
+
+class Client {
+public:
+    // Connects to the server listening at `socket_path`.
+    static Result<Client> connect(const std::string& socket_path);
+    // Wraps an already connected SOCK_SEQPACKET socket (e.g. from start_server_before_threads).
+    explicit Client(UniqueFd socket) : sock_(std::move(socket)) {}
+    Client(Client&& other) noexcept = default;
+    Client& operator=(Client&& other) noexcept;
+    // Closes the connection; a server this client owns (see own_server) is then reaped.
+    ~Client();
+
+    // Makes this client the owner of an embedded server process (its pidfd): the destructor
+    // closes the connection, upon which that server kills its containers and exits, and reaps it.
+    void own_server(UniqueFd server_pidfd) { server_pidfd_ = std::move(server_pidfd); }
+
+    // Launches a container; returns once its command was exec'd.
+    Result<Container> launch(const LaunchOptions& options);
+    // Blocks until the container ended; the same answer every time after that.
+    Result<ExitStatus> wait(const std::string& id);
+    // Sends `signal` to the container's init (which forwards it to the command).
+    Result<void> kill(const std::string& id, int signal);
+    // Kills every process of the container, waits until they are gone and forgets it.
+    // Returns its final description (exit status included).
+    Result<ContainerInfo> destroy(const std::string& id);
+    Result<std::vector<ContainerInfo>> list();
+    // Round trip with no work: protocol version check, and the server's pid.
+    Result<pid_t> hello();
+
+    // For callers with their own event loop: send a Wait now, poll native_handle() for
+    // readability, then collect the answer with receive_wait(seq) (which blocks until it came).
+    Result<std::uint32_t> send_wait(const std::string& id);
+    Result<ExitStatus> receive_wait(std::uint32_t seq);
+
+    int native_handle() const { return sock_.get(); }
+
+private:
+    struct Reply;
+    Result<std::uint32_t> send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
+    Result<Reply> receive(std::uint32_t seq);
+    template <class Build>
+    Result<Reply> call(Build&& build, std::span<const int> fds = {});
+
+    void close_and_reap_server();
+
+    UniqueFd sock_;
+    UniqueFd server_pidfd_;
+    std::uint32_t next_seq_ = 1;
+    std::map<std::uint32_t, Datagram> early_; // replies that arrived before they were asked for
+};
+
+} // namespace nsfork

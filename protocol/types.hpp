@@ -1,0 +1,31 @@
+// The plain C++ types of the client API, free of flatbuffers.
+#pragma once
+
+#include "launcher/exit_status.hpp"
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nsfork {
+
+enum class State : std::uint8_t { starting = 0, running = 1, exited = 2, destroyed = 3 };
+
+std::string_view to_string(State s);
+
+struct ContainerInfo {
+    std::string id;
+    std::string parent;
+    pid_t pid = -1;                  // host pid of the init (the server's namespace)
+    std::uint64_t pidns = 0;         // pid namespace inode
+    State state = State::starting;
+    std::optional<ExitStatus> exit;  // set once it ended
+};
+
+// One JSON object for `info`, as the CLI's --json prints it.
+std::string to_json(const ContainerInfo& info);
+
+} // namespace nsfork

@@ -1,0 +1,718 @@
+// The server: connections, the container registry and its state machine, on one io_context.
+#include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
+
+#include "server.hpp"
+
+#include "launcher/pidfd.hpp"
+#include "launcher/spawn.hpp"
+#include "launcher/syscalls.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/messages.hpp"
+#include "server/ids.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <fcntl.h>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <deque>
+#include <map>
+#include <memory>
+#include <optional>
+
+#ifndef NSFORK_INSTALLED_SHIM
+#define NSFORK_INSTALLED_SHIM "/usr/local/bin/nsfork-shim"
+#endif
+
+namespace nsfork {
+
+namespace asio = boost::asio;
+using Descriptor = asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+namespace {
+
+// Datagrams handled from one connection before others get a turn.
+constexpr int kReadBatch = 64;
+// Replies queued for a client that does not read before it is disconnected.
+constexpr std::size_t kMaxOutbox = 4096;
+
+// Who is waiting for an answer: a connection and the request's sequence number.
+struct Waiter {
+    std::uint64_t conn;
+    std::uint32_t seq;
+};
+
+// One container: the server's record of it and the kernel objects it owns.
+struct Container {
+    Container(asio::io_context& io, Spawned&& s) : pidfd(io, s.pidfd.release()), report(std::in_place, io, s.report.release()) {}
+
+    ContainerInfo info;
+    std::string command;              // argv[0], for messages
+    std::string cwd;                  // for messages
+    Descriptor pidfd;                 // the init's pidfd, watched for exit
+    std::optional<Descriptor> report; // until the exec report was read
+    std::optional<Waiter> launcher;   // who waits for the Launch reply
+    std::vector<Waiter> waiters;      // Wait requests
+    std::vector<Waiter> destroyers;   // Destroy requests
+    bool failed = false;              // launch failed: invisible, forgotten once reaped
+    bool destroying = false;          // SIGKILL sent on behalf of a Destroy or shutdown
+    bool reaped = false;
+};
+
+class Server;
+
+// One client connection: reads requests, queues replies for a client that reads slowly.
+class Connection : public std::enable_shared_from_this<Connection> {
+public:
+    Connection(Server& server, std::uint64_t id, int fd, asio::io_context& io)
+        : server_(server), id_(id), sock_(io, fd) {}
+
+    std::uint64_t id() const { return id_; }
+    void start() { arm_read(); }
+    void send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
+    void close();
+
+private:
+    struct Outgoing {
+        std::vector<std::uint8_t> bytes;
+        std::vector<UniqueFd> fds;
+    };
+    void arm_read();
+    void read_ready();
+    void arm_write();
+
+    Server& server_;
+    std::uint64_t id_;
+    Descriptor sock_;
+    std::deque<Outgoing> outbox_;
+    bool closed_ = false;
+};
+
+class Server {
+public:
+    explicit Server(const ServerOptions& options) : opts_(options), signals_(io_) {}
+
+    Result<void> start(UniqueFd initial);
+    int run() {
+        io_.run();
+        return 0;
+    }
+
+    void handle(Connection& conn, Datagram& datagram);
+    void connection_closed(std::uint64_t id);
+
+private:
+    Result<void> check_host();
+    Result<void> listen();
+    void arm_accept();
+    void accept_ready();
+    void add_connection(UniqueFd fd);
+
+    void on_hello(Connection& c, std::uint32_t seq, const wire::Hello& req);
+    void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds);
+    void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
+    void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
+    void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
+    void on_list(Connection& c, std::uint32_t seq);
+
+    Result<LaunchSpec> launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds);
+    Result<std::string> pick_id(const wire::Launch& req);
+    void watch_report(const std::shared_ptr<Container>& c);
+    void watch_exit(const std::shared_ptr<Container>& c);
+    void finish_launch(Container& c, Result<void> outcome);
+    void on_exit(const std::shared_ptr<Container>& c, ExitStatus status);
+    void kill_container(Container& c);
+
+    std::shared_ptr<Container> find(std::string_view id);
+    void reply(const Waiter& w, const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
+    void reply_error(const Waiter& w, const Error& e);
+    void reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& info, int pidfd = -1);
+
+    void shutdown(const char* why);
+
+    asio::io_context io_;
+    ServerOptions opts_;
+    std::string shim_;
+    std::optional<Descriptor> listener_;
+    asio::signal_set signals_;
+    std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
+    std::map<std::string, std::shared_ptr<Container>, std::less<>> containers_;
+    std::uint64_t next_conn_ = 1;
+    std::uint64_t next_auto_id_ = 1;
+    std::size_t live_ = 0; // containers not yet reaped
+    bool stopping_ = false;
+};
+
+// ---- Connection ----
+
+void Connection::arm_read() {
+    sock_.async_wait(Descriptor::wait_read, [self = shared_from_this()](error_code ec) {
+        if (!ec && !self->closed_) self->read_ready();
+    });
+}
+
+// Reads until the socket is empty (Asio's epoll is edge-triggered), a batch at a time.
+void Connection::read_ready() {
+    for (int i = 0; i < kReadBatch; ++i) {
+        auto got = recv_datagram(sock_.native_handle());
+        if (!got) {
+            const Error& e = got.error();
+            if (e.sys_errno == EAGAIN) return arm_read();
+            if (e.code == Errc::protocol) {
+                // The bad datagram is consumed; the stream stays in step, so say why and go on.
+                spdlog::warn("connection {}: {}", id_, e.message);
+                flatbuffers::FlatBufferBuilder fbb(256);
+                write_error_reply(fbb, 0, e);
+                send(fbb);
+                continue;
+            }
+            if (e.code != Errc::disconnected) spdlog::warn("connection {}: {}", id_, e.message);
+            return close();
+        }
+        server_.handle(*this, *got);
+        if (closed_) return;
+    }
+    asio::post(sock_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_) self->read_ready();
+    });
+}
+
+void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
+    if (closed_) return;
+    std::span<const std::uint8_t> bytes{fbb.GetBufferPointer(), fbb.GetSize()};
+    if (outbox_.empty()) {
+        auto sent = send_datagram(sock_.native_handle(), bytes, fds);
+        if (sent) return;
+        if (sent.error().sys_errno != EAGAIN) {
+            spdlog::debug("connection {}: {}", id_, sent.error().message);
+            return close();
+        }
+    }
+    if (outbox_.size() >= kMaxOutbox) {
+        spdlog::warn("connection {}: {} replies unread, disconnecting", id_, outbox_.size());
+        return close();
+    }
+    Outgoing out{{bytes.begin(), bytes.end()}, {}};
+    for (int fd : fds) out.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    outbox_.push_back(std::move(out));
+    if (outbox_.size() == 1) arm_write();
+}
+
+void Connection::arm_write() {
+    sock_.async_wait(Descriptor::wait_write, [self = shared_from_this()](error_code ec) {
+        if (ec || self->closed_) return;
+        while (!self->outbox_.empty()) {
+            Outgoing& out = self->outbox_.front();
+            std::vector<int> fds;
+            for (auto& fd : out.fds) fds.push_back(fd.get());
+            auto sent = send_datagram(self->sock_.native_handle(), out.bytes, fds);
+            if (!sent) {
+                if (sent.error().sys_errno == EAGAIN) return self->arm_write();
+                return self->close();
+            }
+            self->outbox_.pop_front();
+        }
+    });
+}
+
+void Connection::close() {
+    if (closed_) return;
+    closed_ = true;
+    outbox_.clear();
+    error_code ignored;
+    sock_.close(ignored);
+    server_.connection_closed(id_);
+}
+
+// ---- Server: start-up ----
+
+std::string kernel_too_old() {
+    utsname u{};
+    if (::uname(&u) < 0) return {};
+    int major = 0, minor = 0;
+    if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return {};
+    if (major > 5 || (major == 5 && minor >= 14)) return {};
+    return fmt::format("Linux {} is too old: nsfork needs 5.14 or newer (clone3 with CLONE_PIDFD "
+                       "and CLONE_INTO_CGROUP, waitid(P_PIDFD), cgroup.kill)",
+                       u.release);
+}
+
+Result<void> Server::check_host() {
+    if (int n = thread_count(); n != 1)
+        return Error{Errc::unavailable,
+                     fmt::format("the nsfork server must be single-threaded, this process has {} "
+                                 "threads: start it before creating any thread",
+                                 n)};
+    if (::geteuid() != 0)
+        return Error{Errc::unavailable,
+                     "nsfork needs root (CAP_SYS_ADMIN) to create pid and mount namespaces"};
+    if (std::string old = kernel_too_old(); !old.empty()) return Error{Errc::unavailable, old};
+    shim_ = opts_.shim_path.empty() ? default_shim_path() : opts_.shim_path;
+    if (::access(shim_.c_str(), X_OK) < 0)
+        return sys_error(Errc::unavailable, "cannot use nsfork-shim at " + shim_, errno);
+    // New fds must never land on 0, 1 or 2.
+    for (int fd = 0; fd < 3; ++fd)
+        if (::fcntl(fd, F_GETFD) < 0 && ::open("/dev/null", O_RDWR) != fd)
+            return sys_error(Errc::internal, "cannot open /dev/null", errno);
+    // An inherited SIG_IGN for SIGCHLD would make the kernel auto-reap containers.
+    ::signal(SIGCHLD, SIG_DFL);
+    // Logging to a closed pipe must not kill the server.
+    ::signal(SIGPIPE, SIG_IGN);
+    return {};
+}
+
+Result<void> Server::listen() {
+    const std::string& path = opts_.socket_path;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return Error{Errc::bad_request, "socket path too long: " + path};
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return Error{Errc::unavailable, path + " exists and is not a socket"};
+        if (Client::connect(path)) return Error{Errc::unavailable, "a server already listens on " + path};
+        ::unlink(path.c_str()); // stale: nobody answers
+    }
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!sock) return sys_error(Errc::internal, "socket failed", errno);
+    // The file is created 0600 from the start: no window in which another user could connect.
+    const mode_t old_mask = ::umask(0177);
+    const int rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    const int bind_errno = errno;
+    ::umask(old_mask);
+    if (rc < 0) return sys_error(Errc::unavailable, "cannot bind " + path, bind_errno);
+    if (::listen(sock.get(), SOMAXCONN) < 0) return sys_error(Errc::internal, "listen failed", errno);
+    listener_.emplace(io_, sock.release());
+    arm_accept();
+    spdlog::info("listening on {}", path);
+    return {};
+}
+
+Result<void> Server::start(UniqueFd initial) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "nsfork", std::make_shared<spdlog::sinks::stderr_sink_st>()));
+    spdlog::set_pattern("nsfork[%P] %L %v");
+    spdlog::set_level(spdlog::level::from_str(opts_.log_level));
+
+    auto fail = [&](Error e) -> Result<void> {
+        spdlog::error("{}", e.message);
+        if (initial) { // tell the embedding client why, on seq 0
+            flatbuffers::FlatBufferBuilder fbb(256);
+            write_error_reply(fbb, 0, e);
+            (void)send_datagram(initial.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+        }
+        return e;
+    };
+    if (auto ok = check_host(); !ok) return fail(std::move(ok).error());
+    if (!opts_.socket_path.empty())
+        if (auto ok = listen(); !ok) return fail(std::move(ok).error());
+    if (initial) add_connection(std::move(initial));
+
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](error_code ec, int sig) {
+        if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+    spdlog::debug("server {} ready, shim {}", ::getpid(), shim_);
+    return {};
+}
+
+void Server::arm_accept() {
+    listener_->async_wait(Descriptor::wait_read, [this](error_code ec) {
+        if (!ec && listener_) accept_ready();
+    });
+}
+
+void Server::accept_ready() {
+    for (;;) {
+        UniqueFd fd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!fd) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno != EAGAIN) spdlog::error("accept4 failed: {}", std::strerror(errno));
+            break; // EMFILE and friends: try again at the next readiness
+        }
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
+            (cred.uid != 0 && cred.uid != ::geteuid())) {
+            spdlog::warn("refused a connection from uid {} pid {}", cred.uid, cred.pid);
+            flatbuffers::FlatBufferBuilder fbb(256);
+            write_error_reply(fbb, 0, Error{Errc::not_permitted,
+                                            fmt::format("uid {} may not use this nsfork server", cred.uid)});
+            (void)send_datagram(fd.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+            continue;
+        }
+        add_connection(std::move(fd));
+    }
+    arm_accept();
+}
+
+void Server::add_connection(UniqueFd fd) {
+    ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) | O_NONBLOCK);
+    const std::uint64_t id = next_conn_++;
+    auto conn = std::make_shared<Connection>(*this, id, fd.release(), io_);
+    conns_.emplace(id, conn);
+    spdlog::debug("connection {} opened", id);
+    conn->start();
+}
+
+void Server::connection_closed(std::uint64_t id) {
+    conns_.erase(id);
+    spdlog::debug("connection {} closed", id);
+    // A private server (no socket path) exists for its one client only.
+    if (!listener_ && conns_.empty()) shutdown("last client disconnected");
+}
+
+// ---- Server: requests ----
+
+void Server::handle(Connection& conn, Datagram& d) {
+    const wire::RequestMessage* msg = verify_request(d.bytes);
+    if (!msg) {
+        reply_error({conn.id(), 0}, Error{Errc::protocol, "request does not verify as an nsfork RequestMessage"});
+        return;
+    }
+    const std::uint32_t seq = msg->seq();
+    const Waiter w{conn.id(), seq};
+    // Only Launch takes fds; anything else carrying some is refused (they close with `d`).
+    if (msg->request_type() != wire::Request::Launch && !d.fds.empty())
+        return reply_error(w, Error{Errc::bad_request, "only Launch requests may carry fds"});
+    switch (msg->request_type()) {
+    case wire::Request::Hello: return on_hello(conn, seq, *msg->request_as_Hello());
+    case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), d.fds);
+    case wire::Request::Wait: return on_wait(conn, seq, *msg->request_as_Wait());
+    case wire::Request::Kill: return on_kill(conn, seq, *msg->request_as_Kill());
+    case wire::Request::Destroy: return on_destroy(conn, seq, *msg->request_as_Destroy());
+    case wire::Request::List: return on_list(conn, seq);
+    default:
+        return reply_error(w, Error{Errc::bad_request,
+                                    fmt::format("unknown request kind {}",
+                                                static_cast<int>(msg->request_type()))});
+    }
+}
+
+void Server::on_hello(Connection& c, std::uint32_t seq, const wire::Hello&) {
+    flatbuffers::FlatBufferBuilder fbb(64);
+    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid());
+    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
+    c.send(fbb);
+}
+
+// Checks a string the kernel will see as a C string.
+Result<void> check_c_string(const flatbuffers::String* s, const std::string& what) {
+    if (s && std::memchr(s->c_str(), '\0', s->size()))
+        return Error{Errc::bad_request, what + " contains a NUL byte"};
+    return {};
+}
+
+Result<LaunchSpec> Server::launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds) {
+    LaunchSpec spec;
+    spec.init_path = shim_;
+
+    const std::size_t declared = req.fds() ? req.fds()->size() : 0;
+    if (declared != fds.size())
+        return Error{Errc::bad_request,
+                     fmt::format("request declares {} fds but carries {}", declared, fds.size())};
+    for (std::size_t i = 0; i < declared; ++i) {
+        const auto role = req.fds()->Get(i);
+        const auto slot = static_cast<std::size_t>(role);
+        if (slot > 2)
+            return Error{Errc::bad_request, fmt::format("fd {} has role {}, which a Launch cannot take",
+                                                        i, static_cast<int>(role))};
+        if (spec.stdio[slot] >= 0)
+            return Error{Errc::bad_request, fmt::format("two fds for stdio slot {}", slot)};
+        spec.stdio[slot] = fds[i].get();
+    }
+
+    if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};
+    for (flatbuffers::uoffset_t i = 0; i < req.argv()->size(); ++i) {
+        const flatbuffers::String* a = req.argv()->Get(i);
+        if (auto ok = check_c_string(a, fmt::format("argv[{}]", i)); !ok) return std::move(ok).error();
+        spec.argv.push_back(a->str());
+    }
+    if (spec.argv[0].empty()) return Error{Errc::bad_request, "argv[0] is empty: no command to run"};
+    if (req.env()) {
+        for (flatbuffers::uoffset_t i = 0; i < req.env()->size(); ++i) {
+            const flatbuffers::String* e = req.env()->Get(i);
+            if (auto ok = check_c_string(e, fmt::format("environment entry {}", i)); !ok)
+                return std::move(ok).error();
+            if (!std::memchr(e->c_str(), '=', e->size()) || e->size() == 0 || e->c_str()[0] == '=')
+                return Error{Errc::bad_request,
+                             fmt::format("environment entry {} ('{}') is not of the form NAME=VALUE",
+                                         i, e->string_view().substr(0, 64))};
+            spec.env.push_back(e->str());
+        }
+    }
+    if (req.cwd()) {
+        if (auto ok = check_c_string(req.cwd(), "cwd"); !ok) return std::move(ok).error();
+        spec.cwd = req.cwd()->str();
+        if (spec.cwd.empty() || spec.cwd[0] != '/')
+            return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};
+    }
+    return spec;
+}
+
+Result<std::string> Server::pick_id(const wire::Launch& req) {
+    if (req.id() && req.id()->size() > 0) {
+        std::string id = req.id()->str();
+        if (auto ok = validate_id(id); !ok) return std::move(ok).error();
+        if (containers_.count(id))
+            return Error{Errc::duplicate_id, "a container with id '" + id + "' already exists"};
+        return id;
+    }
+    for (;;) {
+        std::string id = fmt::format("nsfork-{}-{}", ::getpid(), next_auto_id_++);
+        if (!containers_.count(id)) return id;
+    }
+}
+
+void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& req,
+                       std::vector<UniqueFd>& fds) {
+    const Waiter w{conn.id(), seq};
+    if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
+    auto id = pick_id(req);
+    if (!id) return reply_error(w, id.error());
+    auto spec = launch_spec(req, fds);
+    if (!spec) return reply_error(w, spec.error());
+
+    auto spawned = spawn(*spec);
+    if (!spawned) return reply_error(w, spawned.error());
+    const pid_t pid = spawned->pid;
+    auto c = std::make_shared<Container>(io_, std::move(*spawned));
+    ++live_;
+    c->info.id = *id;
+    c->info.pid = pid;
+    c->info.pidns = pid_namespace_inode(pid); // safe: not reaped yet
+    c->info.state = State::starting;
+    c->command = spec->argv[0];
+    c->cwd = spec->cwd;
+    c->launcher = w;
+    containers_.emplace(*id, c);
+    spdlog::debug("launch {}: pid {}, {}", *id, pid, c->command);
+    watch_report(c);
+    watch_exit(c);
+}
+
+void Server::watch_report(const std::shared_ptr<Container>& c) {
+    c->report->async_wait(Descriptor::wait_read, [this, c](error_code ec) {
+        if (ec || !c->report) return;
+        finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
+    });
+}
+
+// Answers the Launch once the init reported: exec succeeded, or why not.
+void Server::finish_launch(Container& c, Result<void> outcome) {
+    c.report.reset();
+    const Waiter w = *c.launcher;
+    c.launcher.reset();
+    if (outcome) {
+        c.info.state = State::running;
+        return reply_info(w, wire::Reply::LaunchReply, c.info, c.pidfd.native_handle());
+    }
+    Error e = std::move(outcome).error();
+    if (c.destroying) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};
+    spdlog::debug("launch {} failed: {}", c.info.id, e.message);
+    c.failed = true;
+    kill_container(c);
+    reply_error(w, e);
+}
+
+void Server::watch_exit(const std::shared_ptr<Container>& c) {
+    c->pidfd.async_wait(Descriptor::wait_read, [this, c](error_code ec) {
+        if (ec) return;
+        auto reaped = try_reap(c->pidfd.native_handle());
+        if (!reaped) {
+            spdlog::error("container {}: {}", c->info.id, reaped.error().message);
+            return;
+        }
+        if (!*reaped) return watch_exit(c); // not a zombie yet
+        on_exit(c, **reaped);
+    });
+}
+
+void Server::on_exit(const std::shared_ptr<Container>& c, ExitStatus status) {
+    --live_;
+    c->reaped = true;
+    // The init is gone, so every writer of the report pipe is: the read cannot block.
+    if (c->report) finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
+    c->info.exit = status;
+    c->info.state = c->destroying ? State::destroyed : State::exited;
+    spdlog::debug("container {} ended: status {}", c->info.id, status.shell_code());
+    for (const Waiter& w : std::exchange(c->waiters, {})) reply_info(w, wire::Reply::WaitReply, c->info);
+    if (c->destroying) {
+        for (const Waiter& w : std::exchange(c->destroyers, {}))
+            reply_info(w, wire::Reply::DestroyReply, c->info);
+        containers_.erase(c->info.id);
+    }
+    if (stopping_ && live_ == 0) io_.stop();
+}
+
+void Server::kill_container(Container& c) {
+    c.destroying = true;
+    if (c.reaped) return;
+    if (auto ok = signal_pidfd(c.pidfd.native_handle(), SIGKILL); !ok)
+        spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+}
+
+std::shared_ptr<Container> Server::find(std::string_view id) {
+    auto it = containers_.find(id);
+    if (it == containers_.end() || it->second->failed) return nullptr;
+    return it->second;
+}
+
+Error unknown(std::string_view id) {
+    return Error{Errc::unknown_container, fmt::format("no container with id '{}'", id)};
+}
+
+void Server::on_wait(Connection& conn, std::uint32_t seq, const wire::Wait& req) {
+    const Waiter w{conn.id(), seq};
+    auto c = find(req.id()->string_view());
+    if (!c) return reply_error(w, unknown(req.id()->string_view()));
+    if (c->reaped) return reply_info(w, wire::Reply::WaitReply, c->info);
+    c->waiters.push_back(w);
+}
+
+void Server::on_kill(Connection& conn, std::uint32_t seq, const wire::Kill& req) {
+    const Waiter w{conn.id(), seq};
+    auto c = find(req.id()->string_view());
+    if (!c) return reply_error(w, unknown(req.id()->string_view()));
+    const int sig = req.signal();
+    if (sig < 1 || sig > SIGRTMAX)
+        return reply_error(w, Error{Errc::bad_request, fmt::format("signal {} is out of range 1..{}", sig, SIGRTMAX)});
+    if (c->reaped)
+        return reply_error(w, Error{Errc::invalid_state, "container '" + c->info.id + "' has already ended"});
+    if (auto ok = signal_pidfd(c->pidfd.native_handle(), sig); !ok) return reply_error(w, ok.error());
+    flatbuffers::FlatBufferBuilder fbb(64);
+    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::KillReply, wire::CreateKillReply(fbb).Union()));
+    reply(w, fbb);
+}
+
+void Server::on_destroy(Connection& conn, std::uint32_t seq, const wire::Destroy& req) {
+    const Waiter w{conn.id(), seq};
+    auto c = find(req.id()->string_view());
+    if (!c) return reply_error(w, unknown(req.id()->string_view()));
+    if (c->reaped) { // already ended: forget it, answer with its status
+        c->info.state = State::destroyed;
+        reply_info(w, wire::Reply::DestroyReply, c->info);
+        containers_.erase(c->info.id);
+        return;
+    }
+    c->destroyers.push_back(w);
+    if (!c->destroying) kill_container(*c);
+}
+
+void Server::on_list(Connection& conn, std::uint32_t seq) {
+    flatbuffers::FlatBufferBuilder fbb(1024);
+    std::vector<flatbuffers::Offset<wire::ContainerInfo>> infos;
+    for (const auto& [id, c] : containers_)
+        if (!c->failed) infos.push_back(write_info(fbb, c->info));
+    auto body = wire::CreateListReply(fbb, fbb.CreateVector(infos));
+    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::ListReply, body.Union()));
+    reply({conn.id(), seq}, fbb);
+}
+
+// ---- Server: replies ----
+
+void Server::reply(const Waiter& w, const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
+    auto it = conns_.find(w.conn);
+    if (it != conns_.end()) it->second->send(fbb, fds);
+}
+
+void Server::reply_error(const Waiter& w, const Error& e) {
+    flatbuffers::FlatBufferBuilder fbb(256);
+    write_error_reply(fbb, w.seq, e);
+    reply(w, fbb);
+}
+
+void Server::reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& info, int pidfd) {
+    flatbuffers::FlatBufferBuilder fbb(256);
+    auto ci = write_info(fbb, info);
+    flatbuffers::Offset<void> body;
+    switch (type) {
+    case wire::Reply::LaunchReply: {
+        const wire::FdRole role = wire::FdRole::Pidfd;
+        body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(&role, 1)).Union();
+        break;
+    }
+    case wire::Reply::WaitReply: body = wire::CreateWaitReply(fbb, ci).Union(); break;
+    default: body = wire::CreateDestroyReply(fbb, ci).Union(); break;
+    }
+    fbb.Finish(wire::CreateReplyMessage(fbb, w.seq, type, body));
+    if (pidfd >= 0) reply(w, fbb, std::span<const int>(&pidfd, 1));
+    else reply(w, fbb);
+}
+
+void Server::shutdown(const char* why) {
+    if (stopping_) return;
+    stopping_ = true;
+    spdlog::info("shutting down ({}): killing {} container(s)", why, live_);
+    if (listener_) {
+        listener_.reset();
+        ::unlink(opts_.socket_path.c_str());
+    }
+    signals_.cancel();
+    for (auto& [id, c] : containers_) kill_container(*c);
+    if (live_ == 0) io_.stop();
+}
+
+} // namespace
+
+std::string default_shim_path() {
+    char exe[4096];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        std::string path(exe, static_cast<std::size_t>(n));
+        path = path.substr(0, path.rfind('/') + 1) + "nsfork-shim";
+        if (::access(path.c_str(), X_OK) == 0) return path;
+    }
+    return NSFORK_INSTALLED_SHIM;
+}
+
+int run_server(const ServerOptions& options, UniqueFd initial_connection) {
+    Server server(options);
+    if (!server.start(std::move(initial_connection))) return 1;
+    return server.run();
+}
+
+Result<Client> start_server_before_threads(const ServerOptions& options) {
+    if (int n = thread_count(); n != 1)
+        return Error{Errc::unavailable,
+                     fmt::format("start_server_before_threads: this process has {} threads; the "
+                                 "server can only be forked before any thread is started",
+                                 n)};
+    auto pair = seqpacket_pair();
+    if (!pair) return std::move(pair).error();
+    auto& [client_end, server_end] = *pair;
+    const pid_t pid = ::fork();
+    if (pid < 0) return sys_error(Errc::internal, "fork failed", errno);
+    if (pid == 0) {
+        client_end.reset();
+        ::setsid(); // out of the caller's terminal: its Ctrl-C is for the caller to forward
+        ::_exit(run_server(options, std::move(server_end)));
+    }
+    server_end.reset();
+    UniqueFd pidfd(sys::pidfd_open(pid, 0));
+    Client client(std::move(client_end));
+    if (!pidfd) {
+        Error e = sys_error(Errc::internal, "pidfd_open(server) failed", errno);
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        return e;
+    }
+    client.own_server(std::move(pidfd));
+    return client;
+}
+
+} // namespace nsfork

@@ -1,0 +1,34 @@
+// The nsfork server: one thread, one Boost.Asio io_context, containers as direct children.
+// Asio stays inside server.cpp; this header is cheap to include.
+#pragma once
+
+#include "launcher/error.hpp"
+#include "launcher/fd.hpp"
+#include "protocol/client.hpp"
+
+#include <string>
+
+namespace nsfork {
+
+struct ServerOptions {
+    std::string socket_path;  // listen here (mode 0600); empty: only the initial connection
+    std::string shim_path;    // nsfork-shim; empty: default_shim_path()
+    std::string log_level = "info";
+};
+
+// Where nsfork-shim is looked for by default: beside the running executable, else the
+// installed libexec path.
+std::string default_shim_path();
+
+// Runs a server until SIGTERM/SIGINT, or — without a socket path — until the last connection
+// closed. Every container is killed and reaped before it returns. Returns a process exit code.
+// Only from a single-threaded process (it checks, and refuses otherwise).
+int run_server(const ServerOptions& options, UniqueFd initial_connection = {});
+
+// The embedding entry point: forks a private server off the calling process, connected over a
+// socketpair, and returns the client end. Call it at the top of main(), before any thread
+// exists (refused otherwise). The server lives as long as the returned Client: destroying the
+// Client kills every container and reaps the server.
+Result<Client> start_server_before_threads(const ServerOptions& options = {});
+
+} // namespace nsfork
