@@ -55,7 +55,14 @@ void Client::close_and_reap_server() {
 Result<std::uint32_t> Client::send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
     if (!sock_) return Error{Errc::disconnected, "client is not connected"};
     auto sent = send_datagram(sock_.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, fds);
-    if (!sent) return std::move(sent).error();
+    if (!sent) {
+        // A server that refused us said why (on seq 0) before it closed: prefer its word.
+        if (sent.error().code == Errc::disconnected)
+            if (auto said = recv_datagram(sock_.get()))
+                if (const wire::ReplyMessage* m = verify_reply(said->bytes); m && m->seq() == 0)
+                    if (const wire::Error* e = m->reply_as_Error()) return read_error(*e);
+        return std::move(sent).error();
+    }
     return next_seq_++;
 }
 

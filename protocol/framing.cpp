@@ -65,7 +65,7 @@ Result<Datagram> recv_datagram(int sock) {
     // comes with the peer's shutdown visible as POLLRDHUP.
     if (n == 0 && d.fds.empty() && !(msg.msg_flags & MSG_TRUNC)) {
         pollfd p{sock, POLLRDHUP, 0};
-        if (::poll(&p, 1, 0) != 1 || (p.revents & (POLLRDHUP | POLLHUP)))
+        if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)))
             return Error{Errc::disconnected, "peer closed the connection"};
     }
     if (msg.msg_flags & MSG_CTRUNC)

@@ -201,7 +201,8 @@ int cmd_run(const Options& o) {
         lo.cwd = here;
         std::free(here);
     }
-    lo.stdio = {0, 1, 2};
+    // A detached container must not hold our stdout: `id=$(nsfork run --detach …)` would hang.
+    if (!o.detach) lo.stdio = {0, 1, 2};
     auto ct = client->launch(lo);
     if (!ct) return fail(ct.error());
 

@@ -1,0 +1,86 @@
+// What the integration tests share: root checks, a real server process, running commands.
+#pragma once
+
+#include "launcher/exit_status.hpp"
+#include "launcher/fd.hpp"
+#include "protocol/client.hpp"
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+namespace nsfork::test {
+
+// Paths of the built binaries (NSFORK_BIN_DIR is set by the build).
+std::string bin(const std::string& name);
+inline std::string probe() { return bin("nsfork-probe"); }
+
+// Skips the test (exit code 77, which ctest reports as skipped) with `why` when not root;
+// under CI=true a missing root fails the test instead.
+void require_root();
+
+// A fresh temporary directory, removed (recursively) on destruction.
+class TempDir {
+public:
+    TempDir();
+    ~TempDir();
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+// A real `nsfork serve` process on a socket in a temporary directory; SIGTERM and reaped on
+// destruction.
+class ServerProcess {
+public:
+    explicit ServerProcess(std::vector<std::string> extra_args = {});
+    ~ServerProcess();
+    const std::string& socket() const { return socket_; }
+    pid_t pid() const { return pid_; }
+    Client connect() const;
+    // Stops it now (SIGTERM), returns its exit status.
+    ExitStatus stop();
+
+private:
+    TempDir dir_;
+    std::string socket_;
+    pid_t pid_ = -1;
+};
+
+// A pipe, both ends close-on-exec.
+struct Pipe {
+    UniqueFd read, write;
+    Pipe();
+};
+
+// Reads `fd` to EOF.
+std::string read_all(int fd);
+// Reads one line (without '\n') from `fd`, byte by byte so nothing past it is consumed.
+std::string read_line(int fd);
+// Splits on '\n', dropping empty lines.
+std::vector<std::string> lines(const std::string& text);
+
+// Launches `argv` on `client` with stdout (and stderr) captured, waits, and destroys it.
+struct RunResult {
+    ExitStatus status;
+    std::string out;
+    ContainerInfo info;
+};
+RunResult run(Client& client, std::vector<std::string> argv, std::vector<std::string> env = {});
+
+// Runs a program (not in a container) with stdout and stderr captured.
+struct ProcessResult {
+    int exit_code = -1; // shell convention: 128+N when killed by signal N
+    std::string out, err;
+};
+ProcessResult run_process(const std::vector<std::string>& argv);
+
+// Pids (host view) of the processes whose pid namespace has inode `pidns`.
+std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
+
+// The PATH a container gets in the tests.
+inline const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+} // namespace nsfork::test

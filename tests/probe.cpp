@@ -1,0 +1,171 @@
+// nsfork-probe: a multi-call binary the tests run inside containers to look at what the
+// container sees. Each verb prints its finding on stdout, one item per line.
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <string>
+#include <vector>
+
+extern char** environ;
+
+namespace {
+
+// Numeric entries of a /proc directory.
+std::vector<long> numeric_entries(const char* path) {
+    std::vector<long> out;
+    DIR* d = ::opendir(path);
+    if (!d) return out;
+    while (dirent* e = ::readdir(d)) {
+        char* end;
+        const long n = std::strtol(e->d_name, &end, 10);
+        if (*end == 0 && e->d_name[0] != 0) out.push_back(n);
+    }
+    ::closedir(d);
+    return out;
+}
+
+// The state letter of /proc/PID/stat ('Z' for a zombie), or 0.
+char proc_state(long pid) {
+    char path[64], buf[512];
+    std::snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    FILE* f = std::fopen(path, "re");
+    if (!f) return 0;
+    const size_t n = std::fread(buf, 1, sizeof buf - 1, f);
+    std::fclose(f);
+    buf[n] = 0;
+    const char* paren = std::strrchr(buf, ')');
+    return paren && paren[1] ? paren[2] : 0;
+}
+
+void sleep_ms(long ms) {
+    timespec ts{ms / 1000, (ms % 1000) * 1000000};
+    ::nanosleep(&ts, nullptr);
+}
+
+[[noreturn]] void sleep_forever() {
+    for (;;) ::pause();
+}
+
+int usage() {
+    std::fputs("usage: nsfork-probe pid|ppid|pidns|fds|env|ps|sleep|exit N|signal-self N|"
+               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd\n",
+               stderr);
+    return 2;
+}
+
+volatile sig_atomic_t g_caught = 0;
+void on_signal(int sig) { g_caught = sig; }
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc < 2) return usage();
+    const std::string verb = argv[1];
+    const long arg = argc > 2 ? std::strtol(argv[2], nullptr, 10) : 0;
+
+    if (verb == "pid") std::printf("%d\n", ::getpid());
+    else if (verb == "ppid") std::printf("%d\n", ::getppid());
+    else if (verb == "cwd") {
+        char buf[4096];
+        std::printf("%s\n", ::getcwd(buf, sizeof buf) ? buf : "?");
+    } else if (verb == "pidns") {
+        struct stat st;
+        if (::stat("/proc/self/ns/pid", &st) < 0) return 1;
+        std::printf("%lu\n", static_cast<unsigned long>(st.st_ino));
+    } else if (verb == "fds") {
+        // Open the directory first so that its own fd can be left out.
+        DIR* d = ::opendir("/proc/self/fd");
+        if (!d) return 1;
+        const int own = ::dirfd(d);
+        while (dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.' && std::atoi(e->d_name) != own) std::printf("%s\n", e->d_name);
+        ::closedir(d);
+    } else if (verb == "env") {
+        for (char** e = environ; *e; ++e) std::printf("%s\n", *e);
+    } else if (verb == "ps") {
+        for (long pid : numeric_entries("/proc")) std::printf("%ld\n", pid);
+    } else if (verb == "sleep") {
+        std::printf("ready\n");
+        std::fflush(stdout);
+        sleep_forever();
+    } else if (verb == "exit") {
+        return static_cast<int>(arg);
+    } else if (verb == "signal-self") {
+        std::signal(static_cast<int>(arg), SIG_DFL);
+        ::kill(::getpid(), static_cast<int>(arg));
+        sleep_forever();
+    } else if (verb == "can-signal") {
+        // kill(pid, 0): "ok" if this process could signal it, else the errno's name.
+        const int rc = ::kill(static_cast<pid_t>(arg), 0);
+        std::printf("%s\n", rc == 0 ? "ok" : strerrorname_np(errno));
+    } else if (verb == "trap") {
+        // Handles the named signals; exits with 100+N on the first one caught.
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        for (int i = 2; i < argc; ++i) std::signal(std::atoi(argv[i]), on_signal);
+        std::printf("ready\n");
+        std::fflush(stdout);
+        while (!g_caught) ::pause();
+        std::printf("caught %d\n", static_cast<int>(g_caught));
+        return 100 + g_caught;
+    } else if (verb == "daemon") {
+        // A double-forked setsid daemon that starts N sleeping children; this process stays.
+        int ready[2];
+        if (::pipe2(ready, O_CLOEXEC) < 0) return 1;
+        const pid_t first = ::fork();
+        if (first == 0) {
+            ::setsid();
+            if (::fork() != 0) ::_exit(0);
+            for (long i = 0; i < arg; ++i)
+                if (::fork() == 0) sleep_forever();
+            [[maybe_unused]] ssize_t n = ::write(ready[1], "x", 1);
+            sleep_forever();
+        }
+        ::close(ready[1]);
+        ::waitpid(first, nullptr, 0);
+        char c;
+        if (::read(ready[0], &c, 1) != 1) return 1;
+        std::printf("ready\n");
+        std::fflush(stdout);
+        sleep_forever();
+    } else if (verb == "orphans") {
+        // N children each leave an orphan that exits at once; pid 1 must reap them.
+        for (long i = 0; i < arg; ++i) {
+            const pid_t child = ::fork();
+            if (child == 0) {
+                if (::fork() == 0) {
+                    sleep_ms(10);
+                    ::_exit(0);
+                }
+                ::_exit(0);
+            }
+            ::waitpid(child, nullptr, 0);
+        }
+        std::printf("spawned\n");
+        std::fflush(stdout);
+        return 0;
+    } else if (verb == "zombies") {
+        // Zombies visible in /proc, after giving pid 1 up to 5 s to reap them.
+        int zombies = 0;
+        for (int tries = 0; tries < 500; ++tries) {
+            zombies = 0;
+            for (long pid : numeric_entries("/proc")) zombies += proc_state(pid) == 'Z';
+            if (zombies == 0) break;
+            sleep_ms(10);
+        }
+        std::printf("%d\n", zombies);
+    } else {
+        return usage();
+    }
+    return 0;
+}

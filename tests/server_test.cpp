@@ -1,0 +1,317 @@
+// The server, as a real `nsfork serve` process, through the client library.
+#include "harness.hpp"
+#include "launcher/pidfd.hpp"
+#include "launcher/syscalls.hpp"
+
+#include <catch2/catch.hpp>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+#include <csignal>
+#include <cstdlib>
+
+using namespace nsfork;
+using namespace nsfork::test;
+
+TEST_CASE("server: ps inside shows only the container, the shim as pid 1") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    auto r = run(client, {"ps", "-e", "-o", "pid=,comm="});
+    CHECK(r.status == ExitStatus{0, 0});
+    auto rows = lines(r.out);
+    REQUIRE(rows.size() == 2);
+    CHECK(rows[0].find("1 nsfork-shim") != std::string::npos);
+    CHECK(rows[1].find("2 ps") != std::string::npos);
+}
+
+TEST_CASE("server: the container's pid namespace differs from the host's and is reported") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    auto r = run(client, {probe(), "pidns"});
+    CHECK(std::stoull(r.out) != pid_namespace_inode(0));
+    CHECK(std::stoull(r.out) == r.info.pidns);
+}
+
+TEST_CASE("server: a process inside cannot signal a host process") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    // The server's own pid, and ours: neither exists from inside.
+    auto r = run(client, {probe(), "can-signal", std::to_string(server.pid())});
+    CHECK(r.out == "ESRCH\n");
+    auto mine = run(client, {probe(), "can-signal", std::to_string(::getpid())});
+    CHECK(mine.out == "ESRCH\n");
+}
+
+TEST_CASE("server: the pidfd handed to the client refers to the container's init") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Pipe out;
+    LaunchOptions o;
+    o.argv = {probe(), "sleep"};
+    o.env = {kPath};
+    o.stdio = {-1, out.write.get(), -1};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    CHECK(read_line(out.read.get()) == "ready");
+    CHECK(pid_of_pidfd(ct->pidfd()) == ct->pid());
+    CHECK(pid_namespace_inode(ct->pid()) == ct->pidns_inode());
+    // The init is a child of the server: the client cannot wait for it, only poll and signal.
+    siginfo_t info{};
+    CHECK(sys::waitid_pidfd(ct->pidfd(), &info, WEXITED | WNOHANG) == -1);
+    CHECK(errno == ECHILD);
+    // Signalling through the pidfd reaches the init, which forwards to the command.
+    REQUIRE(signal_pidfd(ct->pidfd(), SIGTERM));
+    pollfd p{ct->pidfd(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 10000) == 1);
+    auto status = client.wait(ct->id());
+    REQUIRE(status);
+    CHECK(status->shell_code() == 128 + SIGTERM); // the shim exits 128+N for its command
+
+    REQUIRE(client.destroy(ct->id()));
+}
+
+TEST_CASE("server: destroy leaves no process of the namespace alive, daemons included") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Pipe out;
+    LaunchOptions o;
+    o.argv = {probe(), "daemon", "100"};
+    o.env = {kPath};
+    o.stdio = {-1, out.write.get(), -1};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
+    // shim + probe + setsid daemon + its 100 children
+    CHECK(processes_in_pidns(ct->pidns_inode()).size() == 103);
+    auto gone = client.destroy(ct->id());
+    REQUIRE(gone);
+    CHECK(gone->state == State::destroyed);
+    CHECK(gone->exit == ExitStatus{0, SIGKILL});
+    CHECK(processes_in_pidns(ct->pidns_inode()).empty());
+    // The pidfd we hold now reports the init gone.
+    pollfd p{ct->pidfd(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 1);
+    // Destroyed containers are forgotten.
+    auto again = client.wait(ct->id());
+    REQUIRE_FALSE(again);
+    CHECK(again.error().code == Errc::unknown_container);
+}
+
+TEST_CASE("server: the server's own environment never reaches a container") {
+    require_root();
+    ::setenv("NSFORK_SERVER_SECRET", "leak", 1); // the server process inherits this
+    ServerProcess server;
+    ::unsetenv("NSFORK_SERVER_SECRET");
+    Client client = server.connect();
+    auto r = run(client, {probe(), "env"}, {"ONLY=this", kPath});
+    CHECK(lines(r.out) == std::vector<std::string>{"ONLY=this", kPath});
+    auto empty = run(client, {probe(), "env"}, {"X=1"});
+    CHECK(lines(empty.out) == std::vector<std::string>{"X=1"});
+}
+
+TEST_CASE("server: wait returns the same status every time until destroyed") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    LaunchOptions o;
+    o.id = "job-1";
+    o.argv = {probe(), "exit", "42"};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    CHECK(ct->id() == "job-1");
+    for (int i = 0; i < 3; ++i) {
+        auto status = client.wait("job-1");
+        REQUIRE(status);
+        CHECK(*status == ExitStatus{42, 0});
+    }
+    auto listed = client.list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].state == State::exited);
+    CHECK((*listed)[0].exit == ExitStatus{42, 0});
+    // Destroy of an ended container returns its status.
+    auto gone = client.destroy("job-1");
+    REQUIRE(gone);
+    CHECK(gone->exit == ExitStatus{42, 0});
+    CHECK(client.list()->empty());
+}
+
+TEST_CASE("server: kill forwards the signal through the shim to the command") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Pipe out;
+    LaunchOptions o;
+    o.argv = {probe(), "trap", std::to_string(SIGUSR1)};
+    o.stdio = {-1, out.write.get(), -1};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
+    REQUIRE(client.kill(ct->id(), SIGUSR1));
+    CHECK(client.wait(ct->id())->code == 100 + SIGUSR1);
+    auto late = client.kill(ct->id(), SIGUSR1);
+    REQUIRE_FALSE(late);
+    CHECK(late.error().code == Errc::invalid_state);
+    REQUIRE(client.destroy(ct->id()));
+}
+
+TEST_CASE("server: states move from running to exited, and list shows them") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Pipe out;
+    LaunchOptions o;
+    o.id = "sleeper";
+    o.argv = {probe(), "sleep"};
+    o.stdio = {-1, out.write.get(), -1};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    CHECK(ct->info().state == State::running);
+    auto listed = client.list();
+    REQUIRE(listed);
+    REQUIRE(listed->size() == 1);
+    CHECK((*listed)[0].id == "sleeper");
+    CHECK((*listed)[0].state == State::running);
+    CHECK((*listed)[0].pid == ct->pid());
+    CHECK_FALSE((*listed)[0].exit);
+    REQUIRE(client.kill("sleeper", SIGKILL));
+    CHECK(client.wait("sleeper")->shell_code() == 128 + SIGKILL);
+    CHECK(client.list()->at(0).state == State::exited);
+    REQUIRE(client.destroy("sleeper"));
+}
+
+TEST_CASE("server: bad requests get an error naming the cause, and the server goes on") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    auto launch_error = [&](LaunchOptions o) {
+        auto ct = client.launch(o);
+        REQUIRE_FALSE(ct);
+        return ct.error();
+    };
+    LaunchOptions ok;
+    ok.argv = {probe(), "exit", "0"};
+
+    SECTION("empty argv") {
+        LaunchOptions o;
+        CHECK(launch_error(o).message == "argv is empty: no command to run");
+    }
+    SECTION("command not found") {
+        LaunchOptions o;
+        o.argv = {"no-such-command"};
+        o.env = {kPath};
+        Error e = launch_error(o);
+        CHECK(e.code == Errc::exec_failed);
+        CHECK(e.sys_errno == ENOENT);
+        CHECK(e.message == "cannot execute 'no-such-command': No such file or directory");
+        CHECK(client.list()->empty()); // a failed launch leaves nothing behind
+    }
+    SECTION("missing cwd") {
+        LaunchOptions o = ok;
+        o.cwd = "/does/not/exist";
+        CHECK(launch_error(o).message == "cannot change to working directory '/does/not/exist': No such file or directory");
+    }
+    SECTION("relative cwd") {
+        LaunchOptions o = ok;
+        o.cwd = "tmp";
+        CHECK(launch_error(o).message == "cwd 'tmp' is not an absolute path");
+    }
+    SECTION("environment entry without '='") {
+        LaunchOptions o = ok;
+        o.env = {"GOOD=1", "BAD"};
+        CHECK(launch_error(o).message == "environment entry 1 ('BAD') is not of the form NAME=VALUE");
+    }
+    SECTION("invalid ids") {
+        for (const std::string& id : std::vector<std::string>{"a/b", "..", std::string("a\0b", 3), std::string(4096, 'x')}) {
+            LaunchOptions o = ok;
+            o.id = id;
+            CHECK(launch_error(o).code == Errc::invalid_id);
+        }
+    }
+    SECTION("duplicate id") {
+        LaunchOptions o = ok;
+        o.id = "twice";
+        REQUIRE(client.launch(o));
+        Error e = launch_error(o);
+        CHECK(e.code == Errc::duplicate_id);
+        CHECK(e.message == "a container with id 'twice' already exists");
+        REQUIRE(client.wait("twice"));
+        REQUIRE(client.destroy("twice"));
+    }
+    SECTION("unknown ids for wait, kill and destroy") {
+        CHECK(client.wait("nope").error().message == "no container with id 'nope'");
+        CHECK(client.kill("nope", SIGTERM).error().code == Errc::unknown_container);
+        CHECK(client.destroy("nope").error().code == Errc::unknown_container);
+    }
+    SECTION("signal out of range") {
+        LaunchOptions o = ok;
+        o.id = "sig";
+        o.argv = {probe(), "sleep"};
+        REQUIRE(client.launch(o));
+        CHECK(client.kill("sig", 0).error().message == "signal 0 is out of range 1..64");
+        CHECK(client.kill("sig", 65).error().code == Errc::bad_request);
+        REQUIRE(client.destroy("sig"));
+    }
+    // Whatever was refused, the same connection still launches.
+    auto r = run(client, {probe(), "exit", "3"});
+    CHECK(r.status.code == 3);
+}
+
+TEST_CASE("server: the socket is 0600 and other uids are refused") {
+    require_root();
+    ServerProcess server;
+    struct stat st;
+    REQUIRE(::stat(server.socket().c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    // A child that becomes uid 65534 and connects (the directory and socket opened to it).
+    REQUIRE(::chmod(server.socket().c_str(), 0666) == 0);
+    REQUIRE(::chmod(server.socket().substr(0, server.socket().rfind('/')).c_str(), 0755) == 0);
+    Pipe verdict;
+    const pid_t child = ::fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        if (::setgid(65534) < 0 || ::setuid(65534) < 0) ::_exit(2);
+        auto c = Client::connect(server.socket());
+        if (!c) ::_exit(3);
+        auto pid = c->hello();
+        const std::string msg = pid ? "accepted" : pid.error().message;
+        [[maybe_unused]] auto n = ::write(verdict.write.get(), msg.data(), msg.size());
+        ::_exit(0);
+    }
+    verdict.write.reset();
+    const std::string msg = read_all(verdict.read.get());
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    CHECK(WEXITSTATUS(status) == 0);
+    CHECK(msg == "uid 65534 may not use this nsfork server");
+    // Root is still served.
+    CHECK(server.connect().hello());
+}
+
+TEST_CASE("server: SIGTERM to the server kills its containers before it exits") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Pipe out;
+    LaunchOptions o;
+    o.argv = {probe(), "daemon", "10"};
+    o.stdio = {-1, out.write.get(), -1};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
+    CHECK(server.stop() == ExitStatus{0, 0});
+    CHECK(processes_in_pidns(ct->pidns_inode()).empty());
+    CHECK_FALSE(client.list()); // the connection is gone
+}

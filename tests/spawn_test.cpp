@@ -1,0 +1,148 @@
+// launcher/spawn: the child plan, clone3 into new namespaces, the exec report — without a server.
+#include "harness.hpp"
+#include "launcher/pidfd.hpp"
+#include "launcher/spawn.hpp"
+
+#include <catch2/catch.hpp>
+#include <fcntl.h>
+
+using namespace nsfork;
+using namespace nsfork::test;
+
+namespace {
+
+LaunchSpec probe_spec(std::vector<std::string> args, int out_fd) {
+    LaunchSpec spec;
+    spec.init_path = NSFORK_SHIM_PATH;
+    spec.argv = {probe()};
+    spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+    spec.env = {kPath};
+    spec.stdio = {-1, out_fd, out_fd};
+    return spec;
+}
+
+// Spawns, checks the exec report, collects stdout and the exit status.
+std::pair<std::string, ExitStatus> spawn_and_collect(const LaunchSpec& spec, Pipe& out) {
+    auto s = spawn(spec);
+    REQUIRE(s);
+    out.write.reset();
+    auto report = read_exec_report(s->report.get(), spec.argv[0], spec.cwd);
+    CHECK(report);
+    std::string text = read_all(out.read.get());
+    auto status = reap(s->pidfd.get());
+    REQUIRE(status);
+    return {text, *status};
+}
+
+} // namespace
+
+TEST_CASE("spawn: the init is pid 1 of a new pid namespace and the command its child") {
+    require_root();
+    Pipe out;
+    auto spec = probe_spec({"ppid"}, out.write.get());
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(status == ExitStatus{0, 0});
+    CHECK(text == "1\n"); // the command's parent is the shim, pid 1
+}
+
+TEST_CASE("spawn: the pid namespace differs from the caller's") {
+    require_root();
+    Pipe out;
+    auto spec = probe_spec({"pidns"}, out.write.get());
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(std::stoull(text) != pid_namespace_inode(0));
+}
+
+TEST_CASE("spawn: /proc inside shows only the container") {
+    require_root();
+    Pipe out;
+    auto spec = probe_spec({"ps"}, out.write.get());
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(lines(text) == std::vector<std::string>{"1", "2"}); // the shim and the probe
+}
+
+TEST_CASE("spawn: the container holds only fds 0, 1 and 2") {
+    require_root();
+    // An fd the caller holds without close-on-exec must not reach the container either.
+    UniqueFd leaky(::open("/dev/null", O_RDONLY));
+    REQUIRE(leaky);
+    Pipe out;
+    auto spec = probe_spec({"fds"}, out.write.get());
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(lines(text) == std::vector<std::string>{"0", "1", "2"});
+}
+
+TEST_CASE("spawn: environment, argv and cwd are exactly the plan's") {
+    require_root();
+    Pipe out;
+    auto spec = probe_spec({"env"}, out.write.get());
+    spec.env = {"A=1", "B=two words", kPath};
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(lines(text) == std::vector<std::string>{"A=1", "B=two words", kPath});
+
+    Pipe out2;
+    auto spec2 = probe_spec({"cwd"}, out2.write.get());
+    spec2.cwd = "/tmp";
+    CHECK(spawn_and_collect(spec2, out2).first == "/tmp\n");
+}
+
+TEST_CASE("spawn: failures are reported with their stage and errno") {
+    require_root();
+    SECTION("command not found") {
+        Pipe out;
+        auto spec = probe_spec({}, out.write.get());
+        spec.argv = {"/nonexistent/cmd"};
+        auto s = spawn(spec);
+        REQUIRE(s);
+        out.write.reset();
+        auto report = read_exec_report(s->report.get(), spec.argv[0], spec.cwd);
+        REQUIRE_FALSE(report);
+        CHECK(report.error().code == Errc::exec_failed);
+        CHECK(report.error().sys_errno == ENOENT);
+        CHECK(report.error().message == "cannot execute '/nonexistent/cmd': No such file or directory");
+        CHECK(reap(s->pidfd.get())->code == 127);
+    }
+    SECTION("missing working directory") {
+        Pipe out;
+        auto spec = probe_spec({"pid"}, out.write.get());
+        spec.cwd = "/nonexistent-dir";
+        auto s = spawn(spec);
+        REQUIRE(s);
+        auto report = read_exec_report(s->report.get(), spec.argv[0], spec.cwd);
+        REQUIRE_FALSE(report);
+        CHECK(report.error().code == Errc::launch_failed);
+        CHECK(report.error().message == "cannot change to working directory '/nonexistent-dir': No such file or directory");
+        CHECK(reap(s->pidfd.get())->code == 125);
+    }
+    SECTION("init cannot be executed") {
+        auto spec = probe_spec({"pid"}, -1);
+        spec.init_path = "/nonexistent/nsfork-shim";
+        auto s = spawn(spec);
+        REQUIRE(s);
+        auto report = read_exec_report(s->report.get(), spec.argv[0], spec.cwd);
+        REQUIRE_FALSE(report);
+        CHECK(report.error().code == Errc::launch_failed);
+        CHECK(report.error().message.find("executing nsfork-shim") != std::string::npos);
+        CHECK(reap(s->pidfd.get())->code == 125);
+    }
+    SECTION("empty argv is refused before cloning") {
+        auto spec = probe_spec({}, -1);
+        spec.argv.clear();
+        auto s = spawn(spec);
+        REQUIRE_FALSE(s);
+        CHECK(s.error().code == Errc::bad_request);
+    }
+}
+
+TEST_CASE("spawn: the pidfd refers to the init, and reports its exit") {
+    require_root();
+    Pipe out;
+    auto spec = probe_spec({"exit", "7"}, out.write.get());
+    auto s = spawn(spec);
+    REQUIRE(s);
+    CHECK(pid_of_pidfd(s->pidfd.get()) == s->pid);
+    out.write.reset();
+    REQUIRE(read_exec_report(s->report.get(), spec.argv[0], spec.cwd));
+    CHECK(reap(s->pidfd.get())->code == 7);
+    CHECK(pid_of_pidfd(s->pidfd.get()) == -1); // reaped
+}
