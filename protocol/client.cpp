@@ -74,6 +74,9 @@ Result<Client::Reply> Client::receive(std::uint32_t seq) {
             early_.erase(early);
         } else {
             auto got = recv_datagram(sock_.get());
+            // A peer that closed with our request unread resets us (ECONNRESET) even though its
+            // last words (a seq-0 Error) are still queued: the next recvmsg returns them.
+            if (!got && got.error().sys_errno == ECONNRESET) got = recv_datagram(sock_.get());
             if (!got) {
                 Error e = std::move(got).error();
                 if (e.code == Errc::disconnected) e.message = "nsfork server closed the connection";
