@@ -48,7 +48,7 @@ Result<void> signal_pidfd(int pidfd, int sig) {
 
 Result<std::optional<ExitStatus>> try_reap(int pidfd) {
     siginfo_t info{};
-    if (sys::waitid_pidfd(pidfd, &info, WEXITED | WNOHANG) < 0)
+    if (sys::waitid_pidfd(pidfd, &info, WEXITED | WNOHANG | __WALL) < 0)
         return sys_error(Errc::internal, "waitid(P_PIDFD) failed", errno);
     if (info.si_pid == 0) return std::optional<ExitStatus>{};
     return std::optional<ExitStatus>{status_of(info)};
@@ -57,7 +57,7 @@ Result<std::optional<ExitStatus>> try_reap(int pidfd) {
 Result<ExitStatus> reap(int pidfd) {
     siginfo_t info{};
     int rc;
-    do rc = sys::waitid_pidfd(pidfd, &info, WEXITED);
+    do rc = sys::waitid_pidfd(pidfd, &info, WEXITED | __WALL); // __WALL: children with exit_signal 0 too
     while (rc < 0 && errno == EINTR);
     if (rc < 0) return sys_error(Errc::internal, "waitid(P_PIDFD) failed", errno);
     return status_of(info);

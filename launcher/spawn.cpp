@@ -1,14 +1,18 @@
 #include "spawn.hpp"
 
+#include "pidfd.hpp"
+#include "pidns.hpp"
 #include "syscalls.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <poll.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <csignal>
 #include <cerrno>
 #include <cstring>
+#include <optional>
 #include <type_traits>
 
 namespace nsfork {
@@ -166,6 +170,75 @@ Error sys_error(Errc code, std::string what, int err) {
     return Error{code, std::move(what), err};
 }
 
+namespace {
+
+// clone3 with a pidfd; the child runs `child_main` (which never returns).
+template <class ChildMain>
+pid_t clone_with_pidfd(std::uint64_t flags, int cgroup_fd, int exit_signal, int* pidfd, ChildMain&& child_main) {
+    sys::CloneArgs args;
+    args.flags = flags | sys::kClonePidfd;
+    if (cgroup_fd >= 0) {
+        args.flags |= sys::kCloneIntoCgroup;
+        args.cgroup = static_cast<std::uint64_t>(cgroup_fd);
+    }
+    args.pidfd = reinterpret_cast<std::uintptr_t>(pidfd);
+    args.exit_signal = static_cast<std::uint64_t>(exit_signal);
+    const pid_t pid = sys::clone3(&args);
+    if (pid == 0) child_main();
+    return pid;
+}
+
+namespace child {
+
+// The intermediate of a nested launch. Its active pid namespace is the parent container's, so
+// the namespace it clones is a child of that one; CLONE_PARENT makes the new init the server's
+// own child (KERNEL.md, "nested pid namespace with the server as parent"). It hands the init's
+// pidfd to the server on `sock` and exits.
+[[noreturn]] void intermediate(const ChildPlan& p, std::uint64_t flags, int cgroup_fd, int sock) noexcept {
+    int pidfd = -1;
+    // clone3 rejects CLONE_PARENT with a non-zero exit signal.
+    const pid_t pid = clone_with_pidfd(flags | sys::kCloneParent, cgroup_fd, 0, &pidfd, [&] { run(p); });
+    if (pid < 0) fail(p.report_fd, NSFORK_STAGE_JOIN_PIDNS);
+    char byte = 0;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
+    ::_exit(::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : 125);
+}
+
+} // namespace child
+
+// Receives the one fd the intermediate sends; EOF (it failed) gives -1.
+UniqueFd receive_pidfd(int sock) {
+    char byte;
+    iovec iov{&byte, 1};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return UniqueFd();
+    int fd;
+    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+    return UniqueFd(fd);
+}
+
+} // namespace
+
 Result<Spawned> spawn(const LaunchSpec& spec) {
     if (spec.argv.empty() || spec.argv[0].empty())
         return Error{Errc::bad_request, "empty command (argv is empty)"};
@@ -184,26 +257,74 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
     PlanStorage storage(spec);
     const ChildPlan plan = storage.plan(spec, report_write.get(), self.get());
 
-    int pidfd = -1;
-    sys::CloneArgs args;
-    args.flags = sys::kClonePidfd | sys::kCloneClearSighand;
-    if (spec.new_pid_namespace) args.flags |= sys::kCloneNewPid;
-    if (spec.new_mount_namespace) args.flags |= sys::kCloneNewNs;
-    if (spec.cgroup_fd >= 0) {
-        args.flags |= sys::kCloneIntoCgroup;
-        args.cgroup = static_cast<std::uint64_t>(spec.cgroup_fd);
-    }
-    args.pidfd = reinterpret_cast<std::uintptr_t>(&pidfd);
-    args.exit_signal = SIGCHLD;
+    std::uint64_t flags = sys::kCloneClearSighand;
+    if (spec.new_pid_namespace) flags |= sys::kCloneNewPid;
+    if (spec.new_mount_namespace) flags |= sys::kCloneNewNs;
 
-    pid_t pid;
+    // A namespace other than ours: future children go there until `entered` is destroyed.
+    UniqueFd own;
+    std::optional<PidNamespaceForChildren> entered;
+    if (spec.pidns_fd >= 0) {
+        auto opened = open_own_pid_namespace();
+        if (!opened) return std::move(opened).error();
+        own = std::move(*opened);
+        auto e = PidNamespaceForChildren::enter(spec.pidns_fd, own.get());
+        if (!e) return std::move(e).error();
+        entered.emplace(std::move(*e));
+    }
+    const bool nested = spec.pidns_fd >= 0 && spec.new_pid_namespace;
+
+    if (!nested) {
+        int pidfd = -1;
+        pid_t pid;
+        {
+            AllSignalsBlocked blocked;
+            pid = clone_with_pidfd(flags, spec.cgroup_fd, SIGCHLD, &pidfd, [&] { child::run(plan); });
+        }
+        if (pid < 0) {
+            // Linux refuses to fork into a pid namespace whose init has exited.
+            if (errno == ENOMEM && spec.pidns_fd >= 0)
+                return Error{Errc::invalid_state, "the pid namespace has no init any more (it exited)", ENOMEM};
+            return sys_error(Errc::launch_failed, "clone3 failed", errno);
+        }
+        return Spawned{UniqueFd(pidfd), pid, std::move(report_read)};
+    }
+
+    // clone3(CLONE_NEWPID) is refused while pid_for_children differs from our active namespace:
+    // an intermediate inside the parent namespace makes the new one (see child::intermediate).
+    auto pair = [] {
+        int sv[2];
+        return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0
+                   ? std::pair{UniqueFd(sv[0]), UniqueFd(sv[1])}
+                   : std::pair{UniqueFd(), UniqueFd()};
+    }();
+    if (!pair.first) return sys_error(Errc::launch_failed, "socketpair failed", errno);
+    int intermediate_pidfd = -1;
+    pid_t intermediate;
     {
         AllSignalsBlocked blocked;
-        pid = sys::clone3(&args);
-        if (pid == 0) child::run(plan);
+        intermediate = clone_with_pidfd(sys::kCloneClearSighand, -1, SIGCHLD, &intermediate_pidfd, [&] {
+            child::intermediate(plan, flags, spec.cgroup_fd, pair.second.get());
+        });
     }
-    if (pid < 0) return sys_error(Errc::launch_failed, "clone3 failed", errno);
-    return Spawned{UniqueFd(pidfd), pid, std::move(report_read)};
+    entered.reset();
+    if (intermediate < 0) {
+        if (errno == ENOMEM)
+            return Error{Errc::invalid_state, "the parent pid namespace has no init any more (it exited)", ENOMEM};
+        return sys_error(Errc::launch_failed, "clone3 failed", errno);
+    }
+    UniqueFd intermediate_fd(intermediate_pidfd);
+    pair.second.reset();
+    report_write.reset(); // from here on the report pipe's writers are the new init's alone
+    UniqueFd pidfd = receive_pidfd(pair.first.get());
+    (void)reap(intermediate_fd.get());
+    if (!pidfd) {
+        auto report = read_exec_report(report_read.get(), spec.argv[0], spec.cwd);
+        return report ? Error{Errc::internal, "the intermediate of a nested launch sent no pidfd"}
+                      : std::move(report).error();
+    }
+    const pid_t pid = pid_of_pidfd(pidfd.get());
+    return Spawned{std::move(pidfd), pid, std::move(report_read)};
 }
 
 Error exec_report_error(const nsfork_exec_report& report, const std::string& command,

@@ -27,7 +27,9 @@ struct LaunchSpec {
     std::vector<std::string> env;       // exactly the command's environment, "K=V" each
     std::string cwd = "/";              // working directory inside the container
     std::array<int, 3> stdio{-1, -1, -1}; // fds for 0, 1, 2; -1 means /dev/null
-    bool new_pid_namespace = true;
+    bool new_pid_namespace = true;     // false: share the namespace named by pidns_fd
+    int pidns_fd = -1;                  // base pid namespace (ours or below), -1: ours. With
+                                        // new_pid_namespace the new one is made its child.
     bool new_mount_namespace = true;    // required to mount /proc without touching the host
     bool mount_proc = true;             // mount a fresh /proc (needs new_mount_namespace)
     int cgroup_fd = -1;                 // cgroup v2 directory to be born into, -1: the caller's

@@ -130,6 +130,10 @@ Result<Container> Client::launch(const LaunchOptions& o) {
         fds.push_back(o.stdio[i]);
         roles.push_back(static_cast<std::uint8_t>(i)); // FdRole Stdin/Stdout/Stderr are 0/1/2
     }
+    if (o.join_pidns_fd >= 0) {
+        fds.push_back(o.join_pidns_fd);
+        roles.push_back(static_cast<std::uint8_t>(wire::FdRole::PidNamespace));
+    }
     auto reply = call(
         [&](auto& fbb) {
             auto id = o.id.empty() ? 0 : fbb.CreateString(o.id);
@@ -138,7 +142,8 @@ Result<Container> Client::launch(const LaunchOptions& o) {
             auto cwd = o.cwd.empty() ? 0 : fbb.CreateString(o.cwd);
             auto fd_roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(roles.data()),
                                              roles.size());
-            auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles);
+            auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
+            auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace);
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);

@@ -27,6 +27,9 @@ struct LaunchOptions {
     std::vector<std::string> env;         // exactly the command's environment
     std::string cwd;                      // empty: "/"
     std::array<int, 3> stdio{-1, -1, -1}; // fds for the container's 0, 1, 2 (-1: /dev/null)
+    std::string parent;                   // nest inside this container
+    bool share_pid_namespace = false;     // share the parent's (top-level: the server's) pidns
+    int join_pidns_fd = -1;               // join this pid namespace fd, or a pidfd's namespace
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.

@@ -9,6 +9,7 @@
 #include "server/server.hpp"
 
 #include <fmt/format.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <poll.h>
 #include <sys/signalfd.h>
@@ -56,7 +57,8 @@ int fail(const Error& e) {
 
 // The options every verb may take; each verb uses what it needs.
 struct Options {
-    std::string socket, id, parent, cwd, join_pidns, isolation, cgroup_root, log_level = "info";
+    std::string socket, id, parent, cwd, join_pidns, cgroup_root, log_level = "info";
+    std::optional<std::string> isolation; // "" is a valid list: no isolator
     std::string signal = "TERM";
     std::vector<std::string> env;
     bool clear_env = false, detach = false, json = false, share_pidns = false, disallow_sharing = false;
@@ -166,8 +168,6 @@ Result<ExitStatus> wait_forwarding(Client& client, const Container& ct, int sigf
 
 int cmd_run(const Options& o) {
     if (o.rest.empty()) return fail(kLauncherError, "run: no command given (nsfork run [OPTIONS] -- CMD [ARG...])");
-    if (!o.parent.empty() || o.share_pidns || !o.join_pidns.empty())
-        return fail(kLauncherError, "run: --parent, --share-pid-namespace and --join-pidns are not supported yet");
     if (o.detach && o.socket.empty())
         return fail(kLauncherError, "run: --detach needs --socket (a private server ends with this command)");
 
@@ -203,6 +203,14 @@ int cmd_run(const Options& o) {
     }
     // A detached container must not hold our stdout: `id=$(nsfork run --detach …)` would hang.
     if (!o.detach) lo.stdio = {0, 1, 2};
+    lo.parent = o.parent;
+    lo.share_pid_namespace = o.share_pidns;
+    UniqueFd join;
+    if (!o.join_pidns.empty()) {
+        join.reset(::open(o.join_pidns.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!join) return fail(sys_error(Errc::bad_request, "cannot open " + o.join_pidns, errno));
+        lo.join_pidns_fd = join.get();
+    }
     auto ct = client->launch(lo);
     if (!ct) return fail(ct.error());
 
@@ -227,12 +235,16 @@ int cmd_run(const Options& o) {
 
 int cmd_serve(const Options& o) {
     if (o.socket.empty()) return fail(kLauncherError, "serve: --socket PATH is required");
-    if (!o.isolation.empty() || o.disallow_sharing || !o.cgroup_root.empty())
-        return fail(kLauncherError, "serve: --isolation, --disallow-sharing-agent-pid-namespace and "
-                                    "--cgroup-root are not supported yet");
     ServerOptions so;
     so.socket_path = o.socket;
     so.log_level = o.log_level;
+    if (o.isolation) {
+        auto iso = parse_isolation(*o.isolation);
+        if (!iso) return fail(iso.error());
+        so.isolation = *iso;
+    }
+    so.disallow_sharing_agent_pidns = o.disallow_sharing;
+    so.cgroup_root = o.cgroup_root;
     return run_server(so);
 }
 

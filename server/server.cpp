@@ -1,18 +1,21 @@
-// The server: connections, the container registry and its state machine, on one io_context.
+// The server: the container registry and its state machine, on one io_context.
+//
+// A container's life: starting (cloned, exec not yet reported) → running → exited (its first
+// process reaped; status kept) → destroyed (forgotten). Destroy kills it and every container
+// nested in it, and answers once all of them are reaped and their cgroups empty and removed.
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
 
 #include "server.hpp"
 
+#include "launcher/cgroup.hpp"
 #include "launcher/pidfd.hpp"
+#include "launcher/pidns.hpp"
 #include "launcher/spawn.hpp"
 #include "launcher/syscalls.hpp"
-#include "protocol/framing.hpp"
 #include "protocol/messages.hpp"
+#include "server/connection.hpp"
 #include "server/ids.hpp"
 
-#include <boost/asio/io_context.hpp>
-#include <boost/asio/post.hpp>
-#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -21,10 +24,10 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/utsname.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <deque>
 #include <map>
 #include <memory>
 #include <optional>
@@ -41,11 +44,6 @@ using boost::system::error_code;
 
 namespace {
 
-// Datagrams handled from one connection before others get a turn.
-constexpr int kReadBatch = 64;
-// Replies queued for a client that does not read before it is disconnected.
-constexpr std::size_t kMaxOutbox = 4096;
-
 // Who is waiting for an answer: a connection and the request's sequence number.
 struct Waiter {
     std::uint64_t conn;
@@ -54,51 +52,30 @@ struct Waiter {
 
 // One container: the server's record of it and the kernel objects it owns.
 struct Container {
-    Container(asio::io_context& io, Spawned&& s) : pidfd(io, s.pidfd.release()), report(std::in_place, io, s.report.release()) {}
+    Container(asio::io_context& io, Spawned&& s)
+        : pidfd(io, s.pidfd.release()), report(std::in_place, io, s.report.release()) {}
 
     ContainerInfo info;
     std::string command;              // argv[0], for messages
     std::string cwd;                  // for messages
-    Descriptor pidfd;                 // the init's pidfd, watched for exit
+    Descriptor pidfd;                 // the first process's pidfd, watched for exit
     std::optional<Descriptor> report; // until the exec report was read
+    UniqueFd pidns;                   // its pid namespace, for containers nested in it
+    bool own_pidns = false;           // pid 1 of its own namespace: killing it kills them all
+    std::optional<Cgroup> cgroup;     // its cgroup v2 leaf, if cgroups are available
+    std::optional<Descriptor> events; // cgroup.events, while waiting for the leaf to empty
+    std::vector<std::string> children; // ids of the containers nested in this one
     std::optional<Waiter> launcher;   // who waits for the Launch reply
     std::vector<Waiter> waiters;      // Wait requests
     std::vector<Waiter> destroyers;   // Destroy requests
-    bool failed = false;              // launch failed: invisible, forgotten once reaped
-    bool destroying = false;          // SIGKILL sent on behalf of a Destroy or shutdown
+    bool failed = false;              // launch failed: invisible, forgotten once settled
+    bool kill_sent = false;
+    bool destroy_requested = false;   // forgotten once settled
     bool reaped = false;
+    bool emptied = false;             // reaped, and its cgroup (if any) has no process left
 };
 
-class Server;
-
-// One client connection: reads requests, queues replies for a client that reads slowly.
-class Connection : public std::enable_shared_from_this<Connection> {
-public:
-    Connection(Server& server, std::uint64_t id, int fd, asio::io_context& io)
-        : server_(server), id_(id), sock_(io, fd) {}
-
-    std::uint64_t id() const { return id_; }
-    void start() { arm_read(); }
-    void send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
-    void close();
-
-private:
-    struct Outgoing {
-        std::vector<std::uint8_t> bytes;
-        std::vector<UniqueFd> fds;
-    };
-    void arm_read();
-    void read_ready();
-    void arm_write();
-
-    Server& server_;
-    std::uint64_t id_;
-    Descriptor sock_;
-    std::deque<Outgoing> outbox_;
-    bool closed_ = false;
-};
-
-class Server {
+class Server final : public ConnectionOwner {
 public:
     explicit Server(const ServerOptions& options) : opts_(options), signals_(io_) {}
 
@@ -108,41 +85,54 @@ public:
         return 0;
     }
 
-    void handle(Connection& conn, Datagram& datagram);
-    void connection_closed(std::uint64_t id);
+    void handle(Connection& conn, Datagram& datagram) override;
+    void connection_closed(std::uint64_t id) override;
 
 private:
     Result<void> check_host();
+    void setup_cgroups();
     Result<void> listen();
     void arm_accept();
     void accept_ready();
     void add_connection(UniqueFd fd);
 
-    void on_hello(Connection& c, std::uint32_t seq, const wire::Hello& req);
+    void on_hello(Connection& c, std::uint32_t seq);
     void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds);
     void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
     void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
     void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
     void on_list(Connection& c, std::uint32_t seq);
 
-    Result<LaunchSpec> launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds);
+    struct Placement;
+    Result<LaunchSpec> launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds, int& join_fd);
     Result<std::string> pick_id(const wire::Launch& req);
+    Result<Placement> place(const wire::Launch& req, int join_fd);
     void watch_report(const std::shared_ptr<Container>& c);
     void watch_exit(const std::shared_ptr<Container>& c);
+    void watch_emptied(const std::shared_ptr<Container>& c);
     void finish_launch(Container& c, Result<void> outcome);
     void on_exit(const std::shared_ptr<Container>& c, ExitStatus status);
     void kill_container(Container& c);
+    void request_destroy(Container& c);
+    bool settled(const Container& c) const;
+    void settle_up(const std::string& id);
+    void forget(const std::string& id);
 
-    std::shared_ptr<Container> find(std::string_view id);
+    std::shared_ptr<Container> find(std::string_view id) const;
     void reply(const Waiter& w, const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
     void reply_error(const Waiter& w, const Error& e);
     void reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& info, int pidfd = -1);
 
     void shutdown(const char* why);
+    void maybe_stop();
 
     asio::io_context io_;
     ServerOptions opts_;
     std::string shim_;
+    UniqueFd own_pidns_;
+    ino_t own_pidns_ino_ = 0;
+    std::optional<Cgroup> cgroup_root_;
+    std::string no_cgroup_reason_;
     std::optional<Descriptor> listener_;
     asio::signal_set signals_;
     std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
@@ -153,88 +143,7 @@ private:
     bool stopping_ = false;
 };
 
-// ---- Connection ----
-
-void Connection::arm_read() {
-    sock_.async_wait(Descriptor::wait_read, [self = shared_from_this()](error_code ec) {
-        if (!ec && !self->closed_) self->read_ready();
-    });
-}
-
-// Reads until the socket is empty (Asio's epoll is edge-triggered), a batch at a time.
-void Connection::read_ready() {
-    for (int i = 0; i < kReadBatch; ++i) {
-        auto got = recv_datagram(sock_.native_handle());
-        if (!got) {
-            const Error& e = got.error();
-            if (e.sys_errno == EAGAIN) return arm_read();
-            if (e.code == Errc::protocol) {
-                // The bad datagram is consumed; the stream stays in step, so say why and go on.
-                spdlog::warn("connection {}: {}", id_, e.message);
-                flatbuffers::FlatBufferBuilder fbb(256);
-                write_error_reply(fbb, 0, e);
-                send(fbb);
-                continue;
-            }
-            if (e.code != Errc::disconnected) spdlog::warn("connection {}: {}", id_, e.message);
-            return close();
-        }
-        server_.handle(*this, *got);
-        if (closed_) return;
-    }
-    asio::post(sock_.get_executor(), [self = shared_from_this()] {
-        if (!self->closed_) self->read_ready();
-    });
-}
-
-void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
-    if (closed_) return;
-    std::span<const std::uint8_t> bytes{fbb.GetBufferPointer(), fbb.GetSize()};
-    if (outbox_.empty()) {
-        auto sent = send_datagram(sock_.native_handle(), bytes, fds);
-        if (sent) return;
-        if (sent.error().sys_errno != EAGAIN) {
-            spdlog::debug("connection {}: {}", id_, sent.error().message);
-            return close();
-        }
-    }
-    if (outbox_.size() >= kMaxOutbox) {
-        spdlog::warn("connection {}: {} replies unread, disconnecting", id_, outbox_.size());
-        return close();
-    }
-    Outgoing out{{bytes.begin(), bytes.end()}, {}};
-    for (int fd : fds) out.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
-    outbox_.push_back(std::move(out));
-    if (outbox_.size() == 1) arm_write();
-}
-
-void Connection::arm_write() {
-    sock_.async_wait(Descriptor::wait_write, [self = shared_from_this()](error_code ec) {
-        if (ec || self->closed_) return;
-        while (!self->outbox_.empty()) {
-            Outgoing& out = self->outbox_.front();
-            std::vector<int> fds;
-            for (auto& fd : out.fds) fds.push_back(fd.get());
-            auto sent = send_datagram(self->sock_.native_handle(), out.bytes, fds);
-            if (!sent) {
-                if (sent.error().sys_errno == EAGAIN) return self->arm_write();
-                return self->close();
-            }
-            self->outbox_.pop_front();
-        }
-    });
-}
-
-void Connection::close() {
-    if (closed_) return;
-    closed_ = true;
-    outbox_.clear();
-    error_code ignored;
-    sock_.close(ignored);
-    server_.connection_closed(id_);
-}
-
-// ---- Server: start-up ----
+// ---- start-up ----
 
 std::string kernel_too_old() {
     utsname u{};
@@ -253,6 +162,7 @@ Result<void> Server::check_host() {
                      fmt::format("the nsfork server must be single-threaded, this process has {} "
                                  "threads: start it before creating any thread",
                                  n)};
+    if (auto ok = check_policy(opts_.isolation, opts_.disallow_sharing_agent_pidns); !ok) return ok;
     if (::geteuid() != 0)
         return Error{Errc::unavailable,
                      "nsfork needs root (CAP_SYS_ADMIN) to create pid and mount namespaces"};
@@ -260,6 +170,10 @@ Result<void> Server::check_host() {
     shim_ = opts_.shim_path.empty() ? default_shim_path() : opts_.shim_path;
     if (::access(shim_.c_str(), X_OK) < 0)
         return sys_error(Errc::unavailable, "cannot use nsfork-shim at " + shim_, errno);
+    auto own = open_own_pid_namespace();
+    if (!own) return std::move(own).error();
+    own_pidns_ = std::move(*own);
+    own_pidns_ino_ = namespace_inode(own_pidns_.get());
     // New fds must never land on 0, 1 or 2.
     for (int fd = 0; fd < 3; ++fd)
         if (::fcntl(fd, F_GETFD) < 0 && ::open("/dev/null", O_RDWR) != fd)
@@ -269,6 +183,31 @@ Result<void> Server::check_host() {
     // Logging to a closed pipe must not kill the server.
     ::signal(SIGPIPE, SIG_IGN);
     return {};
+}
+
+// Makes the server's cgroup root; without one, launches that need a cgroup are refused.
+void Server::setup_cgroups() {
+    Result<Cgroup> root = Error{};
+    if (!opts_.cgroup_root.empty()) {
+        ::mkdir(opts_.cgroup_root.c_str(), 0755); // an operator's path: kept at exit
+        root = Cgroup::adopt(opts_.cgroup_root);
+    } else {
+        const std::string mount = find_cgroup2_mount();
+        if (mount.empty()) root = Error{Errc::unavailable, "no cgroup2 file system is mounted"};
+        else {
+            std::string own = own_cgroup2_path();
+            if (own == "/") own.clear();
+            root = Cgroup::create(mount + own, fmt::format("nsfork-{}", ::getpid()));
+        }
+    }
+    if (root) {
+        spdlog::debug("cgroup root {}", root->path());
+        cgroup_root_.emplace(std::move(*root));
+        return;
+    }
+    no_cgroup_reason_ = root.error().message;
+    spdlog::warn("no writable cgroup v2 ({}): launches that share a pid namespace will be refused",
+                 no_cgroup_reason_);
 }
 
 Result<void> Server::listen() {
@@ -316,7 +255,11 @@ Result<void> Server::start(UniqueFd initial) {
         }
         return e;
     };
+    if (opts_.log_level != "off" && spdlog::get_level() == spdlog::level::off)
+        return fail(Error{Errc::bad_request, "unknown log level '" + opts_.log_level +
+                                                 "' (trace, debug, info, warn, error, critical, off)"});
     if (auto ok = check_host(); !ok) return fail(std::move(ok).error());
+    setup_cgroups();
     if (!opts_.socket_path.empty())
         if (auto ok = listen(); !ok) return fail(std::move(ok).error());
     if (initial) add_connection(std::move(initial));
@@ -376,7 +319,7 @@ void Server::connection_closed(std::uint64_t id) {
     if (!listener_ && conns_.empty()) shutdown("last client disconnected");
 }
 
-// ---- Server: requests ----
+// ---- requests ----
 
 void Server::handle(Connection& conn, Datagram& d) {
     const wire::RequestMessage* msg = verify_request(d.bytes);
@@ -390,7 +333,7 @@ void Server::handle(Connection& conn, Datagram& d) {
     if (msg->request_type() != wire::Request::Launch && !d.fds.empty())
         return reply_error(w, Error{Errc::bad_request, "only Launch requests may carry fds"});
     switch (msg->request_type()) {
-    case wire::Request::Hello: return on_hello(conn, seq, *msg->request_as_Hello());
+    case wire::Request::Hello: return on_hello(conn, seq);
     case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), d.fds);
     case wire::Request::Wait: return on_wait(conn, seq, *msg->request_as_Wait());
     case wire::Request::Kill: return on_kill(conn, seq, *msg->request_as_Kill());
@@ -403,7 +346,7 @@ void Server::handle(Connection& conn, Datagram& d) {
     }
 }
 
-void Server::on_hello(Connection& c, std::uint32_t seq, const wire::Hello&) {
+void Server::on_hello(Connection& c, std::uint32_t seq) {
     flatbuffers::FlatBufferBuilder fbb(64);
     auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid());
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
@@ -417,16 +360,24 @@ Result<void> check_c_string(const flatbuffers::String* s, const std::string& wha
     return {};
 }
 
-Result<LaunchSpec> Server::launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds) {
+// The plain part of a launch: command, environment, cwd, stdio; `join_fd` receives the fd of a
+// namespace to join, if one came.
+Result<LaunchSpec> Server::launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds, int& join_fd) {
     LaunchSpec spec;
     spec.init_path = shim_;
+    join_fd = -1;
 
     const std::size_t declared = req.fds() ? req.fds()->size() : 0;
     if (declared != fds.size())
         return Error{Errc::bad_request,
                      fmt::format("request declares {} fds but carries {}", declared, fds.size())};
     for (std::size_t i = 0; i < declared; ++i) {
-        const auto role = req.fds()->Get(i);
+        const auto role = req.fds()->Get(static_cast<flatbuffers::uoffset_t>(i));
+        if (role == wire::FdRole::PidNamespace || role == wire::FdRole::Pidfd) {
+            if (join_fd >= 0) return Error{Errc::bad_request, "two pid namespaces to join"};
+            join_fd = fds[i].get();
+            continue;
+        }
         const auto slot = static_cast<std::size_t>(role);
         if (slot > 2)
             return Error{Errc::bad_request, fmt::format("fd {} has role {}, which a Launch cannot take",
@@ -461,6 +412,8 @@ Result<LaunchSpec> Server::launch_spec(const wire::Launch& req, std::vector<Uniq
         if (spec.cwd.empty() || spec.cwd[0] != '/')
             return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};
     }
+    spec.new_mount_namespace = opts_.isolation.filesystem;
+    spec.mount_proc = opts_.isolation.filesystem;
     return spec;
 }
 
@@ -478,29 +431,108 @@ Result<std::string> Server::pick_id(const wire::Launch& req) {
     }
 }
 
+// Where a container goes: which pid namespace (new or shared, below which one) and under
+// which cgroup. This is where the sharing rules and the operator's switch are enforced.
+struct Server::Placement {
+    std::shared_ptr<Container> parent;
+    UniqueFd pidns;           // base namespace for spawn (-1: the server's)
+    bool new_pid_namespace = true;
+    std::string cgroup_parent; // where its cgroup leaf goes ("": no cgroups here)
+};
+
+Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
+    Placement p;
+    const std::string parent_id = str(req.parent());
+    const bool share = req.share_pid_namespace();
+    const std::string refused = "sharing the agent's pid namespace is disallowed "
+                                "(--disallow-sharing-agent-pid-namespace)";
+    if (!parent_id.empty()) {
+        p.parent = find(parent_id);
+        if (!p.parent) return Error{Errc::unknown_container, fmt::format("no parent container '{}'", parent_id)};
+        if (p.parent->reaped || p.parent->kill_sent)
+            return Error{Errc::invalid_state, fmt::format("parent container '{}' has already ended", parent_id)};
+    }
+    if (join_fd >= 0) {
+        if (p.parent || share)
+            return Error{Errc::bad_request, "a launch that joins a pid namespace by fd takes no parent "
+                                            "and no share_pid_namespace"};
+        auto ns = resolve_pid_namespace(join_fd, own_pidns_.get());
+        if (!ns) return std::move(ns).error();
+        if (opts_.disallow_sharing_agent_pidns && namespace_inode(ns->get()) == own_pidns_ino_)
+            return Error{Errc::not_permitted, refused + ": the namespace passed by fd is the agent's"};
+        p.pidns = std::move(*ns);
+        p.new_pid_namespace = false;
+    } else if (!opts_.isolation.pid) {
+        p.new_pid_namespace = false; // everything shares the server's namespace
+    } else if (p.parent) {
+        const int fd = ::fcntl(p.parent->pidns.get(), F_DUPFD_CLOEXEC, 3);
+        if (fd < 0) return sys_error(Errc::internal, "cannot duplicate the parent's namespace fd", errno);
+        p.pidns.reset(fd);
+        p.new_pid_namespace = !share;
+        if (share && opts_.disallow_sharing_agent_pidns && p.parent->info.pidns == own_pidns_ino_)
+            return Error{Errc::not_permitted,
+                         refused + fmt::format(": parent container '{}' shares it", p.parent->info.id)};
+    } else if (share) {
+        if (opts_.disallow_sharing_agent_pidns) return Error{Errc::not_permitted, refused};
+        p.new_pid_namespace = false;
+    }
+    if (cgroup_root_) {
+        p.cgroup_parent = p.parent && p.parent->cgroup ? p.parent->cgroup->path() : cgroup_root_->path();
+    } else if (!p.new_pid_namespace) {
+        return Error{Errc::unavailable,
+                     "this container would share a pid namespace, so only its own cgroup could destroy "
+                     "it, and no writable cgroup v2 was found: " + no_cgroup_reason_};
+    }
+    return p;
+}
+
 void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& req,
                        std::vector<UniqueFd>& fds) {
     const Waiter w{conn.id(), seq};
     if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
     auto id = pick_id(req);
     if (!id) return reply_error(w, id.error());
-    auto spec = launch_spec(req, fds);
+    int join_fd = -1;
+    auto spec = launch_spec(req, fds, join_fd);
     if (!spec) return reply_error(w, spec.error());
+    auto placement = place(req, join_fd);
+    if (!placement) return reply_error(w, placement.error());
+    spec->new_pid_namespace = placement->new_pid_namespace;
+    spec->pidns_fd = placement->pidns.get();
 
+    std::optional<Cgroup> cgroup;
+    if (!placement->cgroup_parent.empty()) {
+        auto made = Cgroup::create(placement->cgroup_parent, "ct-" + *id);
+        if (!made) return reply_error(w, made.error());
+        cgroup.emplace(std::move(*made));
+        spec->cgroup_fd = cgroup->dir_fd();
+    }
     auto spawned = spawn(*spec);
-    if (!spawned) return reply_error(w, spawned.error());
+    if (!spawned) {
+        if (cgroup) (void)cgroup->remove();
+        return reply_error(w, spawned.error());
+    }
     const pid_t pid = spawned->pid;
     auto c = std::make_shared<Container>(io_, std::move(*spawned));
     ++live_;
+    // Safe by pid: the process is our child and not reaped yet.
+    c->pidns.reset(::open(fmt::format("/proc/{}/ns/pid", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    c->own_pidns = spec->new_pid_namespace;
+    c->cgroup = std::move(cgroup);
     c->info.id = *id;
     c->info.pid = pid;
-    c->info.pidns = pid_namespace_inode(pid); // safe: not reaped yet
+    c->info.pidns = namespace_inode(c->pidns.get());
     c->info.state = State::starting;
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
     c->launcher = w;
+    if (placement->parent) {
+        c->info.parent = placement->parent->info.id;
+        placement->parent->children.push_back(*id);
+    }
     containers_.emplace(*id, c);
-    spdlog::debug("launch {}: pid {}, {}", *id, pid, c->command);
+    spdlog::debug("launch {}: pid {}, pidns {}{}, {}", *id, pid, c->info.pidns,
+                  c->own_pidns ? " (own)" : " (shared)", c->command);
     watch_report(c);
     watch_exit(c);
 }
@@ -517,15 +549,15 @@ void Server::finish_launch(Container& c, Result<void> outcome) {
     c.report.reset();
     const Waiter w = *c.launcher;
     c.launcher.reset();
-    if (outcome) {
+    if (outcome && !c.kill_sent) {
         c.info.state = State::running;
         return reply_info(w, wire::Reply::LaunchReply, c.info, c.pidfd.native_handle());
     }
-    Error e = std::move(outcome).error();
-    if (c.destroying) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};
+    Error e = outcome ? Error{} : std::move(outcome).error();
+    if (c.kill_sent) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};
     spdlog::debug("launch {} failed: {}", c.info.id, e.message);
     c.failed = true;
-    kill_container(c);
+    request_destroy(c);
     reply_error(w, e);
 }
 
@@ -545,28 +577,103 @@ void Server::watch_exit(const std::shared_ptr<Container>& c) {
 void Server::on_exit(const std::shared_ptr<Container>& c, ExitStatus status) {
     --live_;
     c->reaped = true;
-    // The init is gone, so every writer of the report pipe is: the read cannot block.
+    // The first process is gone, so is every writer of the report pipe: the read cannot block.
     if (c->report) finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
     c->info.exit = status;
-    c->info.state = c->destroying ? State::destroyed : State::exited;
+    c->info.state = c->destroy_requested ? State::destroyed : State::exited;
     spdlog::debug("container {} ended: status {}", c->info.id, status.shell_code());
     for (const Waiter& w : std::exchange(c->waiters, {})) reply_info(w, wire::Reply::WaitReply, c->info);
-    if (c->destroying) {
-        for (const Waiter& w : std::exchange(c->destroyers, {}))
-            reply_info(w, wire::Reply::DestroyReply, c->info);
-        containers_.erase(c->info.id);
+    // Nothing of a container outlives its first process: not what it left in its cgroup (a
+    // shared namespace does not do that for us), not the containers nested in it.
+    if (c->cgroup && !c->own_pidns) (void)c->cgroup->kill();
+    for (const std::string& child : c->children)
+        if (auto n = find(child)) kill_container(*n);
+    watch_emptied(c);
+}
+
+// Marks `c` emptied once its cgroup has no process left, watching cgroup.events (POLLPRI).
+void Server::watch_emptied(const std::shared_ptr<Container>& c) {
+    if (!c->cgroup) {
+        c->emptied = true;
+        return settle_up(c->info.id);
     }
-    if (stopping_ && live_ == 0) io_.stop();
+    if (!c->events) {
+        auto fd = c->cgroup->open_events();
+        if (!fd) {
+            spdlog::error("container {}: {}", c->info.id, fd.error().message);
+            c->emptied = true;
+            return settle_up(c->info.id);
+        }
+        c->events.emplace(io_, fd->release());
+    }
+    // Armed before the check below, so that a change in between is not missed.
+    c->events->async_wait(Descriptor::wait_error, [this, c](error_code ec) {
+        if (!ec && !c->emptied) watch_emptied(c);
+    });
+    auto populated = c->cgroup->populated();
+    if (populated && *populated) return;
+    c->emptied = true;
+    c->events.reset();
+    settle_up(c->info.id);
 }
 
 void Server::kill_container(Container& c) {
-    c.destroying = true;
-    if (c.reaped) return;
-    if (auto ok = signal_pidfd(c.pidfd.native_handle(), SIGKILL); !ok)
-        spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+    if (c.reaped || c.kill_sent) return;
+    c.kill_sent = true;
+    // Its own namespace: SIGKILL to pid 1 and the kernel does the rest. Shared: the cgroup.
+    Result<void> ok = c.own_pidns || !c.cgroup ? signal_pidfd(c.pidfd.native_handle(), SIGKILL) : c.cgroup->kill();
+    if (!ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+    for (const std::string& child : c.children)
+        if (auto n = find(child)) kill_container(*n);
 }
 
-std::shared_ptr<Container> Server::find(std::string_view id) {
+// Kills `c` and everything nested in it; they are forgotten once all of them settled.
+void Server::request_destroy(Container& c) {
+    c.destroy_requested = true;
+    for (const std::string& child : c.children)
+        if (auto it = containers_.find(child); it != containers_.end()) request_destroy(*it->second);
+    kill_container(c);
+}
+
+bool Server::settled(const Container& c) const {
+    if (!c.reaped || !c.emptied) return false;
+    for (const std::string& child : c.children)
+        if (auto it = containers_.find(child); it != containers_.end() && !settled(*it->second)) return false;
+    return true;
+}
+
+// After `id` settled: the outermost ancestor being destroyed that is now settled is forgotten,
+// with everything in it, and its Destroy answered.
+void Server::settle_up(const std::string& id) {
+    std::shared_ptr<Container> done;
+    for (auto it = containers_.find(id); it != containers_.end(); it = containers_.find(it->second->info.parent)) {
+        const auto& c = it->second;
+        if (c->destroy_requested && settled(*c)) done = c;
+        if (c->info.parent.empty()) break;
+    }
+    if (!done) return;
+    if (!done->info.parent.empty())
+        if (auto parent = containers_.find(done->info.parent); parent != containers_.end())
+            std::erase(parent->second->children, done->info.id);
+    forget(done->info.id);
+    maybe_stop();
+}
+
+// Removes a settled container and what is nested in it, innermost first: cgroup leaves can
+// only be removed bottom-up. Answers their Destroys.
+void Server::forget(const std::string& id) {
+    auto it = containers_.find(id);
+    if (it == containers_.end()) return;
+    std::shared_ptr<Container> c = it->second;
+    for (const std::string& child : c->children) forget(child);
+    if (c->cgroup)
+        if (auto ok = c->cgroup->remove(); !ok) spdlog::warn("container {}: {}", id, ok.error().message);
+    c->info.state = State::destroyed;
+    for (const Waiter& w : std::exchange(c->destroyers, {})) reply_info(w, wire::Reply::DestroyReply, c->info);
+    containers_.erase(it);
+}
+
+std::shared_ptr<Container> Server::find(std::string_view id) const {
     auto it = containers_.find(id);
     if (it == containers_.end() || it->second->failed) return nullptr;
     return it->second;
@@ -603,14 +710,9 @@ void Server::on_destroy(Connection& conn, std::uint32_t seq, const wire::Destroy
     const Waiter w{conn.id(), seq};
     auto c = find(req.id()->string_view());
     if (!c) return reply_error(w, unknown(req.id()->string_view()));
-    if (c->reaped) { // already ended: forget it, answer with its status
-        c->info.state = State::destroyed;
-        reply_info(w, wire::Reply::DestroyReply, c->info);
-        containers_.erase(c->info.id);
-        return;
-    }
     c->destroyers.push_back(w);
-    if (!c->destroying) kill_container(*c);
+    request_destroy(*c);
+    settle_up(c->info.id); // answers at once if it had already ended
 }
 
 void Server::on_list(Connection& conn, std::uint32_t seq) {
@@ -623,7 +725,7 @@ void Server::on_list(Connection& conn, std::uint32_t seq) {
     reply({conn.id(), seq}, fbb);
 }
 
-// ---- Server: replies ----
+// ---- replies ----
 
 void Server::reply(const Waiter& w, const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
     auto it = conns_.find(w.conn);
@@ -654,17 +756,35 @@ void Server::reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& 
     else reply(w, fbb);
 }
 
+// ---- shutdown ----
+
 void Server::shutdown(const char* why) {
     if (stopping_) return;
     stopping_ = true;
-    spdlog::info("shutting down ({}): killing {} container(s)", why, live_);
+    spdlog::info("shutting down ({}): destroying {} container(s)", why, containers_.size());
     if (listener_) {
         listener_.reset();
         ::unlink(opts_.socket_path.c_str());
     }
     signals_.cancel();
-    for (auto& [id, c] : containers_) kill_container(*c);
-    if (live_ == 0) io_.stop();
+    std::vector<std::string> top;
+    for (const auto& [id, c] : containers_)
+        if (c->info.parent.empty()) top.push_back(id);
+    for (const std::string& id : top) {
+        auto it = containers_.find(id);
+        if (it == containers_.end()) continue;
+        request_destroy(*it->second);
+        settle_up(id);
+    }
+    maybe_stop();
+}
+
+// Stops the loop once shutting down and nothing is left.
+void Server::maybe_stop() {
+    if (!stopping_ || !containers_.empty()) return;
+    if (cgroup_root_)
+        if (auto ok = cgroup_root_->remove(); !ok) spdlog::warn("{}", ok.error().message);
+    io_.stop();
 }
 
 } // namespace

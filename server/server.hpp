@@ -5,6 +5,7 @@
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
 #include "protocol/client.hpp"
+#include "server/policy.hpp"
 
 #include <string>
 
@@ -14,6 +15,9 @@ struct ServerOptions {
     std::string socket_path;  // listen here (mode 0600); empty: only the initial connection
     std::string shim_path;    // nsfork-shim; empty: default_shim_path()
     std::string log_level = "info";
+    Isolation isolation;      // --isolation
+    bool disallow_sharing_agent_pidns = false;
+    std::string cgroup_root;  // parent of the containers' cgroups; empty: made under our own
 };
 
 // Where nsfork-shim is looked for by default: beside the running executable, else the

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
 extern char** environ;
@@ -188,6 +189,13 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     ::waitpid(pid, &status, 0);
     r.exit_code = shell_code(status);
     return r;
+}
+
+bool alive(pid_t pid) {
+    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const auto paren = text.rfind(')');
+    return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z' && text[paren + 2] != 'X';
 }
 
 std::vector<pid_t> processes_in_pidns(std::uint64_t pidns) {

@@ -77,6 +77,9 @@ struct ProcessResult {
 };
 ProcessResult run_process(const std::vector<std::string>& argv);
 
+// Whether `pid` is a live process (a zombie is not: it is dead, waiting for its reaper).
+bool alive(pid_t pid);
+
 // Pids (host view) of the processes whose pid namespace has inode `pidns`.
 std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
 

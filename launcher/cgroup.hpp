@@ -1,0 +1,47 @@
+// cgroup v2 leaves: one per container, placed at birth (CLONE_INTO_CGROUP), killed with
+// cgroup.kill, watched through cgroup.events, removed when empty.
+#pragma once
+
+#include "error.hpp"
+#include "fd.hpp"
+
+#include <string>
+
+namespace nsfork {
+
+// The cgroup2 mount point from /proc/self/mountinfo ("" if none): /sys/fs/cgroup on a unified
+// host, /sys/fs/cgroup/unified on a hybrid one.
+std::string find_cgroup2_mount();
+
+// The calling process's cgroup v2 path relative to the mount ("/" at the root), from
+// /proc/self/cgroup's "0::" line.
+std::string own_cgroup2_path();
+
+// One cgroup v2 directory the caller created and owns: removing it is the caller's job
+// (remove()), after every process in it has been reaped.
+class Cgroup {
+public:
+    // Creates `parent/name` (EEXIST is an error: names are unique per server).
+    static Result<Cgroup> create(const std::string& parent, const std::string& name);
+    // Adopts an existing directory (for a root given by the operator); remove() leaves it.
+    static Result<Cgroup> adopt(const std::string& path);
+
+    const std::string& path() const { return path_; }
+    int dir_fd() const { return dir_.get(); } // for CLONE_INTO_CGROUP
+    // SIGKILLs every process in the cgroup and below (cgroup.kill, Linux 5.14).
+    Result<void> kill() const;
+    // Whether any process is left in it or below ("populated" of cgroup.events).
+    Result<bool> populated() const;
+    // An fd to cgroup.events: POLLPRI when "populated" changes.
+    Result<UniqueFd> open_events() const;
+    // rmdir; EBUSY while processes (or child cgroups) remain.
+    Result<void> remove();
+
+private:
+    Cgroup(std::string path, UniqueFd dir, bool owned) : path_(std::move(path)), dir_(std::move(dir)), owned_(owned) {}
+    std::string path_;
+    UniqueFd dir_;
+    bool owned_ = true;
+};
+
+} // namespace nsfork

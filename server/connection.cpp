@@ -1,0 +1,100 @@
+#include "connection.hpp"
+
+#include "protocol/messages.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+
+namespace nsfork {
+
+using Descriptor = boost::asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+namespace {
+// Datagrams handled from one connection before others get a turn.
+constexpr int kReadBatch = 64;
+// Replies queued for a client that does not read before it is disconnected.
+constexpr std::size_t kMaxOutbox = 4096;
+} // namespace
+
+void Connection::arm_read() {
+    sock_.async_wait(Descriptor::wait_read, [self = shared_from_this()](error_code ec) {
+        if (!ec && !self->closed_) self->read_ready();
+    });
+}
+
+// Reads until the socket is empty (Asio's epoll is edge-triggered), a batch at a time.
+void Connection::read_ready() {
+    for (int i = 0; i < kReadBatch; ++i) {
+        auto got = recv_datagram(sock_.native_handle());
+        if (!got) {
+            const Error& e = got.error();
+            if (e.sys_errno == EAGAIN) return arm_read();
+            if (e.code == Errc::protocol) {
+                // The bad datagram is consumed; the stream stays in step, so say why and go on.
+                spdlog::warn("connection {}: {}", id_, e.message);
+                flatbuffers::FlatBufferBuilder fbb(256);
+                write_error_reply(fbb, 0, e);
+                send(fbb);
+                continue;
+            }
+            if (e.code != Errc::disconnected) spdlog::warn("connection {}: {}", id_, e.message);
+            return close();
+        }
+        owner_.handle(*this, *got);
+        if (closed_) return;
+    }
+    boost::asio::post(sock_.get_executor(), [self = shared_from_this()] {
+        if (!self->closed_) self->read_ready();
+    });
+}
+
+void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
+    if (closed_) return;
+    std::span<const std::uint8_t> bytes{fbb.GetBufferPointer(), fbb.GetSize()};
+    if (outbox_.empty()) {
+        auto sent = send_datagram(sock_.native_handle(), bytes, fds);
+        if (sent) return;
+        if (sent.error().sys_errno != EAGAIN) {
+            spdlog::debug("connection {}: {}", id_, sent.error().message);
+            return close();
+        }
+    }
+    if (outbox_.size() >= kMaxOutbox) {
+        spdlog::warn("connection {}: {} replies unread, disconnecting", id_, outbox_.size());
+        return close();
+    }
+    Outgoing out{{bytes.begin(), bytes.end()}, {}};
+    for (int fd : fds) out.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    outbox_.push_back(std::move(out));
+    if (outbox_.size() == 1) arm_write();
+}
+
+void Connection::arm_write() {
+    sock_.async_wait(Descriptor::wait_write, [self = shared_from_this()](error_code ec) {
+        if (ec || self->closed_) return;
+        while (!self->outbox_.empty()) {
+            Outgoing& out = self->outbox_.front();
+            std::vector<int> fds;
+            for (auto& fd : out.fds) fds.push_back(fd.get());
+            auto sent = send_datagram(self->sock_.native_handle(), out.bytes, fds);
+            if (!sent) {
+                if (sent.error().sys_errno == EAGAIN) return self->arm_write();
+                return self->close();
+            }
+            self->outbox_.pop_front();
+        }
+    });
+}
+
+void Connection::close() {
+    if (closed_) return;
+    closed_ = true;
+    outbox_.clear();
+    error_code ignored;
+    sock_.close(ignored);
+    owner_.connection_closed(id_);
+}
+
+} // namespace nsfork
