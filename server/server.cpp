@@ -15,6 +15,7 @@
 #include "protocol/messages.hpp"
 #include "server/connection.hpp"
 #include "server/ids.hpp"
+#include "server/request.hpp"
 
 #include <boost/asio/signal_set.hpp>
 #include <fcntl.h>
@@ -104,8 +105,7 @@ private:
     void on_list(Connection& c, std::uint32_t seq);
 
     struct Placement;
-    Result<LaunchSpec> launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds, int& join_fd);
-    Result<std::string> pick_id(const wire::Launch& req);
+    Result<std::string> pick_id(const std::string& requested);
     Result<Placement> place(const wire::Launch& req, int join_fd);
     void watch_report(const std::shared_ptr<Container>& c);
     void watch_exit(const std::shared_ptr<Container>& c);
@@ -353,77 +353,12 @@ void Server::on_hello(Connection& c, std::uint32_t seq) {
     c.send(fbb);
 }
 
-// Checks a string the kernel will see as a C string.
-Result<void> check_c_string(const flatbuffers::String* s, const std::string& what) {
-    if (s && std::memchr(s->c_str(), '\0', s->size()))
-        return Error{Errc::bad_request, what + " contains a NUL byte"};
-    return {};
-}
-
-// The plain part of a launch: command, environment, cwd, stdio; `join_fd` receives the fd of a
-// namespace to join, if one came.
-Result<LaunchSpec> Server::launch_spec(const wire::Launch& req, std::vector<UniqueFd>& fds, int& join_fd) {
-    LaunchSpec spec;
-    spec.init_path = shim_;
-    join_fd = -1;
-
-    const std::size_t declared = req.fds() ? req.fds()->size() : 0;
-    if (declared != fds.size())
-        return Error{Errc::bad_request,
-                     fmt::format("request declares {} fds but carries {}", declared, fds.size())};
-    for (std::size_t i = 0; i < declared; ++i) {
-        const auto role = req.fds()->Get(static_cast<flatbuffers::uoffset_t>(i));
-        if (role == wire::FdRole::PidNamespace || role == wire::FdRole::Pidfd) {
-            if (join_fd >= 0) return Error{Errc::bad_request, "two pid namespaces to join"};
-            join_fd = fds[i].get();
-            continue;
-        }
-        const auto slot = static_cast<std::size_t>(role);
-        if (slot > 2)
-            return Error{Errc::bad_request, fmt::format("fd {} has role {}, which a Launch cannot take",
-                                                        i, static_cast<int>(role))};
-        if (spec.stdio[slot] >= 0)
-            return Error{Errc::bad_request, fmt::format("two fds for stdio slot {}", slot)};
-        spec.stdio[slot] = fds[i].get();
-    }
-
-    if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};
-    for (flatbuffers::uoffset_t i = 0; i < req.argv()->size(); ++i) {
-        const flatbuffers::String* a = req.argv()->Get(i);
-        if (auto ok = check_c_string(a, fmt::format("argv[{}]", i)); !ok) return std::move(ok).error();
-        spec.argv.push_back(a->str());
-    }
-    if (spec.argv[0].empty()) return Error{Errc::bad_request, "argv[0] is empty: no command to run"};
-    if (req.env()) {
-        for (flatbuffers::uoffset_t i = 0; i < req.env()->size(); ++i) {
-            const flatbuffers::String* e = req.env()->Get(i);
-            if (auto ok = check_c_string(e, fmt::format("environment entry {}", i)); !ok)
-                return std::move(ok).error();
-            if (!std::memchr(e->c_str(), '=', e->size()) || e->size() == 0 || e->c_str()[0] == '=')
-                return Error{Errc::bad_request,
-                             fmt::format("environment entry {} ('{}') is not of the form NAME=VALUE",
-                                         i, e->string_view().substr(0, 64))};
-            spec.env.push_back(e->str());
-        }
-    }
-    if (req.cwd()) {
-        if (auto ok = check_c_string(req.cwd(), "cwd"); !ok) return std::move(ok).error();
-        spec.cwd = req.cwd()->str();
-        if (spec.cwd.empty() || spec.cwd[0] != '/')
-            return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};
-    }
-    spec.new_mount_namespace = opts_.isolation.filesystem;
-    spec.mount_proc = opts_.isolation.filesystem;
-    return spec;
-}
-
-Result<std::string> Server::pick_id(const wire::Launch& req) {
-    if (req.id() && req.id()->size() > 0) {
-        std::string id = req.id()->str();
-        if (auto ok = validate_id(id); !ok) return std::move(ok).error();
-        if (containers_.count(id))
-            return Error{Errc::duplicate_id, "a container with id '" + id + "' already exists"};
-        return id;
+// The requested id if it is free, or a fresh one.
+Result<std::string> Server::pick_id(const std::string& requested) {
+    if (!requested.empty()) {
+        if (containers_.count(requested))
+            return Error{Errc::duplicate_id, "a container with id '" + requested + "' already exists"};
+        return requested;
     }
     for (;;) {
         std::string id = fmt::format("nsfork-{}-{}", ::getpid(), next_auto_id_++);
@@ -490,12 +425,15 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
                        std::vector<UniqueFd>& fds) {
     const Waiter w{conn.id(), seq};
     if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
-    auto id = pick_id(req);
+    auto parsed = parse_launch(req, fds);
+    if (!parsed) return reply_error(w, parsed.error());
+    auto id = pick_id(parsed->id);
     if (!id) return reply_error(w, id.error());
-    int join_fd = -1;
-    auto spec = launch_spec(req, fds, join_fd);
-    if (!spec) return reply_error(w, spec.error());
-    auto placement = place(req, join_fd);
+    LaunchSpec* spec = &parsed->spec;
+    spec->init_path = shim_;
+    spec->new_mount_namespace = opts_.isolation.filesystem;
+    spec->mount_proc = opts_.isolation.filesystem;
+    auto placement = place(req, parsed->join_fd);
     if (!placement) return reply_error(w, placement.error());
     spec->new_pid_namespace = placement->new_pid_namespace;
     spec->pidns_fd = placement->pidns.get();
