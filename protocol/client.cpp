@@ -11,11 +11,11 @@
 
 namespace nsfork {
 
-// A verified reply and the datagram it lives in.
-struct Client::Reply {
-    Datagram datagram;
-    const wire::ReplyMessage* message = nullptr;
-};
+// A verified reply, and the datagram (or mapped body) it lives in.
+struct Client::Reply : Received<wire::ReplyMessage> {};
+
+// Replies larger than this are refused: a server has no reason to send more.
+constexpr std::uint64_t kMaxReplyBody = 1ULL << 30;
 
 Result<Client> Client::connect(const std::string& socket_path) {
     sockaddr_un addr{};
@@ -54,52 +54,64 @@ void Client::close_and_reap_server() {
 
 Result<std::uint32_t> Client::send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
     if (!sock_) return Error{Errc::disconnected, "client is not connected"};
-    auto sent = send_datagram(sock_.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, fds);
+    const std::uint32_t seq = next_seq_;
+    std::span<const std::uint8_t> bytes{fbb.GetBufferPointer(), fbb.GetSize()};
+    auto wrapped = wrap_if_large(bytes, seq, false);
+    if (!wrapped) return std::move(wrapped).error();
+    std::vector<int> all;
+    if (wrapped->body) { // a large request goes as a sealed memfd, its own fds after it
+        all.push_back(wrapped->body.get());
+        all.insert(all.end(), fds.begin(), fds.end());
+        bytes = wrapped->envelope;
+        fds = all;
+    }
+    auto sent = send_datagram(sock_.get(), bytes, fds);
     if (!sent) {
         // A server that refused us said why (on seq 0) before it closed: prefer its word.
         if (sent.error().code == Errc::disconnected)
             if (auto said = recv_datagram(sock_.get()))
-                if (const wire::ReplyMessage* m = verify_reply(said->bytes); m && m->seq() == 0)
-                    if (const wire::Error* e = m->reply_as_Error()) return read_error(*e);
+                if (auto opened = open_reply(std::move(*said), kMaxReplyBody); opened && opened->message->seq() == 0)
+                    if (const wire::Error* e = opened->message->reply_as_Error()) return read_error(*e);
         return std::move(sent).error();
     }
     return next_seq_++;
 }
 
-Result<Client::Reply> Client::receive(std::uint32_t seq) {
+Result<std::shared_ptr<Client::Reply>> Client::receive(std::uint32_t seq) {
     for (;;) {
-        Datagram d;
         if (auto early = early_.find(seq); early != early_.end()) {
-            d = std::move(early->second);
+            auto reply = std::move(early->second);
             early_.erase(early);
-        } else {
-            auto got = recv_datagram(sock_.get());
-            // A peer that closed with our request unread resets us (ECONNRESET) even though its
-            // last words (a seq-0 Error) are still queued: the next recvmsg returns them.
-            if (!got && got.error().sys_errno == ECONNRESET) got = recv_datagram(sock_.get());
-            if (!got) {
-                Error e = std::move(got).error();
-                if (e.code == Errc::disconnected) e.message = "nsfork server closed the connection";
-                return e;
-            }
-            d = std::move(*got);
+            return reply;
         }
-        const wire::ReplyMessage* message = verify_reply(d.bytes);
-        if (!message) return Error{Errc::protocol, "server sent a reply that does not verify"};
+        auto got = recv_datagram(sock_.get());
+        // A peer that closed with our request unread resets us (ECONNRESET) even though its
+        // last words (a seq-0 Error) are still queued: the next recvmsg returns them.
+        if (!got && got.error().sys_errno == ECONNRESET) got = recv_datagram(sock_.get());
+        if (!got) {
+            Error e = std::move(got).error();
+            if (e.code == Errc::disconnected) e.message = "nsfork server closed the connection";
+            return e;
+        }
+        auto opened = open_reply(std::move(*got), kMaxReplyBody);
+        if (!opened) {
+            Error e = std::move(opened).error();
+            e.message = "bad reply from the server: " + e.message;
+            return e;
+        }
+        auto reply = std::make_shared<Reply>(Reply{std::move(*opened)});
+        const wire::ReplyMessage* message = reply->message;
         // seq 0 is the server's own word, sent when it cannot serve at all (e.g. a failed start).
         if (message->seq() == 0)
             if (const wire::Error* e = message->reply_as_Error()) return read_error(*e);
-        if (message->seq() != seq) {
-            early_.emplace(message->seq(), std::move(d));
-            continue;
-        }
-        if (const wire::Error* e = message->reply_as_Error()) return read_error(*e);
-        return Reply{std::move(d), message};
+        if (const wire::Error* e = message->reply_as_Error(); e && message->seq() == seq) return read_error(*e);
+        if (message->seq() == seq) return reply;
+        early_.emplace(message->seq(), std::move(reply));
     }
 }
 
 template <class Build>
-Result<Client::Reply> Client::call(Build&& build, std::span<const int> fds) {
+Result<std::shared_ptr<Client::Reply>> Client::call(Build&& build, std::span<const int> fds) {
     flatbuffers::FlatBufferBuilder fbb(512);
     const std::uint32_t seq = next_seq_;
     auto [type, body] = build(fbb);
@@ -114,12 +126,45 @@ Result<pid_t> Client::hello() {
         return std::pair{wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()};
     });
     if (!reply) return std::move(reply).error();
-    const wire::HelloReply* r = reply->message->reply_as_HelloReply();
+    const wire::HelloReply* r = (*reply)->message->reply_as_HelloReply();
     if (!r) return Error{Errc::protocol, "server answered Hello with another reply"};
     if (r->version() != kProtocolVersion)
         return Error{Errc::protocol, "server speaks protocol version " + std::to_string(r->version()) +
                                          ", this client " + std::to_string(kProtocolVersion)};
+    if (!table_ && (*reply)->datagram.fds.size() == 1) {
+        auto table = StatusTableReader::map((*reply)->datagram.fds[0].get());
+        if (!table) return std::move(table).error();
+        table_.emplace(std::move(*table));
+    }
     return static_cast<pid_t>(r->server_pid());
+}
+
+Result<const StatusTableReader*> Client::status_table() {
+    if (!table_) {
+        if (auto ok = hello(); !ok) return std::move(ok).error();
+        if (!table_) return Error{Errc::unavailable, "the server offers no status table"};
+    }
+    return &*table_;
+}
+
+std::optional<StatusSnapshot> Client::peek(const ContainerInfo& info) {
+    if (!table_ && !status_table()) return std::nullopt;
+    auto snapshot = table_->read(info.slot);
+    if (!snapshot || snapshot->id != info.id) return std::nullopt;
+    return snapshot;
+}
+
+Result<Container> Client::attach(const std::string& id) {
+    auto reply = call([&](auto& fbb) {
+        auto body = wire::CreateAttach(fbb, fbb.CreateString(id));
+        return std::pair{wire::Request::Attach, body.Union()};
+    });
+    if (!reply) return std::move(reply).error();
+    const wire::AttachReply* r = (*reply)->message->reply_as_AttachReply();
+    if (!r) return Error{Errc::protocol, "server answered Attach with another reply"};
+    if ((*reply)->datagram.fds.size() != 1)
+        return Error{Errc::protocol, "Attach reply did not carry exactly one pidfd"};
+    return Container(read_info(*r->container()), std::move((*reply)->datagram.fds[0]));
 }
 
 Result<Container> Client::launch(const LaunchOptions& o) {
@@ -143,16 +188,17 @@ Result<Container> Client::launch(const LaunchOptions& o) {
             auto fd_roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(roles.data()),
                                              roles.size());
             auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
-            auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace);
+            auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
+                                           o.tie_to_connection);
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);
     if (!reply) return std::move(reply).error();
-    const wire::LaunchReply* r = reply->message->reply_as_LaunchReply();
+    const wire::LaunchReply* r = (*reply)->message->reply_as_LaunchReply();
     if (!r) return Error{Errc::protocol, "server answered Launch with another reply"};
-    if (reply->datagram.fds.size() != 1)
+    if ((*reply)->datagram.fds.size() != 1)
         return Error{Errc::protocol, "Launch reply did not carry exactly one pidfd"};
-    return Container(read_info(*r->container()), std::move(reply->datagram.fds[0]));
+    return Container(read_info(*r->container()), std::move((*reply)->datagram.fds[0]));
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {
@@ -166,7 +212,7 @@ Result<std::uint32_t> Client::send_wait(const std::string& id) {
 Result<ExitStatus> Client::receive_wait(std::uint32_t seq) {
     auto reply = receive(seq);
     if (!reply) return std::move(reply).error();
-    const wire::WaitReply* r = reply->message->reply_as_WaitReply();
+    const wire::WaitReply* r = (*reply)->message->reply_as_WaitReply();
     if (!r) return Error{Errc::protocol, "server answered Wait with another reply"};
     const ContainerInfo info = read_info(*r->container());
     if (!info.exit) return Error{Errc::protocol, "Wait reply without an exit status"};
@@ -185,7 +231,7 @@ Result<void> Client::kill(const std::string& id, int signal) {
         return std::pair{wire::Request::Kill, body.Union()};
     });
     if (!reply) return std::move(reply).error();
-    if (!reply->message->reply_as_KillReply())
+    if (!(*reply)->message->reply_as_KillReply())
         return Error{Errc::protocol, "server answered Kill with another reply"};
     return {};
 }
@@ -196,7 +242,7 @@ Result<ContainerInfo> Client::destroy(const std::string& id) {
         return std::pair{wire::Request::Destroy, body.Union()};
     });
     if (!reply) return std::move(reply).error();
-    const wire::DestroyReply* r = reply->message->reply_as_DestroyReply();
+    const wire::DestroyReply* r = (*reply)->message->reply_as_DestroyReply();
     if (!r) return Error{Errc::protocol, "server answered Destroy with another reply"};
     return read_info(*r->container());
 }
@@ -206,7 +252,7 @@ Result<std::vector<ContainerInfo>> Client::list() {
         return std::pair{wire::Request::List, wire::CreateList(fbb).Union()};
     });
     if (!reply) return std::move(reply).error();
-    const wire::ListReply* r = reply->message->reply_as_ListReply();
+    const wire::ListReply* r = (*reply)->message->reply_as_ListReply();
     if (!r) return Error{Errc::protocol, "server answered List with another reply"};
     std::vector<ContainerInfo> out;
     if (r->containers())

@@ -7,11 +7,14 @@
 #include "launcher/exit_status.hpp"
 #include "launcher/fd.hpp"
 #include "protocol/framing.hpp"
+#include "protocol/status_table.hpp"
 #include "protocol/types.hpp"
 
 #include <array>
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -30,6 +33,7 @@ struct LaunchOptions {
     std::string parent;                   // nest inside this container
     bool share_pid_namespace = false;     // share the parent's (top-level: the server's) pidns
     int join_pidns_fd = -1;               // join this pid namespace fd, or a pidfd's namespace
+    bool tie_to_connection = false;       // destroyed when this client's connection closes
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.
@@ -75,8 +79,17 @@ public:
     // Returns its final description (exit status included).
     Result<ContainerInfo> destroy(const std::string& id);
     Result<std::vector<ContainerInfo>> list();
-    // Round trip with no work: protocol version check, and the server's pid.
+    // Round trip with no work: protocol version check, and the server's pid. Maps the server's
+    // status table the first time.
     Result<pid_t> hello();
+    // A container's pidfd and description again — after reconnecting, say: containers outlive
+    // the connection that launched them (unless tied to it).
+    Result<Container> attach(const std::string& id);
+    // The server's status table, read-only; mapped on first use (one Hello round trip).
+    Result<const StatusTableReader*> status_table();
+    // The container's state and exit status from the status table: plain memory reads once the
+    // table is mapped. nullopt once its slot no longer holds it (destroyed).
+    std::optional<StatusSnapshot> peek(const ContainerInfo& info);
 
     // For callers with their own event loop: send a Wait now, poll native_handle() for
     // readability, then collect the answer with receive_wait(seq) (which blocks until it came).
@@ -88,16 +101,17 @@ public:
 private:
     struct Reply;
     Result<std::uint32_t> send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
-    Result<Reply> receive(std::uint32_t seq);
+    Result<std::shared_ptr<Reply>> receive(std::uint32_t seq);
     template <class Build>
-    Result<Reply> call(Build&& build, std::span<const int> fds = {});
+    Result<std::shared_ptr<Reply>> call(Build&& build, std::span<const int> fds = {});
 
     void close_and_reap_server();
 
     UniqueFd sock_;
     UniqueFd server_pidfd_;
+    std::optional<StatusTableReader> table_;
     std::uint32_t next_seq_ = 1;
-    std::map<std::uint32_t, Datagram> early_; // replies that arrived before they were asked for
+    std::map<std::uint32_t, std::shared_ptr<Reply>> early_; // replies that came before asked for
 };
 
 } // namespace nsfork

@@ -36,8 +36,10 @@ Result<void> send_datagram(int sock, std::span<const std::uint8_t> bytes, std::s
 
 Result<Datagram> recv_datagram(int sock) {
     Datagram d;
-    d.bytes.resize(kMaxDatagram);
-    iovec iov{d.bytes.data(), d.bytes.size()};
+    // Received on the stack and copied out at its real size: a fresh kMaxDatagram vector per
+    // datagram would cost more than the round trip itself.
+    std::uint8_t buffer[kMaxDatagram];
+    iovec iov{buffer, sizeof buffer};
     msghdr msg{};
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
@@ -73,7 +75,7 @@ Result<Datagram> recv_datagram(int sock) {
     if (msg.msg_flags & MSG_TRUNC)
         return Error{Errc::protocol,
                      "datagram larger than " + std::to_string(kMaxDatagram / 1024) + " KiB"};
-    d.bytes.resize(static_cast<std::size_t>(n));
+    d.bytes.assign(buffer, buffer + n);
     return d;
 }
 

@@ -11,9 +11,9 @@
 
 namespace nsfork {
 
-// Largest datagram either side accepts. Requests with more (a huge environment) need the
-// memfd body path; see DESIGN.md, "Zero-copy bodies".
-inline constexpr std::size_t kMaxDatagram = 256 * 1024;
+// Largest datagram either side accepts. Larger messages travel as a Body in a sealed memfd
+// (protocol/body.hpp), so this only bounds the envelope and small messages.
+inline constexpr std::size_t kMaxDatagram = 64 * 1024;
 // Most fds one datagram may carry; more is a protocol error (MSG_CTRUNC).
 inline constexpr std::size_t kMaxFds = 16;
 

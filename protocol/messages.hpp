@@ -2,10 +2,13 @@
 #pragma once
 
 #include "launcher/error.hpp"
+#include "protocol/body.hpp"
+#include "protocol/framing.hpp"
 #include "protocol/nsfork_generated.h"
 #include "protocol/types.hpp"
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace nsfork {
@@ -16,6 +19,29 @@ inline constexpr std::uint32_t kProtocolVersion = 1;
 const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes);
 // The reply in `bytes` after the flatbuffers Verifier accepted it, or nullptr.
 const wire::ReplyMessage* verify_reply(std::span<const std::uint8_t> bytes);
+
+// A received message, verified, with its body mapped when it came in a memfd.
+template <class Root>
+struct Received {
+    Datagram datagram;              // its fds are the message's own (a body's memfd removed)
+    std::optional<MappedBody> body; // where `message` lives when it came as a Body
+    const Root* message = nullptr;
+};
+
+// Verifies a request datagram; a Body is checked, mapped (at most `max_body` bytes) and
+// verified in place. `seq` gets the sequence number to answer on, even on failure (0 when the
+// datagram is unreadable).
+Result<Received<wire::RequestMessage>> open_request(Datagram&& d, std::uint64_t max_body, std::uint32_t& seq);
+// The same for replies, on the client side.
+Result<Received<wire::ReplyMessage>> open_reply(Datagram&& d, std::uint64_t max_body);
+
+// What to send for a finished message of `bytes`: the bytes themselves, or — above kMaxInline —
+// a Body envelope, whose memfd must go first among the datagram's fds.
+struct Wire {
+    std::vector<std::uint8_t> envelope; // empty: send `bytes` as they are
+    UniqueFd body;
+};
+Result<Wire> wrap_if_large(std::span<const std::uint8_t> bytes, std::uint32_t seq, bool reply);
 
 flatbuffers::Offset<wire::ContainerInfo> write_info(flatbuffers::FlatBufferBuilder& fbb,
                                                     const ContainerInfo& info);

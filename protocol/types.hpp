@@ -23,6 +23,7 @@ struct ContainerInfo {
     std::uint64_t pidns = 0;         // pid namespace inode
     State state = State::starting;
     std::optional<ExitStatus> exit;  // set once it ended
+    std::uint32_t slot = 0;          // its entry in the server's status table
 };
 
 // One JSON object for `info`, as the CLI's --json prints it.

@@ -53,6 +53,20 @@ void Connection::read_ready() {
 void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds) {
     if (closed_) return;
     std::span<const std::uint8_t> bytes{fbb.GetBufferPointer(), fbb.GetSize()};
+    // A large reply (a List of thousands) goes as a sealed memfd, its own fds after it.
+    const std::uint32_t seq = flatbuffers::GetRoot<wire::ReplyMessage>(bytes.data())->seq();
+    auto wrapped = wrap_if_large(bytes, seq, true);
+    if (!wrapped) {
+        spdlog::error("connection {}: {}", id_, wrapped.error().message);
+        return close();
+    }
+    std::vector<int> all;
+    if (wrapped->body) {
+        all.push_back(wrapped->body.get());
+        all.insert(all.end(), fds.begin(), fds.end());
+        bytes = wrapped->envelope;
+        fds = all;
+    }
     if (outbox_.empty()) {
         auto sent = send_datagram(sock_.native_handle(), bytes, fds);
         if (sent) return;

@@ -33,7 +33,7 @@ constexpr int kNotFound = 127;
 
 const char* const kUsage = R"(usage:
   nsfork serve   --socket PATH [--isolation LIST] [--disallow-sharing-agent-pid-namespace]
-                 [--cgroup-root DIR] [--log-level LEVEL]
+                 [--cgroup-root DIR] [--log-level LEVEL] [--max-request-bytes N]
   nsfork run     [--socket PATH] [--id ID] [--parent ID] [--share-pid-namespace]
                  [--join-pidns PATH] [--env K=V]... [--clear-env] [--cwd DIR] [--detach] [--json]
                  -- CMD [ARG...]
@@ -60,13 +60,14 @@ struct Options {
     std::string socket, id, parent, cwd, join_pidns, cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
     std::string signal = "TERM";
+    std::string max_request_bytes;
     std::vector<std::string> env;
     bool clear_env = false, detach = false, json = false, share_pidns = false, disallow_sharing = false;
     std::vector<std::string> rest; // positional arguments; for run, the command
 };
 
 enum : int { kSocket = 256, kId, kParent, kShare, kJoin, kEnv, kClearEnv, kCwd, kDetach, kJson, kIsolation,
-             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp };
+             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp, kMaxRequest };
 
 // Parses argv[2..]; stops at "--" or the first positional argument of `run`, so that the
 // command's own options are never taken for ours.
@@ -81,6 +82,7 @@ std::optional<Options> parse(int argc, char** argv) {
         {"disallow-sharing-agent-pid-namespace", no_argument, nullptr, kDisallow},
         {"cgroup-root", required_argument, nullptr, kCgroupRoot}, {"log-level", required_argument, nullptr, kLogLevel},
         {"signal", required_argument, nullptr, kSignal}, {"help", no_argument, nullptr, kHelp},
+        {"max-request-bytes", required_argument, nullptr, kMaxRequest},
         {nullptr, 0, nullptr, 0}};
     Options o;
     optind = 2;
@@ -103,6 +105,7 @@ std::optional<Options> parse(int argc, char** argv) {
         case kCgroupRoot: o.cgroup_root = optarg; break;
         case kLogLevel: o.log_level = optarg; break;
         case kSignal: o.signal = optarg; break;
+        case kMaxRequest: o.max_request_bytes = optarg; break;
         case kHelp: std::fputs(kUsage, stdout); std::exit(0);
         default: return std::nullopt;
         }
@@ -245,6 +248,12 @@ int cmd_serve(const Options& o) {
     }
     so.disallow_sharing_agent_pidns = o.disallow_sharing;
     so.cgroup_root = o.cgroup_root;
+    if (!o.max_request_bytes.empty()) {
+        char* end = nullptr;
+        so.max_request_bytes = std::strtoull(o.max_request_bytes.c_str(), &end, 10);
+        if (*end || so.max_request_bytes == 0)
+            return fail(kLauncherError, "serve: --max-request-bytes takes a positive number of bytes");
+    }
     return run_server(so);
 }
 

@@ -13,6 +13,7 @@
 #include "launcher/spawn.hpp"
 #include "launcher/syscalls.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/status_table.hpp"
 #include "server/connection.hpp"
 #include "server/ids.hpp"
 #include "server/request.hpp"
@@ -74,6 +75,7 @@ struct Container {
     bool destroy_requested = false;   // forgotten once settled
     bool reaped = false;
     bool emptied = false;             // reaped, and its cgroup (if any) has no process left
+    std::uint64_t tied_to = 0;        // the connection whose end destroys it (0: none)
 };
 
 class Server final : public ConnectionOwner {
@@ -103,6 +105,8 @@ private:
     void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
     void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
     void on_list(Connection& c, std::uint32_t seq);
+    void on_attach(Connection& c, std::uint32_t seq, const wire::Attach& req);
+    void publish(const Container& c);
 
     struct Placement;
     Result<std::string> pick_id(const std::string& requested);
@@ -133,6 +137,7 @@ private:
     ino_t own_pidns_ino_ = 0;
     std::optional<Cgroup> cgroup_root_;
     std::string no_cgroup_reason_;
+    std::optional<StatusTableWriter> table_;
     std::optional<Descriptor> listener_;
     asio::signal_set signals_;
     std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
@@ -142,6 +147,10 @@ private:
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
 };
+
+Error unknown(std::string_view id) {
+    return Error{Errc::unknown_container, fmt::format("no container with id '{}'", id)};
+}
 
 // ---- start-up ----
 
@@ -259,6 +268,9 @@ Result<void> Server::start(UniqueFd initial) {
         return fail(Error{Errc::bad_request, "unknown log level '" + opts_.log_level +
                                                  "' (trace, debug, info, warn, error, critical, off)"});
     if (auto ok = check_host(); !ok) return fail(std::move(ok).error());
+    auto table = StatusTableWriter::create();
+    if (!table) return fail(std::move(table).error());
+    table_.emplace(std::move(*table));
     setup_cgroups();
     if (!opts_.socket_path.empty())
         if (auto ok = listen(); !ok) return fail(std::move(ok).error());
@@ -315,6 +327,14 @@ void Server::add_connection(UniqueFd fd) {
 void Server::connection_closed(std::uint64_t id) {
     conns_.erase(id);
     spdlog::debug("connection {} closed", id);
+    std::vector<std::string> tied;
+    for (const auto& [cid, c] : containers_)
+        if (c->tied_to == id) tied.push_back(cid);
+    for (const std::string& cid : tied)
+        if (auto it = containers_.find(cid); it != containers_.end()) {
+            request_destroy(*it->second);
+            settle_up(cid);
+        }
     // A private server (no socket path) exists for its one client only.
     if (!listener_ && conns_.empty()) shutdown("last client disconnected");
 }
@@ -322,23 +342,23 @@ void Server::connection_closed(std::uint64_t id) {
 // ---- requests ----
 
 void Server::handle(Connection& conn, Datagram& d) {
-    const wire::RequestMessage* msg = verify_request(d.bytes);
-    if (!msg) {
-        reply_error({conn.id(), 0}, Error{Errc::protocol, "request does not verify as an nsfork RequestMessage"});
-        return;
-    }
-    const std::uint32_t seq = msg->seq();
+    std::uint32_t seq = 0;
+    auto opened = open_request(std::move(d), opts_.max_request_bytes, seq);
     const Waiter w{conn.id(), seq};
-    // Only Launch takes fds; anything else carrying some is refused (they close with `d`).
-    if (msg->request_type() != wire::Request::Launch && !d.fds.empty())
+    if (!opened) return reply_error(w, opened.error());
+    const wire::RequestMessage* msg = opened->message;
+    std::vector<UniqueFd>& fds = opened->datagram.fds;
+    // Only Launch takes fds; anything else carrying some is refused (they close with `opened`).
+    if (msg->request_type() != wire::Request::Launch && !fds.empty())
         return reply_error(w, Error{Errc::bad_request, "only Launch requests may carry fds"});
     switch (msg->request_type()) {
     case wire::Request::Hello: return on_hello(conn, seq);
-    case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), d.fds);
+    case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), fds);
     case wire::Request::Wait: return on_wait(conn, seq, *msg->request_as_Wait());
     case wire::Request::Kill: return on_kill(conn, seq, *msg->request_as_Kill());
     case wire::Request::Destroy: return on_destroy(conn, seq, *msg->request_as_Destroy());
     case wire::Request::List: return on_list(conn, seq);
+    case wire::Request::Attach: return on_attach(conn, seq, *msg->request_as_Attach());
     default:
         return reply_error(w, Error{Errc::bad_request,
                                     fmt::format("unknown request kind {}",
@@ -348,10 +368,23 @@ void Server::handle(Connection& conn, Datagram& d) {
 
 void Server::on_hello(Connection& c, std::uint32_t seq) {
     flatbuffers::FlatBufferBuilder fbb(64);
-    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid());
+    const wire::FdRole role = wire::FdRole::StatusTable;
+    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1));
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
-    c.send(fbb);
+    const int table = table_->fd();
+    c.send(fbb, std::span<const int>(&table, 1));
 }
+
+void Server::on_attach(Connection& conn, std::uint32_t seq, const wire::Attach& req) {
+    const Waiter w{conn.id(), seq};
+    auto c = find(req.id()->string_view());
+    if (!c) return reply_error(w, unknown(req.id()->string_view()));
+    if (c->launcher) return reply_error(w, Error{Errc::invalid_state, "container '" + c->info.id + "' is still starting"});
+    reply_info(w, wire::Reply::AttachReply, c->info, c->pidfd.native_handle());
+}
+
+// Writes `c`'s current description into the status table.
+void Server::publish(const Container& c) { table_->publish(c.info.slot, c.info); }
 
 // The requested id if it is free, or a fresh one.
 Result<std::string> Server::pick_id(const std::string& requested) {
@@ -445,9 +478,16 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         cgroup.emplace(std::move(*made));
         spec->cgroup_fd = cgroup->dir_fd();
     }
+    const auto slot = table_->acquire();
+    if (!slot) {
+        if (cgroup) (void)cgroup->remove();
+        return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
+                                                                   "limit", kStatusTableCapacity)});
+    }
     auto spawned = spawn(*spec);
     if (!spawned) {
         if (cgroup) (void)cgroup->remove();
+        table_->release(*slot);
         return reply_error(w, spawned.error());
     }
     const pid_t pid = spawned->pid;
@@ -464,11 +504,14 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
     c->launcher = w;
+    c->info.slot = *slot;
+    if (req.tie_to_connection()) c->tied_to = conn.id();
     if (placement->parent) {
         c->info.parent = placement->parent->info.id;
         placement->parent->children.push_back(*id);
     }
     containers_.emplace(*id, c);
+    publish(*c);
     spdlog::debug("launch {}: pid {}, pidns {}{}, {}", *id, pid, c->info.pidns,
                   c->own_pidns ? " (own)" : " (shared)", c->command);
     watch_report(c);
@@ -489,6 +532,7 @@ void Server::finish_launch(Container& c, Result<void> outcome) {
     c.launcher.reset();
     if (outcome && !c.kill_sent) {
         c.info.state = State::running;
+        publish(c);
         return reply_info(w, wire::Reply::LaunchReply, c.info, c.pidfd.native_handle());
     }
     Error e = outcome ? Error{} : std::move(outcome).error();
@@ -519,6 +563,7 @@ void Server::on_exit(const std::shared_ptr<Container>& c, ExitStatus status) {
     if (c->report) finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
     c->info.exit = status;
     c->info.state = c->destroy_requested ? State::destroyed : State::exited;
+    publish(*c);
     spdlog::debug("container {} ended: status {}", c->info.id, status.shell_code());
     for (const Waiter& w : std::exchange(c->waiters, {})) reply_info(w, wire::Reply::WaitReply, c->info);
     // Nothing of a container outlives its first process: not what it left in its cgroup (a
@@ -607,6 +652,7 @@ void Server::forget(const std::string& id) {
     if (c->cgroup)
         if (auto ok = c->cgroup->remove(); !ok) spdlog::warn("container {}: {}", id, ok.error().message);
     c->info.state = State::destroyed;
+    table_->release(c->info.slot);
     for (const Waiter& w : std::exchange(c->destroyers, {})) reply_info(w, wire::Reply::DestroyReply, c->info);
     containers_.erase(it);
 }
@@ -615,10 +661,6 @@ std::shared_ptr<Container> Server::find(std::string_view id) const {
     auto it = containers_.find(id);
     if (it == containers_.end() || it->second->failed) return nullptr;
     return it->second;
-}
-
-Error unknown(std::string_view id) {
-    return Error{Errc::unknown_container, fmt::format("no container with id '{}'", id)};
 }
 
 void Server::on_wait(Connection& conn, std::uint32_t seq, const wire::Wait& req) {
@@ -684,6 +726,11 @@ void Server::reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& 
     case wire::Reply::LaunchReply: {
         const wire::FdRole role = wire::FdRole::Pidfd;
         body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(&role, 1)).Union();
+        break;
+    }
+    case wire::Reply::AttachReply: {
+        const wire::FdRole role = wire::FdRole::Pidfd;
+        body = wire::CreateAttachReply(fbb, ci, fbb.CreateVector(&role, 1)).Union();
         break;
     }
     case wire::Reply::WaitReply: body = wire::CreateWaitReply(fbb, ci).Union(); break;

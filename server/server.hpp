@@ -18,6 +18,7 @@ struct ServerOptions {
     Isolation isolation;      // --isolation
     bool disallow_sharing_agent_pidns = false;
     std::string cgroup_root;  // parent of the containers' cgroups; empty: made under our own
+    std::uint64_t max_request_bytes = 64ULL << 20; // largest request body (memfd) accepted
 };
 
 // Where nsfork-shim is looked for by default: beside the running executable, else the

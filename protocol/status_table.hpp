@@ -1,0 +1,106 @@
+// The status table: the server publishes every container's state and exit status in one shared
+// memfd; clients map it read-only and read an entry with plain loads, no syscall.
+//
+// Concurrency: one writer (the server's one thread), any number of readers in other processes.
+// Each entry is a seqlock: the writer makes `seq` odd, writes, makes it even; a reader retries
+// while `seq` is odd or changed under it, so it never returns a torn entry. A header counter
+// (`events`) increases after every update; readers can sleep on it with a futex.
+//
+// Safety: the server seals the memfd with F_SEAL_FUTURE_WRITE before handing it out, so no
+// client can map it writable; the server never reads memory a client can write.
+#pragma once
+
+#include "launcher/error.hpp"
+#include "launcher/exit_status.hpp"
+#include "launcher/fd.hpp"
+#include "protocol/types.hpp"
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace nsfork {
+
+inline constexpr std::uint32_t kStatusTableCapacity = 65536;
+
+// What a reader gets for one container.
+struct StatusSnapshot {
+    std::string id;
+    State state = State::starting;
+    std::optional<ExitStatus> exit;
+    pid_t pid = -1;
+    std::uint64_t pidns = 0;
+    std::uint64_t generation = 0; // changes whenever the slot is reused
+};
+
+// The layout in shared memory. Every field is atomic: readers race with the writer by design.
+struct StatusHeader {
+    std::atomic<std::uint32_t> magic;
+    std::atomic<std::uint32_t> version;
+    std::atomic<std::uint32_t> capacity;
+    std::atomic<std::uint32_t> entry_size;
+    std::atomic<std::uint32_t> events; // futex word: bumped after every update
+    std::uint8_t reserved[256 - 5 * 4];
+};
+
+struct StatusEntry {
+    std::atomic<std::uint32_t> seq;        // seqlock: odd while being written
+    std::atomic<std::uint32_t> state;      // 0: free, else State + 1
+    std::atomic<std::int32_t> exit_code;
+    std::atomic<std::int32_t> exit_signal;
+    std::atomic<std::int32_t> has_exit;
+    std::atomic<std::int32_t> pid;
+    std::atomic<std::uint64_t> pidns;
+    std::atomic<std::uint64_t> generation;
+    std::atomic<std::uint64_t> id_words[17]; // the id, NUL-padded (kMaxIdLength 128 + NUL)
+    std::uint8_t reserved[256 - 40 - 17 * 8];
+};
+static_assert(sizeof(StatusHeader) == 256 && sizeof(StatusEntry) == 256);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+
+// The server's side: creates the memfd, maps it read-write, hands out slots, publishes.
+class StatusTableWriter {
+public:
+    static Result<StatusTableWriter> create(std::uint32_t capacity = kStatusTableCapacity);
+    StatusTableWriter(StatusTableWriter&&) noexcept;
+    ~StatusTableWriter();
+
+    int fd() const; // sealed against new writable mappings; send it to clients
+    // A free slot, or nullopt when all `capacity` are in use.
+    std::optional<std::uint32_t> acquire();
+    void publish(std::uint32_t slot, const ContainerInfo& info);
+    void release(std::uint32_t slot);
+
+private:
+    struct Impl;
+    explicit StatusTableWriter(std::unique_ptr<Impl> impl);
+    void bump_events();
+    std::unique_ptr<Impl> impl_;
+};
+
+// A client's side: a read-only mapping of the table the server sent.
+class StatusTableReader {
+public:
+    // Checks the header (magic, version, sizes) against the memfd's size and maps it.
+    static Result<StatusTableReader> map(int fd);
+    StatusTableReader(StatusTableReader&&) noexcept;
+    ~StatusTableReader();
+
+    std::uint32_t capacity() const;
+    // A consistent copy of `slot`, nullopt when it is free or out of range.
+    std::optional<StatusSnapshot> read(std::uint32_t slot) const;
+    // The event counter; wait_event sleeps (futex) until it differs from `seen` or `timeout_ms`.
+    std::uint32_t events() const;
+    void wait_event(std::uint32_t seen, int timeout_ms) const;
+
+private:
+    struct Impl;
+    explicit StatusTableReader(std::unique_ptr<Impl> impl);
+    std::unique_ptr<Impl> impl_;
+};
+
+} // namespace nsfork
