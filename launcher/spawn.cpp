@@ -28,27 +28,37 @@ struct ChildPlan {
     int stdio[3];
     int report_fd;
     int parent_pidfd;
+    int kill_fd;              // cgroup.kill of a container without its own namespace, else -1
     bool make_root_private;
     bool mount_proc;
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 
-// The fd at which the init finds its report pipe: right after stdio.
+// Where the init finds its fds: the report pipe right after stdio; then, for a container that
+// shares a namespace (so no SIGKILL of pid 1 ends it), the server's pidfd and its cgroup.kill,
+// with which the shim destroys the container if the server dies.
 constexpr int kReportFd = 3;
+constexpr int kServerFd = 4;
+constexpr int kKillFd = 5;
 // Fds are moved above this before being wired to 0..3, so that no source is overwritten.
 constexpr int kScratchFd = 10;
 
 // Owns the strings and pointer arrays a ChildPlan points into.
 class PlanStorage {
 public:
-    explicit PlanStorage(const LaunchSpec& spec) {
-        args_ = {spec.init_path, "--report-fd=" + std::to_string(kReportFd), "--"};
+    PlanStorage(const LaunchSpec& spec, bool watch_server) {
+        args_ = {spec.init_path, "--report-fd=" + std::to_string(kReportFd)};
+        if (watch_server) {
+            args_.push_back("--server-fd=" + std::to_string(kServerFd));
+            args_.push_back("--kill-fd=" + std::to_string(kKillFd));
+        }
+        args_.push_back("--");
         args_.insert(args_.end(), spec.argv.begin(), spec.argv.end());
         argv_ = pointers(args_);
         envp_ = pointers(spec.env);
     }
 
-    ChildPlan plan(const LaunchSpec& spec, int report_fd, int parent_pidfd) const {
+    ChildPlan plan(const LaunchSpec& spec, int report_fd, int parent_pidfd, int kill_fd) const {
         return ChildPlan{
             .init_path = spec.init_path.c_str(),
             .argv = argv_.data(),
@@ -57,6 +67,7 @@ public:
             .stdio = {spec.stdio[0], spec.stdio[1], spec.stdio[2]},
             .report_fd = report_fd,
             .parent_pidfd = parent_pidfd,
+            .kill_fd = kill_fd,
             .make_root_private = spec.new_mount_namespace,
             .mount_proc = spec.mount_proc && spec.new_mount_namespace,
         };
@@ -102,8 +113,9 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
     if (::setsid() < 0) fail(report, NSFORK_STAGE_SESSION);
     // Die with the server. A parent that died before the prctl took effect would go unnoticed
     // (getppid() is 0 in a new pid namespace), so look at the parent's pidfd afterwards: readable
-    // means it has exited.
-    if (::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(report, NSFORK_STAGE_SESSION);
+    // means it has exited. A shared-namespace init is not killed: it must live to kill its
+    // cgroup, which the shim does when the server's pidfd turns readable.
+    if (p.kill_fd < 0 && ::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(report, NSFORK_STAGE_SESSION);
     struct pollfd parent{p.parent_pidfd, POLLIN, 0};
     if (::poll(&parent, 1, 0) != 0) ::_exit(125);
 
@@ -113,15 +125,20 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
         ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
         fail(report, NSFORK_STAGE_MOUNT_PROC);
 
-    int lifted[4];
+    int lifted[kKillFd + 1];
+    const int last = p.kill_fd >= 0 ? kKillFd : kReportFd;
     for (int i = 0; i < 3; ++i) lifted[i] = lift(p.stdio[i], report, NSFORK_STAGE_STDIO);
     lifted[kReportFd] = lift(report, report, NSFORK_STAGE_STDIO);
     report = lifted[kReportFd];
-    // dup2 clears close-on-exec on the target: exactly 0..3 survive the exec.
-    for (int target = 0; target <= kReportFd; ++target)
+    if (p.kill_fd >= 0) {
+        lifted[kServerFd] = lift(p.parent_pidfd, report, NSFORK_STAGE_STDIO);
+        lifted[kKillFd] = lift(p.kill_fd, report, NSFORK_STAGE_STDIO);
+    }
+    // dup2 clears close-on-exec on the target: exactly 0..last survive the exec.
+    for (int target = 0; target <= last; ++target)
         if (::dup2(lifted[target], target) < 0) fail(report, NSFORK_STAGE_STDIO);
     report = kReportFd;
-    if (sys::close_range(kReportFd + 1, ~0U, 0) < 0) fail(report, NSFORK_STAGE_CLOSE_FDS);
+    if (sys::close_range(static_cast<unsigned>(last) + 1, ~0U, 0) < 0) fail(report, NSFORK_STAGE_CLOSE_FDS);
 
     if (p.cwd && ::chdir(p.cwd) < 0) fail(report, NSFORK_STAGE_CWD);
     ::execve(p.init_path, p.argv, p.envp);
@@ -254,8 +271,15 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
     UniqueFd self(sys::pidfd_open(::getpid(), 0));
     if (!self) return sys_error(Errc::launch_failed, "pidfd_open(self) failed", errno);
 
-    PlanStorage storage(spec);
-    const ChildPlan plan = storage.plan(spec, report_write.get(), self.get());
+    // A container without its own namespace is destroyed through its cgroup, by the shim if
+    // the server dies first.
+    UniqueFd kill;
+    if (!spec.new_pid_namespace && spec.cgroup_fd >= 0) {
+        kill.reset(::openat(spec.cgroup_fd, "cgroup.kill", O_WRONLY | O_CLOEXEC));
+        if (!kill) return sys_error(Errc::launch_failed, "cannot open cgroup.kill", errno);
+    }
+    PlanStorage storage(spec, bool(kill));
+    const ChildPlan plan = storage.plan(spec, report_write.get(), self.get(), kill.get());
 
     std::uint64_t flags = sys::kCloneClearSighand;
     if (spec.new_pid_namespace) flags |= sys::kCloneNewPid;

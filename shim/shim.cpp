@@ -5,6 +5,7 @@
 // every launch, and exec cost grows with the binary (KERNEL.md, "Init design").
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -59,20 +60,45 @@ void report(int fd, int32_t stage, int32_t error) {
     _exit(kExitShimError);
 }
 
-// Parses "[--report-fd=N] -- CMD [ARG...]"; returns CMD's index in argv, or 0 on bad usage.
-int parse_args(int argc, char **argv, int *report_fd) {
-    static constexpr char kReportFd[] = "--report-fd=";
+// The fds the launcher may hand the shim; -1 when absent.
+struct Fds {
+    int report = -1; // the exec report pipe
+    int server = -1; // the server's pidfd: readable once the server died
+    int kill = -1;   // the container's cgroup.kill, written when the server died
+};
+
+// Parses "N" into *fd; false unless it is a plain small number.
+bool parse_fd(const char *digits, int *fd) {
+    int value = 0;
+    for (const char *p = digits; *p; ++p) {
+        if (*p < '0' || *p > '9' || value > 99999) return false;
+        value = value * 10 + (*p - '0');
+    }
+    if (*digits == '\0') return false;
+    *fd = value;
+    return true;
+}
+
+// Parses "[--report-fd=N] [--server-fd=N --kill-fd=N] -- CMD [ARG...]"; returns CMD's index
+// in argv, or 0 on bad usage.
+int parse_args(int argc, char **argv, Fds *fds) {
+    struct Option {
+        const char *prefix;
+        int *fd;
+    } const options[] = {{"--report-fd=", &fds->report}, {"--server-fd=", &fds->server}, {"--kill-fd=", &fds->kill}};
     for (int i = 1; i < argc; ++i) {
-        if (strcmp(argv[i], "--") == 0) return i + 1 < argc ? i + 1 : 0;
-        if (strncmp(argv[i], kReportFd, sizeof kReportFd - 1) != 0) return 0;
-        const char *digits = argv[i] + sizeof kReportFd - 1;
-        int fd = 0;
-        for (const char *p = digits; *p; ++p) {
-            if (*p < '0' || *p > '9' || fd > 99999) return 0;
-            fd = fd * 10 + (*p - '0');
+        if (strcmp(argv[i], "--") == 0) {
+            const bool paired = (fds->server < 0) == (fds->kill < 0);
+            return paired && i + 1 < argc ? i + 1 : 0;
         }
-        if (*digits == '\0') return 0;
-        *report_fd = fd;
+        bool known = false;
+        for (const Option &o : options) {
+            const size_t n = strlen(o.prefix);
+            if (strncmp(argv[i], o.prefix, n) != 0) continue;
+            if (!parse_fd(argv[i] + n, o.fd)) return 0;
+            known = true;
+        }
+        if (!known) return 0;
     }
     return 0;
 }
@@ -121,15 +147,20 @@ int reap_children(pid_t command) {
 } // namespace
 
 int main(int argc, char **argv) {
-    int report_fd = -1;
-    const int cmd = parse_args(argc, argv, &report_fd);
-    // The command must never hold the report pipe, or the launcher would not see EOF at exec.
-    if (report_fd >= 0 && fcntl(report_fd, F_SETFD, FD_CLOEXEC) < 0) {
-        fail_setup(-1, "bad --report-fd");
+    Fds fds;
+    const int cmd = parse_args(argc, argv, &fds);
+    // The command must hold none of these, or the launcher would not see EOF at exec.
+    const struct {
+        int fd;
+        const char *bad;
+    } given[] = {{fds.report, "bad --report-fd"}, {fds.server, "bad --server-fd"}, {fds.kill, "bad --kill-fd"}};
+    for (const auto &g : given) {
+        if (g.fd >= 0 && fcntl(g.fd, F_SETFD, FD_CLOEXEC) < 0) fail_setup(-1, g.bad);
     }
+    const int report_fd = fds.report;
     if (cmd == 0) {
         report(report_fd, NSFORK_STAGE_SHIM_SETUP, EINVAL);
-        say("usage: nsfork-shim [--report-fd=N] -- CMD [ARG...]");
+        say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] -- CMD [ARG...]");
         return kExitShimError;
     }
 
@@ -155,7 +186,18 @@ int main(int argc, char **argv) {
     report(report_fd, NSFORK_STAGE_OK, 0);
     if (report_fd >= 0) close(report_fd);
 
+    // In a shared pid namespace our death would not end the container: if the server dies, we
+    // kill the container's whole cgroup (us included). Polled, so a server that died before
+    // we got here is seen at once.
+    pollfd watch[2] = {{sfd, POLLIN, 0}, {fds.server, POLLIN, 0}};
+    const nfds_t watched = fds.server >= 0 ? 2 : 1;
     for (;;) {
+        if (poll(watch, watched, -1) < 0) fail_setup(-1, "cannot poll");
+        if (watched == 2 && watch[1].revents) {
+            if (write(fds.kill, "1", 1) != 1) kill(command, SIGKILL);
+            watch[1].fd = -1; // once is enough; SIGCHLD ends us next
+        }
+        if (!(watch[0].revents & POLLIN)) continue;
         signalfd_siginfo si;
         if (read(sfd, &si, sizeof si) != sizeof si) fail_setup(-1, "cannot read signalfd");
         if (si.ssi_signo == SIGCHLD) {

@@ -206,7 +206,8 @@ std::vector<pid_t> processes_in_pidns(std::uint64_t pidns) {
         char* end;
         const long pid = std::strtol(e->d_name, &end, 10);
         if (*end != 0 || e->d_name[0] == 0) continue;
-        if (pid_namespace_inode(static_cast<pid_t>(pid)) == pidns) out.push_back(static_cast<pid_t>(pid));
+        if (pid_namespace_inode(static_cast<pid_t>(pid)) == pidns && alive(static_cast<pid_t>(pid)))
+            out.push_back(static_cast<pid_t>(pid));
     }
     ::closedir(d);
     return out;

@@ -80,7 +80,8 @@ ProcessResult run_process(const std::vector<std::string>& argv);
 // Whether `pid` is a live process (a zombie is not: it is dead, waiting for its reaper).
 bool alive(pid_t pid);
 
-// Pids (host view) of the processes whose pid namespace has inode `pidns`.
+// Pids (host view) of the live processes whose pid namespace has inode `pidns` (zombies are
+// dead: here they can outlive the test, as this machine's pid 1 does not reap orphans).
 std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
 
 // The PATH a container gets in the tests.
