@@ -1,5 +1,6 @@
 #include "harness.hpp"
 
+#include "launcher/cgroup.hpp"
 #include "launcher/pidfd.hpp"
 
 #include <catch2/catch.hpp>
@@ -189,6 +190,20 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
     ::waitpid(pid, &status, 0);
     r.exit_code = shell_code(status);
     return r;
+}
+
+std::string cgroup_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
+    for (std::string line; std::getline(f, line);)
+        if (line.rfind("0::", 0) == 0) return find_cgroup2_mount() + line.substr(3);
+    return {};
+}
+
+std::vector<pid_t> cgroup_procs(const std::string& dir) {
+    std::vector<pid_t> pids;
+    std::ifstream procs(dir + "/cgroup.procs");
+    for (pid_t p; procs >> p;) pids.push_back(p);
+    return pids;
 }
 
 bool alive(pid_t pid) {

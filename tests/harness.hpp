@@ -84,6 +84,11 @@ bool alive(pid_t pid);
 // dead: here they can outlive the test, as this machine's pid 1 does not reap orphans).
 std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
 
+// The cgroup v2 directory of a live process (from /proc/PID/cgroup and the cgroup2 mount).
+std::string cgroup_of(pid_t pid);
+// The pids listed in a cgroup directory's cgroup.procs.
+std::vector<pid_t> cgroup_procs(const std::string& dir);
+
 // The PATH a container gets in the tests.
 inline const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -345,17 +345,8 @@ TEST_CASE("ipc: a SIGKILLed server leaves no container process, and its clients 
     Container own = launch("own", "", false);
     Container nested = launch("nested", "own", false);
     Container shared = launch("shared", "", true); // in the server's namespace: only its cgroup ends it
-    std::string shared_leaf;
-    {
-        std::ifstream f("/proc/" + std::to_string(shared.pid()) + "/cgroup");
-        for (std::string line; std::getline(f, line);)
-            if (line.rfind("0::", 0) == 0) shared_leaf = find_cgroup2_mount() + line.substr(3);
-    }
-    std::vector<pid_t> shared_pids;
-    {
-        std::ifstream procs(shared_leaf + "/cgroup.procs");
-        for (pid_t p; procs >> p;) shared_pids.push_back(p);
-    }
+    const std::string shared_leaf = cgroup_of(shared.pid());
+    const std::vector<pid_t> shared_pids = cgroup_procs(shared_leaf);
     REQUIRE(shared_pids.size() == 6);
     auto pending = client.send_wait("own");
     REQUIRE(pending);

@@ -65,15 +65,6 @@ RunResult run_nested(Client& client, const std::string& parent, bool share, std:
     return r;
 }
 
-// The cgroup v2 directory of a live process (from /proc/PID/cgroup and the cgroup2 mount).
-std::string cgroup_of(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
-    std::string line;
-    while (std::getline(f, line))
-        if (line.rfind("0::", 0) == 0) return find_cgroup2_mount() + line.substr(3);
-    return {};
-}
-
 bool exists(const std::string& path) {
     struct stat st;
     return ::stat(path.c_str(), &st) == 0;
@@ -109,11 +100,7 @@ TEST_CASE("parity: without namespaces/pid every container shares the server's pi
         Container ct = start(client, {probe(), "daemon", "10"});
         const std::string leaf = cgroup_of(ct.pid());
         REQUIRE_FALSE(leaf.empty());
-        std::vector<pid_t> pids;
-        {
-            std::ifstream procs(leaf + "/cgroup.procs");
-            for (pid_t p; procs >> p;) pids.push_back(p);
-        }
+        const std::vector<pid_t> pids = cgroup_procs(leaf);
         CHECK(pids.size() == 13); // shim, probe, daemon and its 10 children
         auto gone = client.destroy(ct.id());
         REQUIRE(gone);
@@ -421,11 +408,7 @@ TEST_CASE("parity: a shared container leaves nothing behind when its command exi
     in.read.reset();
     REQUIRE(read_line(out.read.get()) == "ready");
     const std::string leaf = cgroup_of(ct->pid());
-    std::vector<pid_t> pids;
-    {
-        std::ifstream procs(leaf + "/cgroup.procs");
-        for (pid_t p; procs >> p;) pids.push_back(p);
-    }
+    const std::vector<pid_t> pids = cgroup_procs(leaf);
     CHECK(pids.size() >= 6);
     REQUIRE(::write(in.write.get(), "\n", 1) == 1);
     CHECK(*client.wait("leaver") == ExitStatus{7, 0});
