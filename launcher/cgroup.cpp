@@ -42,34 +42,40 @@ std::string own_cgroup2_path() {
 Result<Cgroup> Cgroup::create(const std::string& parent, const std::string& name) {
     const std::string path = parent + "/" + name;
     if (::mkdir(path.c_str(), 0755) < 0) return sys_error(Errc::unavailable, "cannot create cgroup " + path, errno);
-    UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) {
-        const int err = errno;
-        ::rmdir(path.c_str());
-        return sys_error(Errc::unavailable, "cannot open cgroup " + path, err);
-    }
-    return Cgroup(path, std::move(dir), true);
+    return Cgroup(path, true);
 }
 
 Result<Cgroup> Cgroup::adopt(const std::string& path) {
-    UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) return sys_error(Errc::unavailable, "cannot open cgroup " + path, errno);
-    if (::faccessat(dir.get(), "cgroup.procs", W_OK, 0) < 0)
-        return sys_error(Errc::unavailable, path + " is not a writable cgroup v2 directory", errno);
-    return Cgroup(path, std::move(dir), false);
+    if (::access((path + "/cgroup.procs").c_str(), W_OK) < 0)
+        return sys_error(Errc::unavailable, "cannot open cgroup " + path + " (not a writable cgroup v2 directory)",
+                         errno);
+    return Cgroup(path, false);
+}
+
+Result<UniqueFd> Cgroup::open_dir() const {
+    UniqueFd dir(::open(path_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return sys_error(Errc::unavailable, "cannot open cgroup " + path_, errno);
+    return dir;
+}
+
+Result<UniqueFd> Cgroup::open_file(const char* name, int flags) const {
+    UniqueFd f(::open((path_ + "/" + name).c_str(), flags | O_CLOEXEC));
+    if (!f) return sys_error(Errc::internal, "cannot open " + path_ + "/" + name, errno);
+    return f;
 }
 
 Result<void> Cgroup::kill() const {
-    UniqueFd f(::openat(dir_.get(), "cgroup.kill", O_WRONLY | O_CLOEXEC));
-    if (!f || ::write(f.get(), "1", 1) != 1)
-        return sys_error(Errc::internal, "cannot write " + path_ + "/cgroup.kill", errno);
+    auto f = open_file("cgroup.kill", O_WRONLY);
+    if (!f) return std::move(f).error();
+    if (::write(f->get(), "1", 1) != 1) return sys_error(Errc::internal, "cannot write " + path_ + "/cgroup.kill", errno);
     return {};
 }
 
 Result<bool> Cgroup::populated() const {
-    UniqueFd f(::openat(dir_.get(), "cgroup.events", O_RDONLY | O_CLOEXEC));
+    auto f = open_events();
+    if (!f) return std::move(f).error();
     char buf[256];
-    const ssize_t n = f ? ::read(f.get(), buf, sizeof buf - 1) : -1;
+    const ssize_t n = ::read(f->get(), buf, sizeof buf - 1);
     if (n < 0) return sys_error(Errc::internal, "cannot read " + path_ + "/cgroup.events", errno);
     buf[n] = 0;
     const char* p = std::strstr(buf, "populated ");
@@ -77,16 +83,21 @@ Result<bool> Cgroup::populated() const {
     return p[10] == '1';
 }
 
-Result<UniqueFd> Cgroup::open_events() const {
-    UniqueFd f(::openat(dir_.get(), "cgroup.events", O_RDONLY | O_CLOEXEC));
-    if (!f) return sys_error(Errc::internal, "cannot open " + path_ + "/cgroup.events", errno);
-    return f;
+Result<UniqueFd> Cgroup::open_events() const { return open_file("cgroup.events", O_RDONLY); }
+
+Result<void> Cgroup::adopt_process(pid_t pid) const {
+    auto f = open_file("cgroup.procs", O_WRONLY);
+    if (!f) return std::move(f).error();
+    const std::string text = std::to_string(pid);
+    if (::write(f->get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
+        return sys_error(Errc::internal, "cannot move pid " + text + " into cgroup " + path_, errno);
+    return {};
 }
 
 Result<void> Cgroup::remove() {
-    if (!owned_ || !dir_) return {};
+    if (!owned_ || removed_) return {};
     if (::rmdir(path_.c_str()) < 0) return sys_error(Errc::internal, "cannot remove cgroup " + path_, errno);
-    dir_.reset();
+    removed_ = true;
     return {};
 }
 

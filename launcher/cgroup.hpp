@@ -6,6 +6,7 @@
 #include "fd.hpp"
 
 #include <string>
+#include <utility>
 
 namespace nsfork {
 
@@ -26,22 +27,36 @@ public:
     // Adopts an existing directory (for a root given by the operator); remove() leaves it.
     static Result<Cgroup> adopt(const std::string& path);
 
+    Cgroup(Cgroup&& o) noexcept : path_(std::move(o.path_)), owned_(o.owned_), removed_(std::exchange(o.removed_, true)) {}
+    Cgroup& operator=(Cgroup&& o) noexcept {
+        path_ = std::move(o.path_);
+        owned_ = o.owned_;
+        removed_ = std::exchange(o.removed_, true); // the moved-from one removes nothing
+        return *this;
+    }
+
     const std::string& path() const { return path_; }
-    int dir_fd() const { return dir_.get(); } // for CLONE_INTO_CGROUP
+    // An fd of the directory, for CLONE_INTO_CGROUP. Not kept open: a server with 10,000
+    // containers would otherwise carry 10,000 more fds into every clone.
+    Result<UniqueFd> open_dir() const;
     // SIGKILLs every process in the cgroup and below (cgroup.kill, Linux 5.14).
     Result<void> kill() const;
     // Whether any process is left in it or below ("populated" of cgroup.events).
     Result<bool> populated() const;
     // An fd to cgroup.events: POLLPRI when "populated" changes.
     Result<UniqueFd> open_events() const;
+    // Moves process `pid` into it (cgroup v2 forbids renaming a cgroup, so a process made ahead
+    // of its name is moved instead).
+    Result<void> adopt_process(pid_t pid) const;
     // rmdir; EBUSY while processes (or child cgroups) remain.
     Result<void> remove();
 
 private:
-    Cgroup(std::string path, UniqueFd dir, bool owned) : path_(std::move(path)), dir_(std::move(dir)), owned_(owned) {}
+    Cgroup(std::string path, bool owned) : path_(std::move(path)), owned_(owned) {}
+    Result<UniqueFd> open_file(const char* name, int flags) const;
     std::string path_;
-    UniqueFd dir_;
     bool owned_ = true;
+    bool removed_ = false;
 };
 
 } // namespace nsfork

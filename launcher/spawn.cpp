@@ -28,15 +28,17 @@ struct ChildPlan {
     int stdio[3];
     int report_fd;
     int parent_pidfd;
-    int kill_fd;              // cgroup.kill of a container without its own namespace, else -1
+    int passed[3];            // further fds for the init, from 4 on (see kReportFd); -1: none
+    bool watch_server;        // no parent-death SIGKILL: the shim watches passed[0] instead
     bool make_root_private;
     bool mount_proc;
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 
-// Where the init finds its fds: the report pipe right after stdio; then, for a container that
-// shares a namespace (so no SIGKILL of pid 1 ends it), the server's pidfd and its cgroup.kill,
-// with which the shim destroys the container if the server dies.
+// Where the init finds its fds: the report pipe right after stdio; then either, for a container
+// that shares a namespace (so no SIGKILL of pid 1 ends it), the server's pidfd and its
+// cgroup.kill, with which the shim destroys the container if the server dies; then the socket
+// its plan comes on (plan.hpp), if it does.
 constexpr int kReportFd = 3;
 constexpr int kServerFd = 4;
 constexpr int kKillFd = 5;
@@ -52,22 +54,30 @@ public:
             args_.push_back("--server-fd=" + std::to_string(kServerFd));
             args_.push_back("--kill-fd=" + std::to_string(kKillFd));
         }
-        args_.push_back("--");
-        args_.insert(args_.end(), spec.argv.begin(), spec.argv.end());
+        if (spec.plan_fd >= 0) { // argv, env and cwd come in the plan
+            const int plan_fd = watch_server ? kKillFd + 1 : kReportFd + 1;
+            args_.push_back("--plan=" + std::to_string(plan_fd));
+            envp_ = pointers({});
+        } else {
+            args_.push_back("--");
+            args_.insert(args_.end(), spec.argv.begin(), spec.argv.end());
+            envp_ = pointers(spec.env);
+        }
         argv_ = pointers(args_);
-        envp_ = pointers(spec.env);
     }
 
     ChildPlan plan(const LaunchSpec& spec, int report_fd, int parent_pidfd, int kill_fd) const {
+        const bool watch = kill_fd >= 0;
         return ChildPlan{
             .init_path = spec.init_path.c_str(),
             .argv = argv_.data(),
             .envp = envp_.data(),
-            .cwd = spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+            .cwd = spec.cwd.empty() || spec.plan_fd >= 0 ? nullptr : spec.cwd.c_str(),
             .stdio = {spec.stdio[0], spec.stdio[1], spec.stdio[2]},
             .report_fd = report_fd,
             .parent_pidfd = parent_pidfd,
-            .kill_fd = kill_fd,
+            .passed = {watch ? parent_pidfd : spec.plan_fd, watch ? kill_fd : -1, watch ? spec.plan_fd : -1},
+            .watch_server = watch,
             .make_root_private = spec.new_mount_namespace,
             .mount_proc = spec.mount_proc && spec.new_mount_namespace,
         };
@@ -115,7 +125,7 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
     // (getppid() is 0 in a new pid namespace), so look at the parent's pidfd afterwards: readable
     // means it has exited. A shared-namespace init is not killed: it must live to kill its
     // cgroup, which the shim does when the server's pidfd turns readable.
-    if (p.kill_fd < 0 && ::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(report, NSFORK_STAGE_SESSION);
+    if (!p.watch_server && ::prctl(PR_SET_PDEATHSIG, SIGKILL) < 0) fail(report, NSFORK_STAGE_SESSION);
     struct pollfd parent{p.parent_pidfd, POLLIN, 0};
     if (::poll(&parent, 1, 0) != 0) ::_exit(125);
 
@@ -125,15 +135,13 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
         ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
         fail(report, NSFORK_STAGE_MOUNT_PROC);
 
-    int lifted[kKillFd + 1];
-    const int last = p.kill_fd >= 0 ? kKillFd : kReportFd;
+    int lifted[kReportFd + 4];
+    int last = kReportFd;
     for (int i = 0; i < 3; ++i) lifted[i] = lift(p.stdio[i], report, NSFORK_STAGE_STDIO);
     lifted[kReportFd] = lift(report, report, NSFORK_STAGE_STDIO);
     report = lifted[kReportFd];
-    if (p.kill_fd >= 0) {
-        lifted[kServerFd] = lift(p.parent_pidfd, report, NSFORK_STAGE_STDIO);
-        lifted[kKillFd] = lift(p.kill_fd, report, NSFORK_STAGE_STDIO);
-    }
+    for (int fd : p.passed)
+        if (fd >= 0) lifted[++last] = lift(fd, report, NSFORK_STAGE_STDIO);
     // dup2 clears close-on-exec on the target: exactly 0..last survive the exec.
     for (int target = 0; target <= last; ++target)
         if (::dup2(lifted[target], target) < 0) fail(report, NSFORK_STAGE_STDIO);
@@ -257,7 +265,7 @@ UniqueFd receive_pidfd(int sock) {
 } // namespace
 
 Result<Spawned> spawn(const LaunchSpec& spec) {
-    if (spec.argv.empty() || spec.argv[0].empty())
+    if (spec.plan_fd < 0 && (spec.argv.empty() || spec.argv[0].empty()))
         return Error{Errc::bad_request, "empty command (argv is empty)"};
     if (spec.init_path.empty()) return Error{Errc::internal, "no init (nsfork-shim) configured"};
 

@@ -33,6 +33,8 @@ struct LaunchSpec {
     bool new_mount_namespace = true;    // required to mount /proc without touching the host
     bool mount_proc = true;             // mount a fresh /proc (needs new_mount_namespace)
     int cgroup_fd = -1;                 // cgroup v2 directory to be born into, -1: the caller's
+    int plan_fd = -1;                   // the init gets argv, env and cwd as a plan on this
+                                        // socket (plan.hpp) instead of through its exec
 };
 
 // A started first process. Its exec outcome arrives on `report` (see read_exec_report).

@@ -122,6 +122,12 @@ Result<std::shared_ptr<Client::Reply>> Client::call(Build&& build, std::span<con
 }
 
 Result<pid_t> Client::hello() {
+    auto s = status();
+    if (!s) return std::move(s).error();
+    return s->pid;
+}
+
+Result<ServerStatus> Client::status() {
     auto reply = call([](auto& fbb) {
         return std::pair{wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()};
     });
@@ -136,7 +142,16 @@ Result<pid_t> Client::hello() {
         if (!table) return std::move(table).error();
         table_.emplace(std::move(*table));
     }
-    return static_cast<pid_t>(r->server_pid());
+    ServerStatus s;
+    s.pid = r->server_pid();
+    if (const wire::PoolStatus* p = r->pool()) {
+        s.pool_size = p->size();
+        s.pool_ready = p->ready();
+        s.pool_warming = p->warming();
+        s.pool_served = p->served();
+        s.pool_discarded = p->discarded();
+    }
+    return s;
 }
 
 Result<const StatusTableReader*> Client::status_table() {

@@ -82,6 +82,8 @@ public:
     // Round trip with no work: protocol version check, and the server's pid. Maps the server's
     // status table the first time.
     Result<pid_t> hello();
+    // The server's pid and its warm pool's state (a Hello).
+    Result<ServerStatus> status();
     // A container's pidfd and description again — after reconnecting, say: containers outlive
     // the connection that launched them (unless tied to it).
     Result<Container> attach(const std::string& id);

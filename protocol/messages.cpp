@@ -48,6 +48,11 @@ std::string to_json(const ContainerInfo& info) {
                        info.pidns, quote(to_string(info.state)), exit);
 }
 
+std::string to_json(const ServerStatus& s) {
+    return fmt::format(R"({{"server_pid":{},"pool":{{"size":{},"ready":{},"warming":{},"served":{},"discarded":{}}}}})",
+                       s.pid, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served, s.pool_discarded);
+}
+
 const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes) {
     flatbuffers::Verifier v(bytes.data(), bytes.size());
     if (!v.VerifyBuffer<wire::RequestMessage>(nullptr)) return nullptr;

@@ -26,6 +26,15 @@ struct ContainerInfo {
     std::uint32_t slot = 0;          // its entry in the server's status table
 };
 
+// What a server says of itself (Hello).
+struct ServerStatus {
+    pid_t pid = -1;
+    std::uint32_t pool_size = 0, pool_ready = 0, pool_warming = 0;
+    std::uint64_t pool_served = 0, pool_discarded = 0;
+};
+
+std::string to_json(const ServerStatus& status);
+
 // One JSON object for `info`, as the CLI's --json prints it.
 std::string to_json(const ContainerInfo& info);
 

@@ -33,11 +33,12 @@ constexpr int kNotFound = 127;
 
 const char* const kUsage = R"(usage:
   nsfork serve   --socket PATH [--isolation LIST] [--disallow-sharing-agent-pid-namespace]
-                 [--cgroup-root DIR] [--log-level LEVEL] [--max-request-bytes N]
+                 [--cgroup-root DIR] [--log-level LEVEL] [--max-request-bytes N] [--warm-pool N]
   nsfork run     [--socket PATH] [--id ID] [--parent ID] [--share-pid-namespace]
                  [--join-pidns PATH] [--env K=V]... [--clear-env] [--cwd DIR] [--detach] [--json]
                  -- CMD [ARG...]
   nsfork list    --socket PATH [--json]
+  nsfork status  --socket PATH [--json]
   nsfork wait    --socket PATH ID
   nsfork kill    --socket PATH [--signal SIG] ID
   nsfork destroy --socket PATH ID
@@ -60,14 +61,14 @@ struct Options {
     std::string socket, id, parent, cwd, join_pidns, cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
     std::string signal = "TERM";
-    std::string max_request_bytes;
+    std::string max_request_bytes, warm_pool;
     std::vector<std::string> env;
     bool clear_env = false, detach = false, json = false, share_pidns = false, disallow_sharing = false;
     std::vector<std::string> rest; // positional arguments; for run, the command
 };
 
 enum : int { kSocket = 256, kId, kParent, kShare, kJoin, kEnv, kClearEnv, kCwd, kDetach, kJson, kIsolation,
-             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp, kMaxRequest };
+             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp, kMaxRequest, kWarmPool };
 
 // Parses argv[2..]; stops at "--" or the first positional argument of `run`, so that the
 // command's own options are never taken for ours.
@@ -83,6 +84,7 @@ std::optional<Options> parse(int argc, char** argv) {
         {"cgroup-root", required_argument, nullptr, kCgroupRoot}, {"log-level", required_argument, nullptr, kLogLevel},
         {"signal", required_argument, nullptr, kSignal}, {"help", no_argument, nullptr, kHelp},
         {"max-request-bytes", required_argument, nullptr, kMaxRequest},
+        {"warm-pool", required_argument, nullptr, kWarmPool},
         {nullptr, 0, nullptr, 0}};
     Options o;
     optind = 2;
@@ -106,6 +108,7 @@ std::optional<Options> parse(int argc, char** argv) {
         case kLogLevel: o.log_level = optarg; break;
         case kSignal: o.signal = optarg; break;
         case kMaxRequest: o.max_request_bytes = optarg; break;
+        case kWarmPool: o.warm_pool = optarg; break;
         case kHelp: std::fputs(kUsage, stdout); std::exit(0);
         default: return std::nullopt;
         }
@@ -184,6 +187,7 @@ int cmd_run(const Options& o) {
     if (o.socket.empty()) {
         ServerOptions so;
         so.log_level = "warn";
+        so.warm_pool = 0; // one launch: warming a namespace ahead would only cost
         auto started = start_server_before_threads(so); // we have one thread: this is main()
         if (!started) return fail(started.error());
         client.emplace(std::move(*started));
@@ -248,6 +252,13 @@ int cmd_serve(const Options& o) {
     }
     so.disallow_sharing_agent_pidns = o.disallow_sharing;
     so.cgroup_root = o.cgroup_root;
+    if (!o.warm_pool.empty()) {
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(o.warm_pool.c_str(), &end, 10);
+        if (*end || o.warm_pool[0] == '-' || n > 1024)
+            return fail(kLauncherError, "serve: --warm-pool takes a number of namespaces from 0 to 1024");
+        so.warm_pool = static_cast<std::uint32_t>(n);
+    }
     if (!o.max_request_bytes.empty()) {
         char* end = nullptr;
         so.max_request_bytes = std::strtoull(o.max_request_bytes.c_str(), &end, 10);
@@ -255,6 +266,19 @@ int cmd_serve(const Options& o) {
             return fail(kLauncherError, "serve: --max-request-bytes takes a positive number of bytes");
     }
     return run_server(so);
+}
+
+int cmd_status(const Options& o) {
+    auto client = connect(o);
+    if (!client) return fail(client.error());
+    auto status = client->status();
+    if (!status) return fail(status.error());
+    if (o.json) fmt::print("{}\n", to_json(*status));
+    else
+        fmt::print("server pid {}\nwarm pool: {} of {} ready, {} warming, {} served, {} discarded\n", status->pid,
+                   status->pool_ready, status->pool_size, status->pool_warming, status->pool_served,
+                   status->pool_discarded);
+    return 0;
 }
 
 int cmd_list(const Options& o) {
@@ -327,6 +351,7 @@ int main(int argc, char** argv) {
     if (verb == "run") return cmd_run(*options);
     if (verb == "serve") return cmd_serve(*options);
     if (verb == "list") return cmd_list(*options);
+    if (verb == "status") return cmd_status(*options);
     if (verb == "wait") return cmd_wait(*options);
     if (verb == "kill") return cmd_kill(*options);
     if (verb == "destroy") return cmd_destroy(*options);

@@ -12,9 +12,11 @@
 #include "launcher/pidns.hpp"
 #include "launcher/spawn.hpp"
 #include "launcher/syscalls.hpp"
+#include "launcher/plan.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/status_table.hpp"
 #include "server/connection.hpp"
+#include "server/pool.hpp"
 #include "server/ids.hpp"
 #include "server/request.hpp"
 
@@ -54,15 +56,14 @@ struct Waiter {
 
 // One container: the server's record of it and the kernel objects it owns.
 struct Container {
-    Container(asio::io_context& io, Spawned&& s)
-        : pidfd(io, s.pidfd.release()), report(std::in_place, io, s.report.release()) {}
+    Container(Descriptor&& first, Descriptor&& exec_report) : pidfd(std::move(first)), report(std::move(exec_report)) {}
 
     ContainerInfo info;
     std::string command;              // argv[0], for messages
     std::string cwd;                  // for messages
     Descriptor pidfd;                 // the first process's pidfd, watched for exit
-    std::optional<Descriptor> report; // until the exec report was read
-    UniqueFd pidns;                   // its pid namespace, for containers nested in it
+    std::optional<Descriptor> report; // until the exec report was read (pipe or plan socket)
+    UniqueFd setup_report;            // with a plan socket: the pipe for failures before the shim
     bool own_pidns = false;           // pid 1 of its own namespace: killing it kills them all
     std::optional<Cgroup> cgroup;     // its cgroup v2 leaf, if cgroups are available
     std::optional<Descriptor> events; // cgroup.events, while waiting for the leaf to empty
@@ -111,10 +112,13 @@ private:
     struct Placement;
     Result<std::string> pick_id(const std::string& requested);
     Result<Placement> place(const wire::Launch& req, int join_fd);
+    Result<std::shared_ptr<Container>> launch_cold(const Placement& placement, LaunchSpec& spec, const std::string& id);
+    std::shared_ptr<WarmEntry> take_warm(const Placement& placement, const LaunchSpec& spec, const std::string& id);
     void watch_report(const std::shared_ptr<Container>& c);
     void watch_exit(const std::shared_ptr<Container>& c);
     void watch_emptied(const std::shared_ptr<Container>& c);
     void finish_launch(Container& c, Result<void> outcome);
+    Result<void> exec_outcome(Container& c);
     void on_exit(const std::shared_ptr<Container>& c, ExitStatus status);
     void kill_container(Container& c);
     void request_destroy(Container& c);
@@ -138,6 +142,8 @@ private:
     std::optional<Cgroup> cgroup_root_;
     std::string no_cgroup_reason_;
     std::optional<StatusTableWriter> table_;
+    std::optional<WarmPool> pool_;
+    UniqueFd devnull_; // stdio a warm container was given none for
     std::optional<Descriptor> listener_;
     asio::signal_set signals_;
     std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
@@ -272,6 +278,13 @@ Result<void> Server::start(UniqueFd initial) {
     if (!table) return fail(std::move(table).error());
     table_.emplace(std::move(*table));
     setup_cgroups();
+    devnull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
+    if (!devnull_) return fail(sys_error(Errc::internal, "cannot open /dev/null", errno));
+    if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
+        pool_.emplace(io_, WarmPool::Config{opts_.warm_pool, shim_, cgroup_root_ ? &*cgroup_root_ : nullptr},
+                      [this] { maybe_stop(); });
+        pool_->start();
+    }
     if (!opts_.socket_path.empty())
         if (auto ok = listen(); !ok) return fail(std::move(ok).error());
     if (initial) add_connection(std::move(initial));
@@ -369,7 +382,9 @@ void Server::handle(Connection& conn, Datagram& d) {
 void Server::on_hello(Connection& c, std::uint32_t seq) {
     flatbuffers::FlatBufferBuilder fbb(64);
     const wire::FdRole role = wire::FdRole::StatusTable;
-    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1));
+    const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
+    auto pool_status = wire::CreatePoolStatus(fbb, pool.size, pool.ready, pool.warming, pool.served, pool.discarded);
+    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1), pool_status);
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
     const int table = table_->fd();
     c.send(fbb, std::span<const int>(&table, 1));
@@ -433,9 +448,9 @@ Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
     } else if (!opts_.isolation.pid) {
         p.new_pid_namespace = false; // everything shares the server's namespace
     } else if (p.parent) {
-        const int fd = ::fcntl(p.parent->pidns.get(), F_DUPFD_CLOEXEC, 3);
-        if (fd < 0) return sys_error(Errc::internal, "cannot duplicate the parent's namespace fd", errno);
-        p.pidns.reset(fd);
+        // Safe by pid: the parent's first process is our child and not reaped (checked above).
+        p.pidns.reset(::open(fmt::format("/proc/{}/ns/pid", p.parent->info.pid).c_str(), O_RDONLY | O_CLOEXEC));
+        if (!p.pidns) return sys_error(Errc::internal, "cannot open the parent's pid namespace", errno);
         p.new_pid_namespace = !share;
         if (share && opts_.disallow_sharing_agent_pidns && p.parent->info.pidns == own_pidns_ino_)
             return Error{Errc::not_permitted,
@@ -471,35 +486,27 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     spec->new_pid_namespace = placement->new_pid_namespace;
     spec->pidns_fd = placement->pidns.get();
 
-    std::optional<Cgroup> cgroup;
-    if (!placement->cgroup_parent.empty()) {
-        auto made = Cgroup::create(placement->cgroup_parent, "ct-" + *id);
-        if (!made) return reply_error(w, made.error());
-        cgroup.emplace(std::move(*made));
-        spec->cgroup_fd = cgroup->dir_fd();
-    }
     const auto slot = table_->acquire();
-    if (!slot) {
-        if (cgroup) (void)cgroup->remove();
+    if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
+    std::shared_ptr<Container> c;
+    if (auto warm = take_warm(*placement, *spec, *id)) {
+        c = std::make_shared<Container>(std::move(warm->pidfd), std::move(warm->plan));
+        c->info.pid = warm->pid;
+        c->cgroup = std::move(warm->cgroup);
+    } else {
+        auto cold = launch_cold(*placement, *spec, *id);
+        if (!cold) {
+            table_->release(*slot);
+            return reply_error(w, cold.error());
+        }
+        c = std::move(*cold);
     }
-    auto spawned = spawn(*spec);
-    if (!spawned) {
-        if (cgroup) (void)cgroup->remove();
-        table_->release(*slot);
-        return reply_error(w, spawned.error());
-    }
-    const pid_t pid = spawned->pid;
-    auto c = std::make_shared<Container>(io_, std::move(*spawned));
     ++live_;
-    // Safe by pid: the process is our child and not reaped yet.
-    c->pidns.reset(::open(fmt::format("/proc/{}/ns/pid", pid).c_str(), O_RDONLY | O_CLOEXEC));
     c->own_pidns = spec->new_pid_namespace;
-    c->cgroup = std::move(cgroup);
     c->info.id = *id;
-    c->info.pid = pid;
-    c->info.pidns = namespace_inode(c->pidns.get());
+    c->info.pidns = pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     c->info.state = State::starting;
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
@@ -512,22 +519,132 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     }
     containers_.emplace(*id, c);
     publish(*c);
-    spdlog::debug("launch {}: pid {}, pidns {}{}, {}", *id, pid, c->info.pidns,
+    spdlog::debug("launch {}: pid {}, pidns {}{}, {}", *id, c->info.pid, c->info.pidns,
                   c->own_pidns ? " (own)" : " (shared)", c->command);
     watch_report(c);
     watch_exit(c);
 }
 
+// The cold path: clone3 into new (or joined) namespaces, born into a new cgroup leaf.
+Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placement, LaunchSpec& spec,
+                                                       const std::string& id) {
+    std::optional<Cgroup> cgroup;
+    if (!placement.cgroup_parent.empty()) {
+        auto made = Cgroup::create(placement.cgroup_parent, "ct-" + id);
+        if (!made) return std::move(made).error();
+        cgroup.emplace(std::move(*made));
+    }
+    UniqueFd cgroup_dir;
+    if (cgroup) {
+        auto dir = cgroup->open_dir();
+        if (!dir) {
+            (void)cgroup->remove();
+            return std::move(dir).error();
+        }
+        cgroup_dir = std::move(*dir);
+        spec.cgroup_fd = cgroup_dir.get();
+    }
+    // The command comes as a plan on a socket, as it does for a warm container, unless it is
+    // too large for one datagram: then through the shim's exec.
+    auto plan = encode_plan(spec);
+    UniqueFd ours, theirs;
+    if (plan) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+            if (cgroup) (void)cgroup->remove();
+            return sys_error(Errc::launch_failed, "socketpair failed", errno);
+        }
+        ours.reset(sv[0]);
+        theirs.reset(sv[1]);
+        spec.plan_fd = theirs.get();
+    }
+    auto spawned = spawn(spec);
+    if (!spawned) {
+        if (cgroup) (void)cgroup->remove();
+        return std::move(spawned).error();
+    }
+    const pid_t pid = spawned->pid;
+    std::shared_ptr<Container> c;
+    if (plan) {
+        theirs.reset();
+        // Queued for the shim to read once it runs; if it dies first, its setup report says why.
+        if (auto sent = send_plan(ours.get(), *plan, spec, devnull_.get()); !sent)
+            spdlog::debug("launch {}: {}", id, sent.error().message);
+        c = std::make_shared<Container>(Descriptor(io_, spawned->pidfd.release()), Descriptor(io_, ours.release()));
+        c->setup_report = std::move(spawned->report);
+    } else {
+        c = std::make_shared<Container>(Descriptor(io_, spawned->pidfd.release()),
+                                        Descriptor(io_, spawned->report.release()));
+    }
+    c->info.pid = pid;
+    c->cgroup = std::move(cgroup);
+    return c;
+}
+
+// The warm path, for a top-level container with a namespace of its own: a pool entry takes its
+// name and gets its plan; it replies on the plan's socket once the command was exec'd.
+std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const LaunchSpec& spec,
+                                             const std::string& id) {
+    if (!pool_ || placement.parent || placement.pidns || !placement.new_pid_namespace ||
+        !opts_.isolation.filesystem)
+        return nullptr;
+    auto plan = encode_plan(spec);
+    if (!plan) return nullptr; // too large for a datagram: the classic cold path
+    auto e = pool_->take();
+    if (!e) return nullptr;
+    // Its cgroup named like a cold container's; a failure leaves the entry to be reaped, cold path.
+    auto bury = [this](const std::shared_ptr<WarmEntry>& dead) {
+        (void)signal_pidfd(dead->pidfd.native_handle(), SIGKILL);
+        dead->pidfd.async_wait(Descriptor::wait_read, [dead](error_code) {
+            (void)reap(dead->pidfd.native_handle());
+            if (dead->cgroup) (void)dead->cgroup->remove();
+        });
+    };
+    if (e->cgroup) {
+        // The shim is alone in its pool cgroup (its command does not exist yet): moving it moves
+        // the container, and the command is born in the new leaf.
+        auto leaf = Cgroup::create(placement.cgroup_parent, "ct-" + id);
+        auto moved = leaf ? leaf->adopt_process(e->pid) : Result<void>(leaf.error());
+        if (!moved) {
+            spdlog::warn("warm pool: {}", moved.error().message);
+            if (leaf) (void)leaf->remove();
+            bury(e);
+            return nullptr;
+        }
+        (void)e->cgroup->remove();
+        e->cgroup = std::move(*leaf);
+    }
+    if (auto sent = send_plan(e->plan.native_handle(), *plan, spec, devnull_.get()); !sent) {
+        spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);
+        bury(e);
+        return nullptr;
+    }
+    return e;
+}
+
 void Server::watch_report(const std::shared_ptr<Container>& c) {
     c->report->async_wait(Descriptor::wait_read, [this, c](error_code ec) {
         if (ec || !c->report) return;
-        finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
+        auto outcome = exec_outcome(*c);
+        if (!outcome && outcome.error().sys_errno == EAGAIN) return watch_report(c); // spurious wake-up
+        finish_launch(*c, std::move(outcome));
     });
+}
+
+// The launch's outcome from its report channel. On a plan socket, EOF without a record means
+// the shim died: the setup pipe, if any, says whether the child failed before even exec'ing it.
+Result<void> Server::exec_outcome(Container& c) {
+    auto outcome = read_exec_report(c.report->native_handle(), c.command, c.cwd);
+    if (outcome || !c.setup_report || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno)
+        return outcome;
+    auto setup = read_exec_report(c.setup_report.get(), c.command, c.cwd);
+    return setup ? outcome : setup; // an OK there only meant "the shim is up"
 }
 
 // Answers the Launch once the init reported: exec succeeded, or why not.
 void Server::finish_launch(Container& c, Result<void> outcome) {
     c.report.reset();
+    c.setup_report.reset();
     const Waiter w = *c.launcher;
     c.launcher.reset();
     if (outcome && !c.kill_sent) {
@@ -560,7 +677,12 @@ void Server::on_exit(const std::shared_ptr<Container>& c, ExitStatus status) {
     --live_;
     c->reaped = true;
     // The first process is gone, so is every writer of the report pipe: the read cannot block.
-    if (c->report) finish_launch(*c, read_exec_report(c->report->native_handle(), c->command, c->cwd));
+    if (c->report) {
+        auto outcome = exec_outcome(*c);
+        if (!outcome && outcome.error().sys_errno == EAGAIN) // a writer outlives the init: should not be
+            outcome = Error{Errc::launch_failed, "the container's init exited before it reported"};
+        finish_launch(*c, std::move(outcome));
+    }
     c->info.exit = status;
     c->info.state = c->destroy_requested ? State::destroyed : State::exited;
     publish(*c);
@@ -752,6 +874,7 @@ void Server::shutdown(const char* why) {
         ::unlink(opts_.socket_path.c_str());
     }
     signals_.cancel();
+    if (pool_) pool_->stop();
     std::vector<std::string> top;
     for (const auto& [id, c] : containers_)
         if (c->info.parent.empty()) top.push_back(id);
@@ -766,7 +889,7 @@ void Server::shutdown(const char* why) {
 
 // Stops the loop once shutting down and nothing is left.
 void Server::maybe_stop() {
-    if (!stopping_ || !containers_.empty()) return;
+    if (!stopping_ || !containers_.empty() || (pool_ && !pool_->empty())) return;
     if (cgroup_root_)
         if (auto ok = cgroup_root_->remove(); !ok) spdlog::warn("{}", ok.error().message);
     io_.stop();
@@ -805,9 +928,16 @@ Result<Client> start_server_before_threads(const ServerOptions& options) {
     if (pid == 0) {
         client_end.reset();
         ::setsid(); // out of the caller's terminal: its Ctrl-C is for the caller to forward
+        // A server with a socket outlives its agent, so that the agent can reconnect after a
+        // crash: it is nobody's child to wait for (double fork).
+        if (!options.socket_path.empty() && ::fork() != 0) ::_exit(0);
         ::_exit(run_server(options, std::move(server_end)));
     }
     server_end.reset();
+    if (!options.socket_path.empty()) {
+        ::waitpid(pid, nullptr, 0);
+        return Client(std::move(client_end));
+    }
     UniqueFd pidfd(sys::pidfd_open(pid, 0));
     Client client(std::move(client_end));
     if (!pidfd) {

@@ -19,6 +19,7 @@ struct ServerOptions {
     bool disallow_sharing_agent_pidns = false;
     std::string cgroup_root;  // parent of the containers' cgroups; empty: made under our own
     std::uint64_t max_request_bytes = 64ULL << 20; // largest request body (memfd) accepted
+    std::uint32_t warm_pool = 2; // ready namespaces kept for top-level launches; 0: none
 };
 
 // Where nsfork-shim is looked for by default: beside the running executable, else the
@@ -32,8 +33,10 @@ int run_server(const ServerOptions& options, UniqueFd initial_connection = {});
 
 // The embedding entry point: forks a private server off the calling process, connected over a
 // socketpair, and returns the client end. Call it at the top of main(), before any thread
-// exists (refused otherwise). The server lives as long as the returned Client: destroying the
-// Client kills every container and reaps the server.
+// exists (refused otherwise). Without options.socket_path the server lives as long as the
+// returned Client: destroying the Client kills every container and reaps the server. With it,
+// the server also listens there and outlives this process (it ends on SIGTERM), so that an
+// agent restarted after a crash reconnects to it and finds its containers.
 Result<Client> start_server_before_threads(const ServerOptions& options = {});
 
 } // namespace nsfork

@@ -10,12 +10,14 @@
 #include <spawn.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "exec_report.h"
+#include "shim_plan.h"
 
 extern char **environ;
 
@@ -65,6 +67,7 @@ struct Fds {
     int report = -1; // the exec report pipe
     int server = -1; // the server's pidfd: readable once the server died
     int kill = -1;   // the container's cgroup.kill, written when the server died
+    int plan = -1;   // a socket on which the shim waits for its plan (shim_plan.h)
 };
 
 // Parses "N" into *fd; false unless it is a plain small number.
@@ -79,17 +82,18 @@ bool parse_fd(const char *digits, int *fd) {
     return true;
 }
 
-// Parses "[--report-fd=N] [--server-fd=N --kill-fd=N] -- CMD [ARG...]"; returns CMD's index
-// in argv, or 0 on bad usage.
+// Parses "[--report-fd=N] [--server-fd=N --kill-fd=N] (-- CMD [ARG...] | --plan=N)"; returns
+// CMD's index in argv (argc with --plan), or 0 on bad usage.
 int parse_args(int argc, char **argv, Fds *fds) {
     struct Option {
         const char *prefix;
         int *fd;
-    } const options[] = {{"--report-fd=", &fds->report}, {"--server-fd=", &fds->server}, {"--kill-fd=", &fds->kill}};
+    } const options[] = {{"--report-fd=", &fds->report}, {"--server-fd=", &fds->server},
+                         {"--kill-fd=", &fds->kill}, {"--plan=", &fds->plan}};
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--") == 0) {
             const bool paired = (fds->server < 0) == (fds->kill < 0);
-            return paired && i + 1 < argc ? i + 1 : 0;
+            return paired && fds->plan < 0 && i + 1 < argc ? i + 1 : 0;
         }
         bool known = false;
         for (const Option &o : options) {
@@ -100,7 +104,8 @@ int parse_args(int argc, char **argv, Fds *fds) {
         }
         if (!known) return 0;
     }
-    return 0;
+    const bool paired = (fds->server < 0) == (fds->kill < 0);
+    return paired && fds->plan >= 0 ? argc : 0; // its command comes in its plan
 }
 
 // Sets every signal's disposition to SIG_DFL, including the libc-internal 32..34.
@@ -131,6 +136,68 @@ int spawn_command(char **argv, pid_t *pid) {
     return error;
 }
 
+// The plan received on --plan: the datagram and the pointers into it.
+struct Plan {
+    char **argv;
+    char **envp;
+    const char *cwd;
+};
+
+char g_plan[NSFORK_PLAN_MAX];
+char *g_pointers[NSFORK_PLAN_MAX + 2]; // every string takes at least its NUL
+
+// Waits for the plan on `sock` and wires the three stdio fds it carries to 0, 1 and 2.
+// Returns false when the server went away (closed the socket) or sent something malformed.
+bool receive_plan(int sock, Plan *plan) {
+    iovec iov{g_plan, sizeof g_plan};
+    alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    ssize_t n;
+    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
+    while (n < 0 && errno == EINTR);
+    cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
+    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(3 * sizeof(int))) return false;
+    int stdio[3];
+    memcpy(stdio, CMSG_DATA(c), sizeof stdio);
+    for (int i = 0; i < 3; ++i) {
+        if (dup2(stdio[i], i) < 0) return false; // dup2 clears close-on-exec on 0..2
+        if (stdio[i] > 2) close(stdio[i]);
+    }
+    nsfork_plan header;
+    if (size_t(n) < sizeof header) return false;
+    memcpy(&header, g_plan, sizeof header);
+    const size_t strings = size_t(n) - sizeof header;
+    if (header.magic != NSFORK_PLAN_MAGIC || header.size != strings || header.argc == 0 ||
+        size_t(header.argc) + header.envc + 1 > strings || g_plan[n - 1] != '\0')
+        return false;
+    // Split the strings: argc argv, envc env, then the cwd.
+    char *p = g_plan + sizeof header;
+    char *const end = g_plan + n;
+    auto next = [&]() -> char * {
+        if (p >= end) return nullptr;
+        char *string = p;
+        p += strnlen(p, size_t(end - p)) + 1;
+        return string;
+    };
+    char **out = g_pointers;
+    plan->argv = out;
+    for (uint32_t i = 0; i < header.argc; ++i) {
+        if (!(*out++ = next())) return false;
+    }
+    *out++ = nullptr;
+    plan->envp = out;
+    for (uint32_t i = 0; i < header.envc; ++i) {
+        if (!(*out++ = next())) return false;
+    }
+    *out++ = nullptr;
+    plan->cwd = next();
+    return plan->cwd && p == end;
+}
+
 // Reaps every exited child, orphans included; returns the command's exit code once it is among
 // them (128+N for death by signal N), else -1.
 int reap_children(pid_t command) {
@@ -153,14 +220,15 @@ int main(int argc, char **argv) {
     const struct {
         int fd;
         const char *bad;
-    } given[] = {{fds.report, "bad --report-fd"}, {fds.server, "bad --server-fd"}, {fds.kill, "bad --kill-fd"}};
+    } given[] = {{fds.report, "bad --report-fd"}, {fds.server, "bad --server-fd"},
+                 {fds.kill, "bad --kill-fd"}, {fds.plan, "bad --plan"}};
     for (const auto &g : given) {
         if (g.fd >= 0 && fcntl(g.fd, F_SETFD, FD_CLOEXEC) < 0) fail_setup(-1, g.bad);
     }
-    const int report_fd = fds.report;
+    int report_fd = fds.report;
     if (cmd == 0) {
         report(report_fd, NSFORK_STAGE_SHIM_SETUP, EINVAL);
-        say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] -- CMD [ARG...]");
+        say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] (-- CMD [ARG...] | --plan=N)");
         return kExitShimError;
     }
 
@@ -175,21 +243,44 @@ int main(int argc, char **argv) {
     // As pid 1 every orphan is ours anyway; this makes it so outside a namespace too (tests).
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0) fail_setup(report_fd, "cannot become subreaper");
 
+    char **command_argv = argv + cmd;
+    if (fds.plan >= 0) {
+        // Namespaces, /proc and cgroup are ready; say so (a warm pool entry is ready from here),
+        // then wait for the container's plan: sent at once on a cold start, at launch when warm.
+        report(report_fd, NSFORK_STAGE_OK, 0);
+        if (report_fd >= 0) close(report_fd);
+        Plan plan;
+        if (!receive_plan(fds.plan, &plan)) _exit(kExitShimError); // discarded by the server
+        report_fd = fds.plan; // the launch's outcome goes back on the plan's socket
+        // Signals that arrived while we were a pool entry are not the command's.
+        for (pollfd p{sfd, POLLIN, 0}; poll(&p, 1, 0) == 1;) {
+            signalfd_siginfo stale;
+            if (read(sfd, &stale, sizeof stale) != sizeof stale) break;
+        }
+        if (chdir(plan.cwd) < 0) {
+            report(report_fd, NSFORK_STAGE_CWD, errno);
+            _exit(kExitShimError);
+        }
+        environ = plan.envp; // posix_spawnp looks PATH up in our environ
+        command_argv = plan.argv;
+    }
+
     pid_t command;
-    if (const int error = spawn_command(argv + cmd, &command)) {
+    if (const int error = spawn_command(command_argv, &command)) {
         // With a report fd the launcher tells its client why; saying it here too would print
         // the same failure twice on `nsfork run`'s terminal.
         if (report_fd >= 0) report(report_fd, NSFORK_STAGE_EXEC_COMMAND, error);
-        else say("cannot execute '", argv[cmd], "': ", strerror(error));
+        else say("cannot execute '", command_argv[0], "': ", strerror(error));
         return error == ENOENT || error == ENOTDIR ? kExitNotFound : kExitCannotExecute;
     }
     report(report_fd, NSFORK_STAGE_OK, 0);
     if (report_fd >= 0) close(report_fd);
+    const int events = sfd;
 
     // In a shared pid namespace our death would not end the container: if the server dies, we
     // kill the container's whole cgroup (us included). Polled, so a server that died before
     // we got here is seen at once.
-    pollfd watch[2] = {{sfd, POLLIN, 0}, {fds.server, POLLIN, 0}};
+    pollfd watch[2] = {{events, POLLIN, 0}, {fds.server, POLLIN, 0}};
     const nfds_t watched = fds.server >= 0 ? 2 : 1;
     for (;;) {
         if (poll(watch, watched, -1) < 0) fail_setup(-1, "cannot poll");
@@ -199,7 +290,7 @@ int main(int argc, char **argv) {
         }
         if (!(watch[0].revents & POLLIN)) continue;
         signalfd_siginfo si;
-        if (read(sfd, &si, sizeof si) != sizeof si) fail_setup(-1, "cannot read signalfd");
+        if (read(events, &si, sizeof si) != sizeof si) fail_setup(-1, "cannot read signalfd");
         if (si.ssi_signo == SIGCHLD) {
             if (const int code = reap_children(command); code >= 0) return code;
         } else {

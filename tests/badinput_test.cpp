@@ -208,22 +208,33 @@ std::size_t count_entries(const std::string& dir) {
 
 std::size_t fd_count(pid_t pid) { return count_entries("/proc/" + std::to_string(pid) + "/fd"); }
 
-// The server's direct children (containers' inits not yet reaped).
-std::string children_of(pid_t pid) {
+// How many direct children the server has: containers not yet reaped, and its warm pool.
+std::size_t child_count(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-    std::string s((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    return s;
+    std::size_t n = 0;
+    for (pid_t child; f >> child;) ++n;
+    return n;
 }
 
-// Polls until the server holds exactly `expected` fds (it closes a refused datagram's fds just
-// after it replied); returns the last count seen.
-std::size_t settle_fd_count(pid_t pid, std::size_t expected) {
-    std::size_t n = fd_count(pid);
-    for (int i = 0; i < 500 && n != expected; ++i) {
-        std::this_thread::sleep_for(10ms);
-        n = fd_count(pid);
+// The server's fds and children at rest.
+struct Footprint {
+    std::size_t fds = 0, children = 0;
+    bool operator==(const Footprint&) const = default;
+};
+
+// The server's footprint once it stopped changing (it closes a refused datagram's fds just
+// after it replied, and refills its warm pool after a launch): the same for 200 ms, or after 5 s
+// the last one seen.
+Footprint settled_footprint(pid_t pid) {
+    Footprint last{fd_count(pid), child_count(pid)};
+    int stable = 0;
+    for (int i = 0; i < 250 && stable < 10; ++i) {
+        std::this_thread::sleep_for(20ms);
+        const Footprint now{fd_count(pid), child_count(pid)};
+        stable = now == last ? stable + 1 : 0;
+        last = now;
     }
-    return n;
+    return last;
 }
 
 UniqueFd dev_null() {
@@ -258,14 +269,13 @@ void check_error(const Result<Datagram>& got, std::uint32_t seq, Errc code, cons
 struct Fixture {
     ServerProcess server;
     RawConnection raw{server.socket()};
-    std::size_t baseline_fds = 0;
+    Footprint baseline;
 
     Fixture() {
-        // One round trip: the connection is accepted (its fd counted) before the baseline.
-        const std::uint32_t seq = raw.next_seq();
-        REQUIRE(raw.send(hello(seq)) == 0);
-        REQUIRE(reply_in(raw.receive())->reply_as_HelloReply());
-        baseline_fds = fd_count(server.pid());
+        // One launch first: the connection is accepted (its fd counted) and the warm pool, if
+        // any, has been used and refilled before the baseline.
+        raw_round_trip();
+        baseline = settled_footprint(server.pid());
     }
 
     // Lets the raw connection send datagrams larger than the default send buffer (~208 KiB).
@@ -296,8 +306,8 @@ struct Fixture {
     }
 
     // The server goes on serving: the raw connection (unless it was dropped) and a new client
-    // each launch and wait a container; then the server holds no more fds than before and no
-    // child.
+    // each launch and wait a container; then the server holds as many fds and children as
+    // before (one fd fewer if the raw connection was dropped).
     void check_still_serving(bool raw_alive = true) {
         if (raw_alive) raw_round_trip();
         {
@@ -313,9 +323,9 @@ struct Fixture {
             REQUIRE(client.destroy(ct->id()));
         }
         if (!raw_alive) raw.close();
-        CHECK(settle_fd_count(server.pid(), baseline_fds - (raw_alive ? 0 : 1)) ==
-              baseline_fds - (raw_alive ? 0 : 1));
-        CHECK(children_of(server.pid()).empty());
+        const Footprint now = settled_footprint(server.pid());
+        CHECK(now.fds == baseline.fds - (raw_alive ? 0 : 1));
+        CHECK(now.children == baseline.children);
     }
 };
 
@@ -1189,16 +1199,16 @@ TEST_CASE("bad input: a client that closes with its Launch unanswered") {
     f.check_still_serving(false);
 }
 
-// Raises this process's RLIMIT_NOFILE soft limit to at least `want` (within the hard limit)
-// for its lifetime.
+// Sets this process's RLIMIT_NOFILE soft limit to `soft` (within the hard limit) for its
+// lifetime; a server started meanwhile inherits it.
 class FdLimit {
 public:
-    explicit FdLimit(rlim_t want) {
+    explicit FdLimit(rlim_t soft) {
         REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved_) == 0);
-        rlimit raised = saved_;
-        if (raised.rlim_cur < want) raised.rlim_cur = std::min(want, raised.rlim_max);
-        REQUIRE(raised.rlim_cur >= want);
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &raised) == 0);
+        REQUIRE(soft <= saved_.rlim_max);
+        rlimit changed = saved_;
+        changed.rlim_cur = soft;
+        REQUIRE(::setrlimit(RLIMIT_NOFILE, &changed) == 0);
     }
     ~FdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
 
@@ -1220,14 +1230,14 @@ TEST_CASE("bad input: 1,000 concurrent connections") {
         if (got && verify_reply(got->bytes) && verify_reply(got->bytes)->reply_as_HelloReply()) ++answered;
     }
     CHECK(answered == 1000);
-    CHECK(settle_fd_count(f.server.pid(), f.baseline_fds + 1000) == f.baseline_fds + 1000);
+    CHECK(settled_footprint(f.server.pid()).fds == f.baseline.fds + 1000);
     conns.clear();
     f.check_still_serving();
 }
 
-TEST_CASE("bad input: a client that never reads its replies") {
-    require_root();
-    Fixture f;
+// A client sends Hellos and never reads the replies, until the server drops it; meanwhile
+// another client is served promptly. Then the server serves as before.
+void check_hog_is_dropped(Fixture& f) {
     RawConnection hog(f.server.socket());
     REQUIRE(::fcntl(hog.fd(), F_SETFL, O_NONBLOCK) == 0);
     bool dropped = false;
@@ -1247,7 +1257,8 @@ TEST_CASE("bad input: a client that never reads its replies") {
                 if (++sent % 500 != 0) continue;
                 // Everyone else is served promptly meanwhile.
                 const auto start = std::chrono::steady_clock::now();
-                REQUIRE(other.hello());
+                auto answer = other.hello();
+                if (!answer) FAIL("another client was refused while the hog ran: " << answer.error().message);
                 slowest = std::max(slowest, std::chrono::steady_clock::now() - start);
             }
         }
@@ -1257,4 +1268,27 @@ TEST_CASE("bad input: a client that never reads its replies") {
     CHECK(dropped);
     hog.close();
     f.check_still_serving();
+}
+
+TEST_CASE("bad input: a client that never reads its replies") {
+    require_root();
+    Fixture f;
+    check_hog_is_dropped(f);
+}
+
+TEST_CASE("bad input: a client that never reads its replies, against a server with 1,024 fds", "[!mayfail]") {
+    // BUG (timing-dependent): each HelloReply carries the status table's fd, and
+    // Connection::send (server/connection.cpp) queues up to 4,096 unread replies, each with a
+    // dup of its fds: one client that never reads can take one server fd per queued reply. In
+    // the normal build the hog is dropped first; in the ASan build (a slower server) the server
+    // reached EMFILE and other clients were refused. Expected: bound the fds queued per
+    // connection (drop the client at, say, 64 queued fds), or do not dup a long-lived fd per
+    // queued reply.
+    require_root();
+    std::optional<Fixture> f;
+    {
+        FdLimit limit(1024);
+        f.emplace();
+    }
+    check_hog_is_dropped(*f);
 }

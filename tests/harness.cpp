@@ -74,6 +74,8 @@ int shell_code(int wstatus) {
 ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
     socket_ = dir_.path() + "/nsfork.sock";
     std::vector<std::string> argv = {bin("nsfork"), "serve", "--socket", socket_, "--log-level", "warn"};
+    // ctest runs the suite twice: with the warm pool (the default) and without it.
+    if (const char* pool = std::getenv("NSFORK_TEST_WARM_POOL")) argv.insert(argv.end(), {"--warm-pool", pool});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());
     pid_ = spawn_process(argv, -1, -1);
     // Ready once it accepts; bounded, and a server that died is reported at once.

@@ -1,0 +1,54 @@
+#include "plan.hpp"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+extern "C" {
+#include "shim_plan.h"
+}
+
+#include <cstring>
+
+namespace nsfork {
+
+std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
+    std::size_t size = 0;
+    for (const auto& a : spec.argv) size += a.size() + 1;
+    for (const auto& e : spec.env) size += e.size() + 1;
+    size += spec.cwd.size() + 1;
+    if (sizeof(nsfork_plan) + size > NSFORK_PLAN_MAX) return std::nullopt;
+    const nsfork_plan header{NSFORK_PLAN_MAGIC, static_cast<std::uint32_t>(spec.argv.size()),
+                             static_cast<std::uint32_t>(spec.env.size()), static_cast<std::uint32_t>(size)};
+    std::vector<std::uint8_t> out(sizeof header);
+    out.reserve(sizeof header + size);
+    std::memcpy(out.data(), &header, sizeof header);
+    auto add = [&](const std::string& s) { out.insert(out.end(), s.c_str(), s.c_str() + s.size() + 1); };
+    for (const auto& a : spec.argv) add(a);
+    for (const auto& e : spec.env) add(e);
+    add(spec.cwd);
+    return out;
+}
+
+Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec, int devnull) {
+    int stdio[3];
+    for (int i = 0; i < 3; ++i) stdio[i] = spec.stdio[i] >= 0 ? spec.stdio[i] : devnull;
+    iovec iov{const_cast<std::uint8_t*>(plan.data()), plan.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof stdio)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof stdio);
+    std::memcpy(CMSG_DATA(c), stdio, sizeof stdio);
+    ssize_t n;
+    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) return sys_error(Errc::launch_failed, "cannot send the plan to nsfork-shim", errno);
+    return {};
+}
+
+} // namespace nsfork

@@ -1,0 +1,209 @@
+#include "pool.hpp"
+
+#include "launcher/pidfd.hpp"
+#include "protocol/framing.hpp"
+
+#include <boost/asio/post.hpp>
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+
+#include <csignal>
+
+namespace nsfork {
+
+using Descriptor = boost::asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+WarmPool::WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty)
+    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)) {}
+
+void WarmPool::start() {
+    if (config_.size == 0) return;
+    watch_mounts();
+    refill_soon();
+}
+
+// A ready entry copied the host's mount table when it was made; one made before a change would
+// show a stale view, so every change (POLLPRI on /proc/self/mountinfo) discards them.
+void WarmPool::watch_mounts() {
+    if (!mountinfo_) {
+        const int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+            spdlog::warn("warm pool: cannot watch /proc/self/mountinfo ({}); pool disabled", std::strerror(errno));
+            config_.size = 0;
+            return;
+        }
+        mountinfo_.emplace(io_, fd);
+    }
+    mountinfo_->async_wait(Descriptor::wait_error, [this](error_code ec) {
+        if (ec || stopping_) return;
+        ++mounts_;
+        std::size_t stale = 0;
+        for (auto& e : entries_)
+            if (!e->dead && e->mounts < mounts_) {
+                discard(*e);
+                ++stale;
+            }
+        spdlog::debug("warm pool: mount table changed, {} entr{} discarded", stale, stale == 1 ? "y" : "ies");
+        refill_soon();
+        watch_mounts();
+    });
+}
+
+std::shared_ptr<WarmEntry> WarmPool::take() {
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        auto& e = *it;
+        if (!e->ready || e->dead || e->mounts < mounts_) continue;
+        std::shared_ptr<WarmEntry> taken = e;
+        entries_.erase(it);
+        error_code ignored;
+        taken->pidfd.cancel(ignored); // our death watch ends; the container's begins
+        ++served_;
+        refill_soon();
+        return taken;
+    }
+    return nullptr;
+}
+
+PoolStats WarmPool::stats() const {
+    PoolStats s;
+    s.size = config_.size;
+    for (const auto& e : entries_) {
+        if (e->dead) continue;
+        if (e->ready) ++s.ready;
+        else ++s.warming;
+    }
+    s.served = served_;
+    s.discarded = discarded_;
+    return s;
+}
+
+// Refills after the current handler (a launch's reply goes out first), one entry at a time, so
+// that warming never competes with a launch for long and a burst cannot fork without bound.
+void WarmPool::refill_soon() {
+    if (refill_posted_ || stopping_ || config_.size == 0) return;
+    refill_posted_ = true;
+    boost::asio::post(io_, [this] {
+        refill_posted_ = false;
+        refill();
+    });
+}
+
+void WarmPool::refill() {
+    if (stopping_) return;
+    std::uint32_t live = 0, warming = 0;
+    for (const auto& e : entries_) {
+        if (e->dead) continue;
+        ++live;
+        warming += !e->ready;
+    }
+    if (live >= config_.size || warming > 0) return;
+
+    std::optional<Cgroup> cgroup;
+    if (config_.cgroup_root) {
+        auto made = Cgroup::create(config_.cgroup_root->path(), fmt::format("pool-{}", next_name_++));
+        if (!made) {
+            spdlog::warn("warm pool: {}", made.error().message);
+            return;
+        }
+        cgroup.emplace(std::move(*made));
+    }
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        spdlog::warn("warm pool: socketpair failed: {}", std::strerror(errno));
+        if (cgroup) (void)cgroup->remove();
+        return;
+    }
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    UniqueFd cgroup_dir;
+    if (cgroup) {
+        auto dir = cgroup->open_dir();
+        if (!dir) {
+            spdlog::warn("warm pool: {}", dir.error().message);
+            (void)cgroup->remove();
+            return;
+        }
+        cgroup_dir = std::move(*dir);
+    }
+    LaunchSpec spec;
+    spec.init_path = config_.shim;
+    spec.plan_fd = theirs.get();
+    spec.cgroup_fd = cgroup_dir.get();
+    auto spawned = spawn(spec);
+    if (!spawned) {
+        spdlog::warn("warm pool: {}", spawned.error().message);
+        if (cgroup) (void)cgroup->remove();
+        return;
+    }
+    const pid_t pid = spawned->pid;
+    auto e = std::make_shared<WarmEntry>(io_, std::move(*spawned), std::move(ours));
+    e->cgroup = std::move(cgroup);
+    e->mounts = mounts_;
+    entries_.push_back(e);
+    spdlog::debug("warm pool: warming pid {}", pid);
+    watch_ready(e);
+    watch_death(e);
+}
+
+void WarmPool::watch_ready(const std::shared_ptr<WarmEntry>& e) {
+    e->report.async_wait(Descriptor::wait_read, [this, e](error_code ec) {
+        if (ec || e->dead) return;
+        auto ok = read_exec_report(e->report.native_handle(), "nsfork-shim", "/");
+        if (!ok && ok.error().sys_errno == EAGAIN) return watch_ready(e); // spurious wake-up
+        error_code ignored;
+        e->report.close(ignored);
+        if (!ok) {
+            spdlog::warn("warm pool: pid {} failed to warm up: {}", e->pid, ok.error().message);
+            discard(*e);
+            return;
+        }
+        e->ready = true;
+        const PoolStats s = stats();
+        spdlog::debug("warm pool: pid {} ready ({} ready, {} served, {} discarded)", e->pid, s.ready, s.served, s.discarded);
+        refill_soon();
+    });
+}
+
+// An entry that dies while waiting (killed from outside, or discarded) is reaped and replaced.
+void WarmPool::watch_death(const std::shared_ptr<WarmEntry>& e) {
+    e->pidfd.async_wait(Descriptor::wait_read, [this, e](error_code ec) {
+        if (ec) return; // cancelled: taken by a launch
+        auto reaped = try_reap(e->pidfd.native_handle());
+        if (reaped && !*reaped) return watch_death(e);
+        if (!e->dead) {
+            spdlog::debug("warm pool: pid {} died while waiting", e->pid);
+            e->dead = true;
+            ++discarded_;
+        }
+        forget(e);
+        refill_soon();
+    });
+}
+
+void WarmPool::discard(WarmEntry& e) {
+    if (e.dead) return;
+    e.dead = true;
+    ++discarded_;
+    (void)signal_pidfd(e.pidfd.native_handle(), SIGKILL); // reaped by watch_death
+}
+
+void WarmPool::forget(const std::shared_ptr<WarmEntry>& e) {
+    if (e->cgroup)
+        if (auto ok = e->cgroup->remove(); !ok) spdlog::warn("warm pool: {}", ok.error().message);
+    entries_.remove(e);
+    if (stopping_ && entries_.empty() && on_empty_) on_empty_();
+}
+
+void WarmPool::stop() {
+    stopping_ = true;
+    if (mountinfo_) {
+        error_code ignored;
+        mountinfo_->close(ignored);
+    }
+    for (auto& e : entries_) discard(*e);
+    if (entries_.empty() && on_empty_) on_empty_();
+}
+
+} // namespace nsfork

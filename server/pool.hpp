@@ -1,0 +1,85 @@
+// The warm pool: pid + mount namespaces made ahead of time, /proc mounted, cgroup made, the
+// shim already running as their pid 1 and waiting on a socket for a container's plan. A launch
+// that takes one skips clone, mount and the shim's exec (KERNEL.md, "Init design and launch
+// latency"). Included by server.cpp only (it pulls in Asio).
+#pragma once
+
+#include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
+
+#include "launcher/cgroup.hpp"
+#include "launcher/fd.hpp"
+#include "launcher/spawn.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <list>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace nsfork {
+
+// One ready (or warming) namespace.
+struct WarmEntry {
+    WarmEntry(boost::asio::io_context& io, Spawned&& s, UniqueFd plan_socket)
+        : pidfd(io, s.pidfd.release()), report(io, s.report.release()), plan(io, plan_socket.release()), pid(s.pid) {}
+
+    boost::asio::posix::stream_descriptor pidfd;  // its pid 1, the shim
+    boost::asio::posix::stream_descriptor report; // ready once the shim reports
+    boost::asio::posix::stream_descriptor plan;   // where its plan goes, and its exec report returns
+    pid_t pid;
+    std::optional<Cgroup> cgroup;
+    std::uint64_t mounts = 0; // the mount-table generation it copied
+    bool ready = false;
+    bool dead = false;        // discarded or died: never handed out
+};
+
+struct PoolStats {
+    std::uint32_t size = 0, ready = 0, warming = 0;
+    std::uint64_t served = 0, discarded = 0;
+};
+
+class WarmPool {
+public:
+    struct Config {
+        std::uint32_t size = 0;         // ready namespaces to keep; 0: no pool
+        std::string shim;
+        const Cgroup* cgroup_root = nullptr;
+    };
+    // `on_empty` runs when, after stop(), the last entry has been reaped.
+    WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty);
+
+    void start();
+    // A ready entry, or nullptr (the launch then takes the cold path). The caller owns it now:
+    // the pool no longer watches it, and refills in the background.
+    std::shared_ptr<WarmEntry> take();
+    PoolStats stats() const;
+    // Kills every entry; on_empty runs once all are reaped.
+    void stop();
+    bool empty() const { return entries_.empty(); }
+
+private:
+    void refill_soon();
+    void refill();
+    void watch_ready(const std::shared_ptr<WarmEntry>& e);
+    void watch_death(const std::shared_ptr<WarmEntry>& e);
+    void watch_mounts();
+    void discard(WarmEntry& e);
+    void forget(const std::shared_ptr<WarmEntry>& e);
+
+    boost::asio::io_context& io_;
+    Config config_;
+    std::function<void()> on_empty_;
+    std::list<std::shared_ptr<WarmEntry>> entries_;
+    std::optional<boost::asio::posix::stream_descriptor> mountinfo_;
+    std::uint64_t mounts_ = 0;   // bumped whenever our mount table changes
+    std::uint64_t next_name_ = 0;
+    std::uint64_t served_ = 0, discarded_ = 0;
+    bool refill_posted_ = false;
+    bool stopping_ = false;
+};
+
+} // namespace nsfork
