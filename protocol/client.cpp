@@ -72,7 +72,9 @@ Result<std::uint32_t> Client::send(flatbuffers::FlatBufferBuilder& fbb, std::spa
             if (auto said = recv_datagram(sock_.get()))
                 if (auto opened = open_reply(std::move(*said), kMaxReplyBody); opened && opened->message->seq() == 0)
                     if (const wire::Error* e = opened->message->reply_as_Error()) return read_error(*e);
-        return std::move(sent).error();
+        Error e = std::move(sent).error();
+        if (e.code == Errc::disconnected) e.message = "nsfork server closed the connection";
+        return e;
     }
     return next_seq_++;
 }

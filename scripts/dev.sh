@@ -3,6 +3,9 @@
 #   scripts/dev.sh demo   install what is missing, build, run `nsfork run -- ps -ef`
 #   scripts/dev.sh test   install what is missing, build, run the whole suite through ctest
 #   scripts/dev.sh build  build only (into ./build, or $BUILD_DIR)
+#   scripts/dev.sh asan   build with ASan+UBSan into ./build-asan, run the whole suite, leaks checked
+#   scripts/dev.sh fuzz [SECONDS]  build the libFuzzer target with clang into ./build-fuzz, replay
+#                         tests/fuzz/regressions, then fuzz for SECONDS (default 60)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -12,9 +15,12 @@ BUILD_DIR=${BUILD_DIR:-build}
 PACKAGES=(cmake ninja-build g++ libboost-dev flatbuffers-compiler libflatbuffers-dev libspdlog-dev
           libfmt-dev catch2 musl-tools procps util-linux)
 
+# What the fuzz target adds: clang and its libFuzzer runtime.
+FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
+
 install_missing() {
     local missing=()
-    for p in "${PACKAGES[@]}"; do
+    for p in "${PACKAGES[@]}" "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
     ((${#missing[@]} == 0)) && return
@@ -27,6 +33,35 @@ install_missing() {
 build() {
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
     cmake --build "$BUILD_DIR" -j "$(nproc)"
+}
+
+# Runs the whole suite from an ASan+UBSan build. LeakSanitizer is on; a sanitizer report fails the
+# test that produced it (UBSan halts, ASan exits non-zero).
+asan() {
+    local dir=${ASAN_BUILD_DIR:-build-asan}
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSFORK_SANITIZE=ON >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+    ASAN_OPTIONS=detect_leaks=1 \
+    UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+        ctest --test-dir "$dir" -j "$(nproc)" --output-on-failure
+}
+
+# Builds tests/fuzz with clang (a project of its own), replays every saved regression input, then
+# fuzzes for $1 seconds from the seed corpus. New inputs go to build-fuzz/corpus (not committed);
+# a crash leaves its input in build-fuzz/artifacts/ — copy it to tests/fuzz/regressions/.
+fuzz() {
+    local seconds=${1:-60} dir=${FUZZ_BUILD_DIR:-build-fuzz}
+    cmake -S tests/fuzz -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+    cmake --build "$dir" -j "$(nproc)"
+    mkdir -p "$dir/corpus" "$dir/artifacts"
+    local regressions=()
+    for f in tests/fuzz/regressions/*; do [[ -f $f && $f != *.md ]] && regressions+=("$f"); done
+    if ((${#regressions[@]})); then
+        echo "replaying ${#regressions[@]} regression input(s)"
+        "$dir/fuzz_messages" -runs=1 "${regressions[@]}"
+    fi
+    "$dir/fuzz_messages" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$dir/artifacts/" "$dir/corpus" tests/fuzz/corpus
 }
 
 case "${1:-}" in
@@ -45,8 +80,16 @@ build)
     install_missing
     build "$@"
     ;;
+asan)
+    install_missing
+    asan
+    ;;
+fuzz)
+    install_missing "${FUZZ_PACKAGES[@]}"
+    fuzz "${2:-60}"
+    ;;
 *)
-    echo "usage: scripts/dev.sh demo|test|build" >&2
+    echo "usage: scripts/dev.sh demo|test|build|asan|fuzz [SECONDS]" >&2
     exit 2
     ;;
 esac

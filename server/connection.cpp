@@ -4,6 +4,7 @@
 
 #include <boost/asio/post.hpp>
 #include <fcntl.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 
 namespace nsfork {
@@ -14,8 +15,10 @@ using boost::system::error_code;
 namespace {
 // Datagrams handled from one connection before others get a turn.
 constexpr int kReadBatch = 64;
-// Replies queued for a client that does not read before it is disconnected.
+// Replies queued for a client that does not read before it is disconnected; and fds, which
+// each cost the server one of its own (a pidfd or the status table, duplicated).
 constexpr std::size_t kMaxOutbox = 4096;
+constexpr std::size_t kMaxQueuedFds = 64;
 } // namespace
 
 void Connection::arm_read() {
@@ -39,8 +42,19 @@ void Connection::read_ready() {
                 send(fbb);
                 continue;
             }
-            if (e.code != Errc::disconnected) spdlog::warn("connection {}: {}", id_, e.message);
-            return close();
+            if (e.code != Errc::disconnected) {
+                spdlog::warn("connection {}: {}", id_, e.message);
+                return close();
+            }
+            // End of stream: a peer that only shut down its sending side still gets its
+            // replies; the connection ends once it hangs up for good (EPOLLHUP wakes every wait).
+            pollfd p{sock_.native_handle(), 0, 0};
+            if (::poll(&p, 1, 0) == 1 && (p.revents & POLLHUP)) return close();
+            spdlog::debug("connection {}: peer half-closed", id_);
+            sock_.async_wait(Descriptor::wait_error, [self = shared_from_this()](error_code ec) {
+                if (!ec) self->close();
+            });
+            return;
         }
         owner_.handle(*this, *got);
         if (closed_) return;
@@ -75,10 +89,11 @@ void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const
             return close();
         }
     }
-    if (outbox_.size() >= kMaxOutbox) {
+    if (outbox_.size() >= kMaxOutbox || queued_fds_ + fds.size() > kMaxQueuedFds) {
         spdlog::warn("connection {}: {} replies unread, disconnecting", id_, outbox_.size());
         return close();
     }
+    queued_fds_ += fds.size();
     Outgoing out{{bytes.begin(), bytes.end()}, {}};
     for (int fd : fds) out.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
     outbox_.push_back(std::move(out));
@@ -97,6 +112,7 @@ void Connection::arm_write() {
                 if (sent.error().sys_errno == EAGAIN) return self->arm_write();
                 return self->close();
             }
+            self->queued_fds_ -= out.fds.size();
             self->outbox_.pop_front();
         }
     });

@@ -54,6 +54,7 @@ private:
     std::uint64_t id_;
     boost::asio::posix::stream_descriptor sock_;
     std::deque<Outgoing> outbox_;
+    std::size_t queued_fds_ = 0;
     bool closed_ = false;
 };
 

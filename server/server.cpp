@@ -21,9 +21,11 @@
 #include "server/request.hpp"
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <fcntl.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -31,7 +33,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <optional>
@@ -81,7 +85,7 @@ struct Container {
 
 class Server final : public ConnectionOwner {
 public:
-    explicit Server(const ServerOptions& options) : opts_(options), signals_(io_) {}
+    explicit Server(const ServerOptions& options) : opts_(options), signals_(io_), accept_timer_(io_) {}
 
     Result<void> start(UniqueFd initial);
     int run() {
@@ -98,6 +102,7 @@ private:
     Result<void> listen();
     void arm_accept();
     void accept_ready();
+    std::string refuse_peer(int fd) const;
     void add_connection(UniqueFd fd);
 
     void on_hello(Connection& c, std::uint32_t seq);
@@ -146,6 +151,8 @@ private:
     UniqueFd devnull_; // stdio a warm container was given none for
     std::optional<Descriptor> listener_;
     asio::signal_set signals_;
+    asio::steady_timer accept_timer_;
+    bool accept_backoff_ = false;
     std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
     std::map<std::string, std::shared_ptr<Container>, std::less<>> containers_;
     std::uint64_t next_conn_ = 1;
@@ -193,6 +200,11 @@ Result<void> Server::check_host() {
     for (int fd = 0; fd < 3; ++fd)
         if (::fcntl(fd, F_GETFD) < 0 && ::open("/dev/null", O_RDWR) != fd)
             return sys_error(Errc::internal, "cannot open /dev/null", errno);
+    // Every container costs the server an fd or two: use all the fds we are allowed.
+    if (rlimit files; ::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+        files.rlim_cur = files.rlim_max;
+        ::setrlimit(RLIMIT_NOFILE, &files);
+    }
     // An inherited SIG_IGN for SIGCHLD would make the kernel auto-reap containers.
     ::signal(SIGCHLD, SIG_DFL);
     // Logging to a closed pipe must not kill the server.
@@ -309,23 +321,54 @@ void Server::accept_ready() {
         UniqueFd fd(::accept4(listener_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
         if (!fd) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            if (errno != EAGAIN) spdlog::error("accept4 failed: {}", std::strerror(errno));
-            break; // EMFILE and friends: try again at the next readiness
+            if (errno == EAGAIN) break;
+            // Out of fds (or memory): the pending connection stays readable, so waiting for
+            // readiness again would spin. Try again a little later, and say so once.
+            if (!accept_backoff_) spdlog::warn("accept4 failed: {}; retrying every 50 ms", std::strerror(errno));
+            accept_backoff_ = true;
+            accept_timer_.expires_after(std::chrono::milliseconds(50));
+            accept_timer_.async_wait([this](error_code ec) {
+                if (!ec && listener_) accept_ready();
+            });
+            return;
         }
-        ucred cred{};
-        socklen_t len = sizeof cred;
-        if (::getsockopt(fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 ||
-            (cred.uid != 0 && cred.uid != ::geteuid())) {
-            spdlog::warn("refused a connection from uid {} pid {}", cred.uid, cred.pid);
+        accept_backoff_ = false;
+        if (auto refused = refuse_peer(fd.get()); !refused.empty()) {
+            spdlog::warn("refused a connection: {}", refused);
             flatbuffers::FlatBufferBuilder fbb(256);
-            write_error_reply(fbb, 0, Error{Errc::not_permitted,
-                                            fmt::format("uid {} may not use this nsfork server", cred.uid)});
+            write_error_reply(fbb, 0, Error{Errc::not_permitted, refused});
             (void)send_datagram(fd.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
             continue;
         }
         add_connection(std::move(fd));
     }
     arm_accept();
+}
+
+// Why a peer may not use this server ("" if it may): another uid than ours (or root), or a
+// process inside one of our containers — root in a container sees the socket on the shared
+// file system, and must not reach the server that contains it.
+std::string Server::refuse_peer(int fd) const {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return "cannot read the peer's credentials";
+    if (cred.uid != 0 && cred.uid != ::geteuid()) return fmt::format("uid {} may not use this nsfork server", cred.uid);
+    // A peer in an ancestor namespace is invisible to us (pid 0): it is above the server, fine.
+    // One we can see must be in our own namespace (not a container's below it) and outside our
+    // containers' cgroups (a container that shares our namespace).
+    if (cred.pid == 0) return {};
+    const ino_t ns = pid_namespace_inode(cred.pid);
+    if (ns != 0 && ns != own_pidns_ino_)
+        return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
+    if (cgroup_root_) {
+        std::ifstream cgroup(fmt::format("/proc/{}/cgroup", cred.pid));
+        const std::string mount = find_cgroup2_mount();
+        const std::string root = cgroup_root_->path().substr(mount.size()) + "/";
+        for (std::string line; std::getline(cgroup, line);)
+            if (line.rfind("0::", 0) == 0 && line.compare(3, root.size(), root) == 0)
+                return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
+    }
+    return {};
 }
 
 void Server::add_connection(UniqueFd fd) {

@@ -244,22 +244,6 @@ std::optional<ContainerInfo> listed(Client& client, const std::string& id) {
     return std::nullopt;
 }
 
-// Lowers this process's soft RLIMIT_NOFILE for its lifetime (what a server spawned meanwhile
-// inherits), then restores it.
-class LoweredFdLimit {
-public:
-    explicit LoweredFdLimit(rlim_t soft) {
-        REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved_) == 0);
-        rlimit lowered = saved_;
-        lowered.rlim_cur = soft;
-        REQUIRE(::setrlimit(RLIMIT_NOFILE, &lowered) == 0);
-    }
-    ~LoweredFdLimit() { ::setrlimit(RLIMIT_NOFILE, &saved_); }
-
-private:
-    rlimit saved_{};
-};
-
 // A raw connection that sent a Hello: answered (accepted by the server) or still pending.
 struct PendingHello {
     UniqueFd sock;
@@ -285,9 +269,7 @@ struct PendingHello {
 
 // ==== leaks ====
 
-TEST_CASE("hardening: 10,000 launch/destroy cycles leave no fd, child, cgroup or memory behind", "[!mayfail]") {
-    // BUG: the launch race of the next test fails a cycle now and then; its figures still print.
-    // Remove the tag with that fix.
+TEST_CASE("hardening: 10,000 launch/destroy cycles leave no fd, child, cgroup or memory behind") {
     require_root();
     ServerProcess server;
     Client client = server.connect();
@@ -328,14 +310,9 @@ TEST_CASE("hardening: 10,000 launch/destroy cycles leave no fd, child, cgroup or
 #endif
 }
 
-TEST_CASE("hardening: 3,000 back-to-back launches of /bin/true all succeed", "[!mayfail]") {
-    // BUG: with the warm pool, a launch of a command that ends at once fails now and then
-    // (seen after 91 and after 1,542 cycles) with "cannot read the exec report: Resource
-    // temporarily unavailable": Server::on_exit (server/server.cpp) reads the exec report
-    // "which cannot block" once the init was reaped, but on a warm container the report channel
-    // is the plan socket, non-blocking, and not at EOF yet (its peer end is still open
-    // somewhere): read_exec_report gets EAGAIN and the launch is reported failed although the
-    // command ran. Expected: every launch succeeds (treat EAGAIN there as "wait for the report").
+TEST_CASE("hardening: 3,000 back-to-back launches of /bin/true all succeed") {
+    // With the warm pool, a command that ends at once raced its own exec report (a spurious
+    // wake-up was read as a failure): every launch must succeed.
     require_root();
     ServerProcess server;
     Client client = server.connect();
@@ -448,8 +425,8 @@ TEST_CASE("hardening: a server out of fds refuses launches clearly and recovers"
     require_root();
     std::optional<ServerProcess> server;
     {
-        LoweredFdLimit limit(64); // inherited by the server only: restored once it started
-        server.emplace(std::vector<std::string>{"--log-level", "off"}); // see the test below: a log flood
+        // Soft and hard: the server raises its soft limit to the hard one at start.
+        server.emplace(std::vector<std::string>{"--log-level", "off"}, std::vector<std::string>{"/usr/bin/prlimit", "--nofile=64:64"});
     }
     Client client = server->connect();
     REQUIRE(client.hello());
@@ -483,17 +460,13 @@ TEST_CASE("hardening: a server out of fds refuses launches clearly and recovers"
     REQUIRE(client.destroy("fds-back"));
 }
 
-TEST_CASE("hardening: out of fds with a connection pending, the server does not spin", "[!mayfail]") {
-    // BUG: while accept4 fails with EMFILE, the pending connection keeps the listener readable
-    // and Server::accept_ready (server/server.cpp) re-arms its wait at once: the server spins
-    // at full CPU and logs "accept4 failed: Too many open files" some 100,000 times a second
-    // until an fd frees up. Expected: back off (retry accept on a timer after EMFILE), or keep
-    // a spare fd to accept-and-refuse the connection with an Error, as nginx does.
+TEST_CASE("hardening: out of fds with a connection pending, the server does not spin") {
+    // While accept4 fails with EMFILE the pending connection keeps the listener readable: the
+    // server must back off (it retries on a timer) rather than spin.
     require_root();
     std::optional<ServerProcess> server;
     {
-        LoweredFdLimit limit(64);
-        server.emplace(std::vector<std::string>{"--log-level", "off"}); // the flood would fill the test log
+        server.emplace(std::vector<std::string>{"--log-level", "off"}, std::vector<std::string>{"/usr/bin/prlimit", "--nofile=64:64"});
     }
     std::vector<PendingHello> conns;
     std::optional<PendingHello> pending;
@@ -568,13 +541,9 @@ TEST_CASE("hardening: a process inside sees and signals only its own container's
     REQUIRE(client.destroy("neighbour"));
 }
 
-TEST_CASE("hardening: a process inside cannot use the server's socket", "[!mayfail]") {
-    // BUG (security, design-level): the container shares the host's file system and runs as
-    // root, so it can connect to the server's socket (mode 0600, root-owned: SO_PEERCRED says
-    // uid 0 and Server::accept_ready admits it) and have the server launch a container that
-    // shares the agent's pid namespace — out of its own. Expected: the server refuses peers
-    // whose pid namespace is not its own (peer pid from SO_PEERCRED / SO_PEERPIDFD, compare
-    // /proc/PID/ns/pid), or containers do not see the socket (mount namespace).
+TEST_CASE("hardening: a process inside cannot use the server's socket") {
+    // The container shares the host's file system and runs as root, so it can reach the
+    // server's socket (SO_PEERCRED says uid 0): the server refuses peers inside its containers.
     require_root();
     ServerProcess server;
     Client client = server.connect();

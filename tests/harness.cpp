@@ -71,9 +71,10 @@ int shell_code(int wstatus) {
 
 } // namespace
 
-ServerProcess::ServerProcess(std::vector<std::string> extra_args) {
+ServerProcess::ServerProcess(std::vector<std::string> extra_args, std::vector<std::string> wrapper) {
     socket_ = dir_.path() + "/nsfork.sock";
-    std::vector<std::string> argv = {bin("nsfork"), "serve", "--socket", socket_, "--log-level", "warn"};
+    std::vector<std::string> argv = std::move(wrapper);
+    argv.insert(argv.end(), {bin("nsfork"), "serve", "--socket", socket_, "--log-level", "warn"});
     // ctest runs the suite twice: with the warm pool (the default) and without it.
     if (const char* pool = std::getenv("NSFORK_TEST_WARM_POOL")) argv.insert(argv.end(), {"--warm-pool", pool});
     argv.insert(argv.end(), extra_args.begin(), extra_args.end());

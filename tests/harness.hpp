@@ -35,7 +35,9 @@ private:
 // destruction.
 class ServerProcess {
 public:
-    explicit ServerProcess(std::vector<std::string> extra_args = {});
+    // `wrapper` runs before nsfork and must exec it in place (e.g. prlimit, to set limits the
+    // test process itself could not restore).
+    explicit ServerProcess(std::vector<std::string> extra_args = {}, std::vector<std::string> wrapper = {});
     ~ServerProcess();
     const std::string& socket() const { return socket_; }
     pid_t pid() const { return pid_; }

@@ -1,0 +1,90 @@
+// churn: launches per second of /bin/true end to end — launch, exit observed, forgotten — with
+// 1, 2, 8 and 32 in flight, against the raw floor at the same parallelism (clone3 + exec +
+// waitid, N in flight, in the tiny helper).
+#include "clock.hpp"
+#include "scenarios.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <latch>
+#include <mutex>
+#include <thread>
+
+namespace nsfork::bench {
+
+namespace {
+
+// One client's share of a round: launch, wait, destroy until the shared budget is spent.
+Result<void> churn_worker(Client& c, std::atomic<int>& budget) {
+    while (budget.fetch_sub(1) > 0) {
+        auto ct = c.launch(launch_options({"/bin/true"}));
+        if (!ct) return std::move(ct).error();
+        auto status = c.wait(ct->id());
+        if (!status) return std::move(status).error();
+        auto gone = c.destroy(ct->id());
+        if (!gone) return std::move(gone).error();
+    }
+    return {};
+}
+
+// `launches` end-to-end launches through the server with `parallel` outstanding: one thread
+// and one connection per outstanding launch (one Client is one blocking connection). Returns
+// launches per second, timed from the moment every thread is connected and released.
+Result<double> nsfork_round(const std::string& socket, int parallel, int launches) {
+    std::vector<Client> clients;
+    for (int i = 0; i < parallel; ++i) {
+        auto c = Client::connect(socket);
+        if (!c) return std::move(c).error();
+        clients.push_back(std::move(*c));
+    }
+    std::atomic<int> budget{launches};
+    std::latch go(1);
+    std::mutex m;
+    std::optional<Error> failure;
+    std::vector<std::thread> threads;
+    for (Client& c : clients)
+        threads.emplace_back([&] {
+            go.wait();
+            if (auto ok = churn_worker(c, budget); !ok) {
+                std::lock_guard lock(m);
+                if (!failure) failure = ok.error();
+            }
+        });
+    const std::int64_t t0 = now_ns();
+    go.count_down();
+    for (std::thread& t : threads) t.join();
+    const std::int64_t t1 = now_ns();
+    if (failure) return *failure;
+    return launches / (static_cast<double>(t1 - t0) / 1e9);
+}
+
+} // namespace
+
+Result<void> run_churn(Context& ctx, Report& r) {
+    const std::string S = "churn";
+    const int launches = ctx.sizes.churn_launches;
+    for (int parallel : ctx.sizes.churn_parallel) {
+        const std::string group = fmt::format("{} in flight (rate per round of {} launches)", parallel, launches);
+        std::vector<Variant> v = {
+            {"nsfork", [&, parallel] { return nsfork_round(ctx.socket, parallel, launches); }},
+            {"nsfork warm pool", [&, parallel] { return nsfork_round(ctx.warm_socket, parallel, launches); }},
+            {"raw floor", [&, parallel]() -> Result<double> {
+                 auto ns = ctx.helper.run(HelperOp::raw_churn, {"/bin/true"}, launches, parallel);
+                 if (!ns) return std::move(ns).error();
+                 return launches / (static_cast<double>(*ns) / 1e9);
+             }},
+        };
+        record(r, S,
+               {{group, "nsfork", Role::subject, "launch + wait + destroy"},
+                {group, "nsfork warm pool", Role::subject, "the same, against a server with a warm pool of 4"},
+                {group, "raw floor", Role::baseline, "clone3 + exec + waitid"}},
+               alternate(ctx.sizes.churn_rounds, v), "launches/s");
+    }
+    r.note(S, "ratio > 1 means nsfork is faster here; each sample is one round's rate; nsfork uses one "
+              "thread + connection per launch in flight because Client::launch blocks (there is no "
+              "asynchronous launch in the client API)");
+    return {};
+}
+
+} // namespace nsfork::bench

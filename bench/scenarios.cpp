@@ -1,0 +1,40 @@
+#include "scenarios.hpp"
+
+namespace nsfork::bench {
+
+std::span<const Scenario> all_scenarios() {
+    static const Scenario kAll[] = {
+        {"cli", run_cli, "whole-process `nsfork run` against unshare and bwrap"},
+        {"launch", run_launch, "launch latency against the raw floor, posix_spawn, unshare, bwrap, runc"},
+        {"ipc", run_ipc, "request/reply round trip"},
+        {"churn", run_churn, "launches per second with 1..32 in flight, against the raw floor"},
+        {"destroy", run_destroy, "destroy time against process count, against namespace kill and cgroups"},
+        {"fat-client", run_fat_client, "launch latency from a big multithreaded client, against fork and posix_spawn"},
+        {"scale", run_scale, "server footprint and launch latency with many live containers"},
+    };
+    return kAll;
+}
+
+void add_figure(Report& report, const std::string& scenario, const Shown& shown, std::vector<double> samples,
+                const std::string& unit) {
+    Figure f;
+    f.scenario = scenario;
+    f.group = shown.group;
+    f.name = shown.name;
+    f.role = shown.role;
+    f.unit = unit;
+    f.note = shown.note;
+    f.summary = summarize(std::move(samples));
+    report.add(std::move(f));
+}
+
+void record(Report& report, const std::string& scenario, const std::vector<Shown>& shown, const Alternated& runs,
+            const std::string& unit) {
+    for (std::size_t i = 0; i < shown.size(); ++i) {
+        if (runs.errors[i])
+            report.error(scenario, shown[i].group + ": " + shown[i].name + ": " + runs.errors[i]->message);
+        if (!runs.samples[i].empty()) add_figure(report, scenario, shown[i], runs.samples[i], unit);
+    }
+}
+
+} // namespace nsfork::bench

@@ -1,0 +1,152 @@
+// libFuzzer target: every step the server and the client take on bytes that came off the socket,
+// up to the point where a request would touch the kernel.
+//
+//   requests: verify_request → (Launch) parse_launch with as many fds as the request declares
+//             → validate_id of the ids it names; open_request, with no fd and with a non-memfd
+//             fd, for the Body path;
+//   replies:  verify_reply → read_info / read_error / to_json of what it carries; open_reply.
+//
+// Built with clang (-fsanitize=fuzzer,address,undefined) by tests/fuzz/build.sh; run it with
+// `scripts/dev.sh fuzz [SECONDS]`. The seed corpus is tests/fuzz/corpus/ (make_corpus.cpp).
+#include "protocol/messages.hpp"
+#include "server/ids.hpp"
+#include "server/request.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <span>
+#include <vector>
+
+using namespace nsfork;
+
+namespace {
+
+// Defeats dead-code elimination of the reads below.
+volatile std::size_t g_sink;
+
+// kMaxFds descriptors on /dev/null, opened once: the server never receives more than that.
+const std::vector<int>& dev_null_pool() {
+    static const std::vector<int> pool = [] {
+        std::vector<int> fds;
+        for (std::size_t i = 0; i < kMaxFds; ++i) {
+            const int fd = ::open("/dev/null", O_RDWR | O_CLOEXEC);
+            if (fd < 0) std::abort();
+            fds.push_back(fd);
+        }
+        return fds;
+    }();
+    return pool;
+}
+
+// Feeds a string a client named to validate_id, as the server would before using it.
+void check_id(const flatbuffers::String* s) {
+    if (!s) return;
+    auto ok = validate_id(s->string_view());
+    g_sink = g_sink + (ok ? 1 : ok.error().message.size());
+}
+
+// What the server does with a verified Launch: parse_launch with exactly the fds the request
+// declares (up to kMaxFds: a datagram with more never reaches it), borrowed from the pool.
+void launch(const wire::Launch& req) {
+    const std::size_t declared = req.fds() ? req.fds()->size() : 0;
+    const std::size_t carried = declared < kMaxFds ? declared : kMaxFds;
+    std::vector<UniqueFd> fds;
+    for (std::size_t i = 0; i < carried; ++i) fds.emplace_back(dev_null_pool()[i]);
+    auto parsed = parse_launch(req, fds);
+    // The pool keeps its fds: released from `fds` however this function returns.
+    struct Release {
+        std::vector<UniqueFd>& fds;
+        ~Release() {
+            for (auto& fd : fds) (void)fd.release();
+        }
+    } release{fds};
+    if (!parsed) {
+        g_sink = g_sink + parsed.error().message.size();
+        return;
+    }
+    // Whatever parse_launch accepted must be safe to hand to exec: C strings, "K=V", a path.
+    const LaunchSpec& spec = parsed->spec;
+    if (spec.argv.empty() || spec.argv[0].empty()) std::abort();
+    for (const auto& a : spec.argv)
+        if (a.find('\0') != std::string::npos) std::abort();
+    for (const auto& e : spec.env)
+        if (e.find('\0') != std::string::npos || e.empty() || e[0] == '=' || e.find('=') == std::string::npos)
+            std::abort();
+    if (spec.cwd.empty() || spec.cwd[0] != '/' || spec.cwd.find('\0') != std::string::npos) std::abort();
+    if (!parsed->id.empty() && !validate_id(parsed->id)) std::abort();
+    // Every fd it kept is one of the request's own.
+    auto carried_fd = [&](int fd) {
+        for (const auto& own : fds)
+            if (own.get() == fd) return true;
+        return false;
+    };
+    for (int fd : spec.stdio)
+        if (fd != -1 && !carried_fd(fd)) std::abort();
+    if (parsed->join_fd != -1 && !carried_fd(parsed->join_fd)) std::abort();
+    check_id(req.parent());
+}
+
+void request(const wire::RequestMessage& m) {
+    g_sink = g_sink + m.seq();
+    switch (m.request_type()) {
+    case wire::Request::Launch: return launch(*m.request_as_Launch());
+    case wire::Request::Wait: return check_id(m.request_as_Wait()->id());
+    case wire::Request::Kill:
+        g_sink = g_sink + static_cast<std::size_t>(m.request_as_Kill()->signal());
+        return check_id(m.request_as_Kill()->id());
+    case wire::Request::Destroy: return check_id(m.request_as_Destroy()->id());
+    case wire::Request::Attach: return check_id(m.request_as_Attach()->id());
+    case wire::Request::Body: g_sink = g_sink + m.request_as_Body()->size(); return;
+    default: return;
+    }
+}
+
+// Reads a ContainerInfo as the client does, including its JSON form (the CLI's --json).
+void info(const wire::ContainerInfo* c) {
+    if (!c) return;
+    g_sink = g_sink + to_json(read_info(*c)).size();
+}
+
+void reply(const wire::ReplyMessage& m) {
+    g_sink = g_sink + m.seq();
+    switch (m.reply_type()) {
+    case wire::Reply::HelloReply: g_sink = g_sink + m.reply_as_HelloReply()->version(); return;
+    case wire::Reply::LaunchReply: return info(m.reply_as_LaunchReply()->container());
+    case wire::Reply::WaitReply: return info(m.reply_as_WaitReply()->container());
+    case wire::Reply::DestroyReply: return info(m.reply_as_DestroyReply()->container());
+    case wire::Reply::AttachReply: return info(m.reply_as_AttachReply()->container());
+    case wire::Reply::ListReply:
+        if (auto* cs = m.reply_as_ListReply()->containers())
+            for (const wire::ContainerInfo* c : *cs) info(c);
+        return;
+    case wire::Reply::Error: g_sink = g_sink + read_error(*m.reply_as_Error()).message.size(); return;
+    default: return;
+    }
+}
+
+// A datagram of `bytes` with no fd, or with one non-memfd fd (a /dev/null from the pool).
+Datagram datagram(std::span<const std::uint8_t> bytes, bool with_fd) {
+    Datagram d;
+    d.bytes.assign(bytes.begin(), bytes.end());
+    if (with_fd) d.fds.emplace_back(::fcntl(dev_null_pool()[0], F_DUPFD_CLOEXEC, 3));
+    return d;
+}
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    const std::span<const std::uint8_t> bytes(data, size);
+    if (const wire::RequestMessage* m = verify_request(bytes)) request(*m);
+    if (const wire::ReplyMessage* m = verify_reply(bytes)) reply(*m);
+    for (bool with_fd : {false, true}) {
+        std::uint32_t seq = 0;
+        auto opened = open_request(datagram(bytes, with_fd), 1 << 20, seq);
+        if (opened && opened->message->request_type() == wire::Request::Launch) launch(*opened->message->request_as_Launch());
+        auto r = open_reply(datagram(bytes, with_fd), 1 << 20);
+        if (r) reply(*r->message);
+    }
+    return 0;
+}

@@ -1,0 +1,164 @@
+// Writes the fuzzer's seed corpus: a handful of valid and invalid requests and replies, one
+// message per file. Run it after a schema change and commit what changed:
+//   build-fuzz/make_corpus tests/fuzz/corpus
+#include "protocol/nsfork_generated.h"
+
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace wire = nsfork::wire;
+using Builder = flatbuffers::FlatBufferBuilder;
+
+namespace {
+
+std::string g_dir;
+
+// Writes the finished message of `fbb` (or its first `keep` bytes) to <dir>/<name>.
+void write(const std::string& name, const Builder& fbb, std::size_t keep = SIZE_MAX) {
+    const std::string path = g_dir + "/" + name;
+    FILE* f = std::fopen(path.c_str(), "wb");
+    if (!f) {
+        std::perror(path.c_str());
+        std::exit(1);
+    }
+    const std::size_t n = keep < fbb.GetSize() ? keep : fbb.GetSize();
+    std::fwrite(fbb.GetBufferPointer(), 1, n, f);
+    std::fclose(f);
+}
+
+// A request of `type` over the body `make` builds.
+void request(const std::string& name, std::uint32_t seq, wire::Request type,
+             const std::function<flatbuffers::Offset<void>(Builder&)>& make, std::size_t keep = SIZE_MAX) {
+    Builder fbb;
+    auto body = make(fbb);
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body));
+    write(name, fbb, keep);
+}
+
+struct Launch {
+    std::string id;
+    std::vector<std::string> argv{"/bin/echo", "hello"};
+    std::vector<std::string> env{"PATH=/usr/bin:/bin", "HOME=/"};
+    std::string cwd;
+    std::vector<std::uint8_t> roles;
+    std::string parent;
+    bool share = false;
+};
+
+void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MAX) {
+    request(name, 2, wire::Request::Launch, [&](Builder& fbb) {
+        auto id = l.id.empty() ? 0 : fbb.CreateString(l.id);
+        auto argv = fbb.CreateVectorOfStrings(l.argv);
+        auto env = fbb.CreateVectorOfStrings(l.env);
+        auto cwd = l.cwd.empty() ? 0 : fbb.CreateString(l.cwd);
+        auto roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(l.roles.data()), l.roles.size());
+        auto parent = l.parent.empty() ? 0 : fbb.CreateString(l.parent);
+        return wire::CreateLaunch(fbb, id, argv, env, cwd, roles, parent, l.share).Union();
+    }, keep);
+}
+
+// A ContainerInfo with an exit status when `exited`.
+flatbuffers::Offset<wire::ContainerInfo> info(Builder& fbb, const std::string& id, const std::string& parent,
+                                              bool exited) {
+    auto i = fbb.CreateString(id);
+    auto p = parent.empty() ? 0 : fbb.CreateString(parent);
+    wire::ExitStatus status(exited ? 3 : 0, 0);
+    return wire::CreateContainerInfo(fbb, i, p, 4242, 4026531836ULL,
+                                     exited ? wire::State::Exited : wire::State::Running,
+                                     exited ? &status : nullptr, 7);
+}
+
+void reply(const std::string& name, wire::Reply type, const std::function<flatbuffers::Offset<void>(Builder&)>& make) {
+    Builder fbb;
+    auto body = make(fbb);
+    fbb.Finish(wire::CreateReplyMessage(fbb, 5, type, body));
+    write(name, fbb);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc != 2) {
+        std::fprintf(stderr, "usage: make_corpus DIR\n");
+        return 2;
+    }
+    g_dir = argv[1];
+
+    // Valid requests.
+    request("req-hello", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 1).Union(); });
+    launch("req-launch-minimal", Launch{});
+    Launch full;
+    full.id = "job-1";
+    full.cwd = "/tmp";
+    full.roles = {0, 1, 2};
+    launch("req-launch-stdio", full);
+    Launch nested;
+    nested.id = "job-1.child";
+    nested.parent = "job-1";
+    nested.share = true;
+    launch("req-launch-nested-shared", nested);
+    Launch join;
+    join.roles = {1, 4};
+    launch("req-launch-join-pidns", join);
+    request("req-wait", 3, wire::Request::Wait,
+            [](Builder& fbb) { return wire::CreateWait(fbb, fbb.CreateString("job-1")).Union(); });
+    request("req-kill", 4, wire::Request::Kill,
+            [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("job-1"), 9).Union(); });
+    request("req-destroy", 5, wire::Request::Destroy,
+            [](Builder& fbb) { return wire::CreateDestroy(fbb, fbb.CreateString("job-1")).Union(); });
+    request("req-list", 6, wire::Request::List, [](Builder& fbb) { return wire::CreateList(fbb).Union(); });
+    request("req-attach", 7, wire::Request::Attach,
+            [](Builder& fbb) { return wire::CreateAttach(fbb, fbb.CreateString("job-1")).Union(); });
+    request("req-body", 8, wire::Request::Body, [](Builder& fbb) { return wire::CreateBody(fbb, 300000).Union(); });
+
+    // Requests that verify but that validation refuses.
+    Launch bad = Launch{};
+    bad.argv = {};
+    launch("bad-launch-empty-argv", bad);
+    bad = Launch{};
+    bad.argv = {"/bin/echo", std::string("a\0b", 3)};
+    launch("bad-launch-nul-argv", bad);
+    bad = Launch{};
+    bad.env = {"NOEQUALS", "=x"};
+    launch("bad-launch-env", bad);
+    bad = Launch{};
+    bad.cwd = "relative/dir";
+    launch("bad-launch-relative-cwd", bad);
+    bad = Launch{};
+    bad.id = "../../escape";
+    launch("bad-launch-id", bad);
+    bad = Launch{};
+    bad.roles = {0, 0, 9, 4, 3};
+    launch("bad-launch-roles", bad);
+    request("bad-kill-signal-0", 4, wire::Request::Kill,
+            [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("x"), 0).Union(); });
+    request("bad-unknown-kind", 9, static_cast<wire::Request>(200),
+            [](Builder& fbb) { return wire::CreateHello(fbb, 1).Union(); });
+    // Does not verify: cut in the middle.
+    launch("bad-launch-truncated", full, 40);
+
+    // Replies.
+    reply("rep-hello", wire::Reply::HelloReply, [](Builder& fbb) {
+        const wire::FdRole role = wire::FdRole::StatusTable;
+        return wire::CreateHelloReply(fbb, 1, 1234, fbb.CreateVector(&role, 1)).Union();
+    });
+    reply("rep-launch", wire::Reply::LaunchReply, [](Builder& fbb) {
+        const wire::FdRole role = wire::FdRole::Pidfd;
+        auto i = info(fbb, "job-1", "", false);
+        return wire::CreateLaunchReply(fbb, i, fbb.CreateVector(&role, 1)).Union();
+    });
+    reply("rep-wait", wire::Reply::WaitReply,
+          [](Builder& fbb) { return wire::CreateWaitReply(fbb, info(fbb, "job-1", "", true)).Union(); });
+    reply("rep-list", wire::Reply::ListReply, [](Builder& fbb) {
+        std::vector<flatbuffers::Offset<wire::ContainerInfo>> all{
+            info(fbb, "a", "", false), info(fbb, "a.b", "a", true), info(fbb, "c\"quote\n", "", true)};
+        return wire::CreateListReply(fbb, fbb.CreateVector(all)).Union();
+    });
+    reply("rep-error", wire::Reply::Error, [](Builder& fbb) {
+        return wire::CreateError(fbb, wire::ErrorCode::ExecFailed, fbb.CreateString("cannot execute 'x'"), 2).Union();
+    });
+    return 0;
+}
