@@ -332,7 +332,7 @@ TEST_CASE("hardening: 3,000 back-to-back launches of /bin/true all succeed") {
 
 // ==== faults ====
 
-TEST_CASE("hardening: a client SIGKILLed with its Launch in flight leaks nothing; the container lives on") {
+TEST_CASE("hardening: a client SIGKILLed with its Launch in flight leaks nothing, the container lives on") {
     require_root();
     ServerProcess server;
     Client observer = server.connect();

@@ -109,7 +109,7 @@ TEST_CASE("ipc: 1 MiB and ~6 MiB environments reach the container intact through
     }
 }
 
-TEST_CASE("ipc: a 16 MiB environment crosses to the server intact; the kernel refuses its exec") {
+TEST_CASE("ipc: a 16 MiB environment crosses to the server intact, the kernel refuses its exec") {
     require_root();
     BigStack stack;
     ServerProcess server;

@@ -145,7 +145,7 @@ TEST_CASE("parity: a nested container's namespace is a child of its parent's, it
     REQUIRE(client.destroy("parent"));
 }
 
-TEST_CASE("parity: ps in a nested container shows only its own processes; sharing shows the parent's") {
+TEST_CASE("parity: ps in a nested container shows only its own processes, sharing shows the parent's") {
     require_root();
     ServerProcess server;
     Client client = server.connect();
@@ -165,7 +165,7 @@ TEST_CASE("parity: ps in a nested container shows only its own processes; sharin
     REQUIRE(client.destroy("p"));
 }
 
-TEST_CASE("parity: pidns inodes: nested differs from its parent's unless shared; a top-level share is the server's") {
+TEST_CASE("parity: pidns inodes: nested differs from its parent's unless shared, a top-level share is the server's") {
     require_root();
     ServerProcess server;
     Client client = server.connect();
@@ -212,7 +212,7 @@ TEST_CASE("parity: a nested container's exit 42 reaches wait, twice") {
     REQUIRE(client.destroy("p"));
 }
 
-TEST_CASE("parity: SIGTERM to a parent reaches its command; its nested containers are killed") {
+TEST_CASE("parity: SIGTERM to a parent reaches its command, its nested containers are killed") {
     require_root();
     ServerProcess server;
     Client client = server.connect();

@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -57,9 +58,82 @@ void sleep_ms(long ms) {
 
 int usage() {
     std::fputs("usage: nsfork-probe pid|ppid|pidns|fds|env|ps|sleep|exit N|signal-self N|"
-               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd\n",
+               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd|view\n",
                stderr);
     return 2;
+}
+
+// A file's contents, NULs shown as spaces.
+std::string slurp(const std::string& path) {
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (!f) return "?";
+    std::string out;
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    std::fclose(f);
+    for (char& c : out)
+        if (c == '\0') c = ' ';
+    return out;
+}
+
+// The targets of a process's fds, "N -> kind" with inode numbers dropped.
+std::string fd_kinds(const std::string& dir) {
+    std::string out;
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) return "?";
+    const int own = ::dirfd(d);
+    std::vector<std::string> items;
+    while (dirent* e = ::readdir(d)) {
+        if (e->d_name[0] == '.' || (dir == "/proc/self/fd" && std::atoi(e->d_name) == own)) continue;
+        char target[256] = {};
+        ::readlink((dir + "/" + e->d_name).c_str(), target, sizeof target - 1);
+        std::string kind = target;
+        if (auto bracket = kind.find(":["); bracket != std::string::npos) kind = kind.substr(0, bracket);
+        items.push_back(std::string(e->d_name) + "->" + kind);
+    }
+    ::closedir(d);
+    std::sort(items.begin(), items.end());
+    for (const auto& i : items) out += i + " ";
+    return out;
+}
+
+void view() {
+    std::printf("pid: %d\nppid: %d\nsid: %d\npgrp: %d\n", ::getpid(), ::getppid(), ::getsid(0), ::getpgrp());
+    char cwd[4096];
+    std::printf("cwd: %s\n", ::getcwd(cwd, sizeof cwd) ? cwd : "?");
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) env.push_back(*e);
+    std::sort(env.begin(), env.end());
+    for (const auto& e : env) std::printf("env: %s\n", e.c_str());
+    // From our status: identity, capabilities, signals, namespaces depth.
+    FILE* f = std::fopen("/proc/self/status", "re");
+    char line[512];
+    static const char* const keys[] = {"Umask", "Uid", "Gid", "Groups", "NSpid", "NSpgid", "NSsid", "SigBlk", "SigIgn",
+                                       "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
+    while (f && std::fgets(line, sizeof line, f))
+        for (const char* k : keys)
+            if (std::strncmp(line, k, std::strlen(k)) == 0 && line[std::strlen(k)] == ':') std::printf("self.%s", line);
+    if (f) std::fclose(f);
+    std::printf("self.fds: %s\n", fd_kinds("/proc/self/fd").c_str());
+    std::printf("pid1.cmdline: %s\n", slurp("/proc/1/cmdline").c_str());
+    std::printf("pid1.environ: %s\n", slurp("/proc/1/environ").c_str());
+    std::printf("pid1.fds: %s\n", fd_kinds("/proc/1/fd").c_str());
+    for (long pid : numeric_entries("/proc")) {
+        std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
+        if (!comm.empty() && comm.back() == '\n') comm.pop_back();
+        std::printf("ps: %ld %s\n", pid, comm.c_str());
+    }
+    std::printf("limits: %s", slurp("/proc/self/limits").c_str());
+    std::printf("cgroup: %s", slurp("/proc/self/cgroup").c_str());
+    // Mount points and types, in order (ids and options vary with the host, not the path).
+    FILE* m = std::fopen("/proc/self/mountinfo", "re");
+    while (m && std::fgets(line, sizeof line, m)) {
+        char point[512], type[64];
+        const char* dash = std::strstr(line, " - ");
+        if (std::sscanf(line, "%*s %*s %*s %*s %511s", point) == 1 && dash && std::sscanf(dash + 3, "%63s", type) == 1)
+            std::printf("mount: %s %s\n", point, type);
+    }
+    if (m) std::fclose(m);
 }
 
 volatile sig_atomic_t g_caught = 0;
@@ -154,6 +228,10 @@ int main(int argc, char** argv) {
         std::printf("spawned\n");
         std::fflush(stdout);
         return 0;
+    } else if (verb == "view") {
+        // What a container looks like from inside, one "key: value" line each, for comparing
+        // a warm and a cold container field by field.
+        view();
     } else if (verb == "zombies") {
         // Zombies visible in /proc, after giving pid 1 up to 5 s to reap them.
         int zombies = 0;

@@ -1,0 +1,157 @@
+// The warm pool: warm containers indistinguishable from cold ones, fresh after the host's mount
+// table changed, never handed out dead.
+#include "harness.hpp"
+
+#include <catch2/catch.hpp>
+#include <sys/mount.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <functional>
+#include <regex>
+#include <thread>
+
+using namespace nsfork;
+using namespace nsfork::test;
+
+namespace {
+
+// Polls the server's status until `ready` holds (bounded: the pool refills in milliseconds).
+ServerStatus await_pool(Client& client, const std::function<bool(const ServerStatus&)>& ready) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    for (;;) {
+        auto s = client.status();
+        REQUIRE(s);
+        if (ready(*s)) return *s;
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+}
+
+// `probe view` in a container named "view", with what differs by server alone normalized.
+std::string view_of(Client& client) {
+    LaunchOptions o;
+    o.id = "view";
+    o.argv = {probe(), "view"};
+    o.env = {kPath, "A=1"};
+    o.cwd = "/tmp";
+    Pipe out;
+    o.stdio = {-1, out.write.get(), out.write.get()};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    out.write.reset();
+    std::string text = read_all(out.read.get());
+    REQUIRE(client.wait("view"));
+    REQUIRE(client.destroy("view"));
+    return std::regex_replace(text, std::regex("nsfork-[0-9]+"), "nsfork-N");
+}
+
+// The server's children that are not containers: its pool entries.
+std::vector<pid_t> children_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
+    std::vector<pid_t> out;
+    for (pid_t p; f >> p;) out.push_back(p);
+    return out;
+}
+
+} // namespace
+
+TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by field") {
+    require_root();
+    ServerProcess warm_server({"--warm-pool", "2"});
+    ServerProcess cold_server({"--warm-pool", "0"});
+    Client warm = warm_server.connect();
+    Client cold = cold_server.connect();
+    await_pool(warm, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    const std::string warm_view = view_of(warm);
+    const std::string cold_view = view_of(cold);
+    CHECK(warm.status()->pool_served == 1); // it really came from the pool
+    CHECK(cold.status()->pool_size == 0);
+    // Line by line, for a readable failure.
+    const auto w = lines(warm_view), c = lines(cold_view);
+    REQUIRE(w.size() == c.size());
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(w[i] == c[i]);
+    CHECK(warm_view.find("ps: 1 nsfork-shim") != std::string::npos);
+    CHECK(warm_view.find("0::/nsfork-N/ct-view") != std::string::npos);
+}
+
+TEST_CASE("pool: a change of the host's mount table discards ready namespaces, new ones see it") {
+    require_root();
+    ServerProcess server({"--warm-pool", "2"});
+    Client client = server.connect();
+    auto before = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    TempDir dir;
+    REQUIRE(::mount("nsfork-test", dir.path().c_str(), "tmpfs", 0, nullptr) == 0);
+    struct Unmount {
+        std::string path;
+        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
+    } unmount{dir.path()};
+    auto after = await_pool(client, [&](const ServerStatus& s) {
+        return s.pool_discarded >= before.pool_discarded + 2 && s.pool_ready == 2;
+    });
+    CHECK(after.pool_served == 0);
+    const std::string view = view_of(client);
+    CHECK(view.find("mount: " + dir.path() + " tmpfs") != std::string::npos);
+    CHECK(client.status()->pool_served == 1);
+}
+
+TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
+    require_root();
+    ServerProcess server({"--warm-pool", "2"});
+    Client client = server.connect();
+    await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    const auto entries = children_of(server.pid());
+    REQUIRE(entries.size() == 2);
+    for (pid_t p : entries) REQUIRE(::kill(p, SIGKILL) == 0);
+    auto s = await_pool(client, [](const ServerStatus& s) { return s.pool_discarded >= 2 && s.pool_ready == 2; });
+    CHECK(s.pool_served == 0);
+    for (pid_t p : children_of(server.pid())) CHECK(std::find(entries.begin(), entries.end(), p) == entries.end());
+    auto r = run(client, {probe(), "exit", "6"});
+    CHECK(r.status.code == 6);
+    CHECK(client.status()->pool_served == 1);
+}
+
+TEST_CASE("pool: its state shows in nsfork status --json") {
+    require_root();
+    ServerProcess server({"--warm-pool", "3"});
+    Client client = server.connect();
+    auto s = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 3; });
+    auto out = run_process({bin("nsfork"), "status", "--socket", server.socket(), "--json"});
+    CHECK(out.exit_code == 0);
+    CHECK(out.out == R"({"server_pid":)" + std::to_string(server.pid()) +
+                         R"(,"pool":{"size":3,"ready":3,"warming":0,"served":0,"discarded":)" +
+                         std::to_string(s.pool_discarded) + "}}\n");
+}
+
+TEST_CASE("pool: launches the pool cannot serve take the cold path") {
+    require_root();
+    ServerProcess server({"--warm-pool", "1"});
+    Client client = server.connect();
+    await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 1; });
+    LaunchOptions parent;
+    parent.id = "p";
+    parent.argv = {probe(), "sleep"};
+    Pipe out;
+    parent.stdio = {-1, out.write.get(), -1};
+    REQUIRE(client.launch(parent)); // served warm
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
+    CHECK(client.status()->pool_served == 1);
+    // Nested and shared launches cannot use a ready top-level namespace.
+    LaunchOptions nested;
+    nested.argv = {probe(), "exit", "0"};
+    nested.parent = "p";
+    REQUIRE(client.launch(nested));
+    nested.share_pid_namespace = true;
+    REQUIRE(client.launch(nested));
+    LaunchOptions shared;
+    shared.argv = {probe(), "exit", "0"};
+    shared.share_pid_namespace = true;
+    auto top = client.launch(shared);
+    REQUIRE(top);
+    CHECK(client.status()->pool_served == 1);
+    REQUIRE(client.wait(top->id()));
+    REQUIRE(client.destroy(top->id()));
+    REQUIRE(client.destroy("p"));
+}
