@@ -23,6 +23,7 @@ enum nsfork_stage {
     NSFORK_STAGE_EXEC_COMMAND = 10, /* exec of the command by the shim */
     NSFORK_STAGE_JOIN_PIDNS = 11, /* setns into a pid namespace (nested / joined) */
     NSFORK_STAGE_CGROUP = 12,     /* cgroup placement */
+    NSFORK_STAGE_PID_MAX = 13,    /* setting the new pid namespace's pid_max */
 };
 
 struct nsfork_exec_report {

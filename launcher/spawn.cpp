@@ -32,6 +32,7 @@ struct ChildPlan {
     bool watch_server;        // no parent-death SIGKILL: the shim watches passed[0] instead
     bool make_root_private;
     bool mount_proc;
+    const char* pid_max;      // decimal, written to the new namespace's pid_max; nullptr: none
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 
@@ -64,6 +65,7 @@ public:
             envp_ = pointers(spec.env);
         }
         argv_ = pointers(args_);
+        if (spec.pid_max) pid_max_ = std::to_string(spec.pid_max);
     }
 
     ChildPlan plan(const LaunchSpec& spec, int report_fd, int parent_pidfd, int kill_fd) const {
@@ -80,6 +82,7 @@ public:
             .watch_server = watch,
             .make_root_private = spec.new_mount_namespace,
             .mount_proc = spec.mount_proc && spec.new_mount_namespace,
+            .pid_max = pid_max_.empty() ? nullptr : pid_max_.c_str(),
         };
     }
 
@@ -93,6 +96,7 @@ private:
     }
 
     std::vector<std::string> args_;
+    std::string pid_max_;
     std::vector<char*> argv_;
     std::vector<char*> envp_;
 };
@@ -134,6 +138,13 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
     if (p.mount_proc &&
         ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
         fail(report, NSFORK_STAGE_MOUNT_PROC);
+    // Our own /proc shows our own namespace's pid_max (Linux 6.14+): a fork bomb inside stops there.
+    if (p.pid_max) {
+        const int f = ::open("/proc/sys/kernel/pid_max", O_WRONLY | O_CLOEXEC);
+        const size_t len = ::strlen(p.pid_max);
+        if (f < 0 || ::write(f, p.pid_max, len) != static_cast<ssize_t>(len)) fail(report, NSFORK_STAGE_PID_MAX);
+        ::close(f);
+    }
 
     int lifted[kReportFd + 4];
     int last = kReportFd;
@@ -183,6 +194,7 @@ const char* stage_name(int stage) {
     case NSFORK_STAGE_EXEC_COMMAND: return "executing the command";
     case NSFORK_STAGE_JOIN_PIDNS: return "joining the pid namespace";
     case NSFORK_STAGE_CGROUP: return "placing in the cgroup";
+    case NSFORK_STAGE_PID_MAX: return "setting the pid namespace's pid_max";
     default: return "unknown stage";
     }
 }
@@ -376,6 +388,8 @@ Result<void> read_exec_report(int report_fd, const std::string& command, const s
     ssize_t n;
     do n = ::read(report_fd, &report, sizeof report);
     while (n < 0 && errno == EINTR);
+    // On a plan socket, a shim that died with its plan unread resets the connection: gone all the same.
+    if (n < 0 && errno == ECONNRESET) n = 0;
     if (n < 0) return sys_error(Errc::internal, "cannot read the exec report", errno);
     if (n == 0)
         return Error{Errc::launch_failed,

@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -33,6 +34,8 @@ struct LaunchSpec {
     bool new_mount_namespace = true;    // required to mount /proc without touching the host
     bool mount_proc = true;             // mount a fresh /proc (needs new_mount_namespace)
     int cgroup_fd = -1;                 // cgroup v2 directory to be born into, -1: the caller's
+    std::uint32_t pid_max = 0;          // with a new pid namespace: its own pid_max (Linux 6.14+),
+                                        // which bounds its processes; 0: the kernel's default
     int plan_fd = -1;                   // the init gets argv, env and cwd as a plan on this
                                         // socket (plan.hpp) instead of through its exec
 };

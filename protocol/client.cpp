@@ -206,7 +206,7 @@ Result<Container> Client::launch(const LaunchOptions& o) {
                                              roles.size());
             auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
             auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
-                                           o.tie_to_connection);
+                                           o.tie_to_connection, o.pid_max);
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);

@@ -34,6 +34,7 @@ struct LaunchOptions {
     bool share_pid_namespace = false;     // share the parent's (top-level: the server's) pidns
     int join_pidns_fd = -1;               // join this pid namespace fd, or a pidfd's namespace
     bool tie_to_connection = false;       // destroyed when this client's connection closes
+    std::uint32_t pid_max = 0;            // bound its processes: its own pid namespace's pid_max
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.

@@ -36,6 +36,7 @@ const char* const kUsage = R"(usage:
                  [--cgroup-root DIR] [--log-level LEVEL] [--max-request-bytes N] [--warm-pool N]
   nsfork run     [--socket PATH] [--id ID] [--parent ID] [--share-pid-namespace]
                  [--join-pidns PATH] [--env K=V]... [--clear-env] [--cwd DIR] [--detach] [--json]
+                 [--pid-max N]
                  -- CMD [ARG...]
   nsfork list    --socket PATH [--json]
   nsfork status  --socket PATH [--json]
@@ -61,14 +62,14 @@ struct Options {
     std::string socket, id, parent, cwd, join_pidns, cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
     std::string signal = "TERM";
-    std::string max_request_bytes, warm_pool;
+    std::string max_request_bytes, warm_pool, pid_max;
     std::vector<std::string> env;
     bool clear_env = false, detach = false, json = false, share_pidns = false, disallow_sharing = false;
     std::vector<std::string> rest; // positional arguments; for run, the command
 };
 
 enum : int { kSocket = 256, kId, kParent, kShare, kJoin, kEnv, kClearEnv, kCwd, kDetach, kJson, kIsolation,
-             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp, kMaxRequest, kWarmPool };
+             kDisallow, kCgroupRoot, kLogLevel, kSignal, kHelp, kMaxRequest, kWarmPool, kPidMax };
 
 // Parses argv[2..]; stops at "--" or the first positional argument of `run`, so that the
 // command's own options are never taken for ours.
@@ -85,6 +86,7 @@ std::optional<Options> parse(int argc, char** argv) {
         {"signal", required_argument, nullptr, kSignal}, {"help", no_argument, nullptr, kHelp},
         {"max-request-bytes", required_argument, nullptr, kMaxRequest},
         {"warm-pool", required_argument, nullptr, kWarmPool},
+        {"pid-max", required_argument, nullptr, kPidMax},
         {nullptr, 0, nullptr, 0}};
     Options o;
     optind = 2;
@@ -109,6 +111,7 @@ std::optional<Options> parse(int argc, char** argv) {
         case kSignal: o.signal = optarg; break;
         case kMaxRequest: o.max_request_bytes = optarg; break;
         case kWarmPool: o.warm_pool = optarg; break;
+        case kPidMax: o.pid_max = optarg; break;
         case kHelp: std::fputs(kUsage, stdout); std::exit(0);
         default: return std::nullopt;
         }
@@ -210,6 +213,13 @@ int cmd_run(const Options& o) {
     }
     // A detached container must not hold our stdout: `id=$(nsfork run --detach …)` would hang.
     if (!o.detach) lo.stdio = {0, 1, 2};
+    if (!o.pid_max.empty()) {
+        char* end = nullptr;
+        const unsigned long n = std::strtoul(o.pid_max.c_str(), &end, 10);
+        if (*end || o.pid_max[0] == '-' || n == 0 || n > 4194304)
+            return fail(kLauncherError, "run: --pid-max takes a number from 1 to 4194304");
+        lo.pid_max = static_cast<std::uint32_t>(n);
+    }
     lo.parent = o.parent;
     lo.share_pid_namespace = o.share_pidns;
     UniqueFd join;

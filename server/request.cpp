@@ -74,6 +74,7 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
         if (spec.cwd.empty() || spec.cwd[0] != '/')
             return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};
     }
+    spec.pid_max = req.pid_max();
     return out;
 }
 

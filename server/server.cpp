@@ -159,6 +159,7 @@ private:
     std::uint64_t next_auto_id_ = 1;
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
+    bool per_namespace_pid_max_ = false;
 };
 
 Error unknown(std::string_view id) {
@@ -167,12 +168,18 @@ Error unknown(std::string_view id) {
 
 // ---- start-up ----
 
-std::string kernel_too_old() {
+// Whether the running kernel is at least `major`.`minor`.
+bool kernel_at_least(int major, int minor) {
     utsname u{};
-    if (::uname(&u) < 0) return {};
-    int major = 0, minor = 0;
-    if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return {};
-    if (major > 5 || (major == 5 && minor >= 14)) return {};
+    int have_major = 0, have_minor = 0;
+    if (::uname(&u) < 0 || std::sscanf(u.release, "%d.%d", &have_major, &have_minor) != 2) return false;
+    return have_major > major || (have_major == major && have_minor >= minor);
+}
+
+std::string kernel_too_old() {
+    if (kernel_at_least(5, 14)) return {};
+    utsname u{};
+    ::uname(&u);
     return fmt::format("Linux {} is too old: nsfork needs 5.14 or newer (clone3 with CLONE_PIDFD "
                        "and CLONE_INTO_CGROUP, waitid(P_PIDFD), cgroup.kill)",
                        u.release);
@@ -189,6 +196,8 @@ Result<void> Server::check_host() {
         return Error{Errc::unavailable,
                      "nsfork needs root (CAP_SYS_ADMIN) to create pid and mount namespaces"};
     if (std::string old = kernel_too_old(); !old.empty()) return Error{Errc::unavailable, old};
+    // Before 6.14 pid_max is global: writing it from a container would change the host's.
+    per_namespace_pid_max_ = kernel_at_least(6, 14);
     shim_ = opts_.shim_path.empty() ? default_shim_path() : opts_.shim_path;
     if (::access(shim_.c_str(), X_OK) < 0)
         return sys_error(Errc::unavailable, "cannot use nsfork-shim at " + shim_, errno);
@@ -502,6 +511,12 @@ Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
         if (opts_.disallow_sharing_agent_pidns) return Error{Errc::not_permitted, refused};
         p.new_pid_namespace = false;
     }
+    if (req.pid_max()) {
+        if (!p.new_pid_namespace)
+            return Error{Errc::bad_request, "pid_max bounds a pid namespace of the container's own; this one shares one"};
+        if (!per_namespace_pid_max_)
+            return Error{Errc::unavailable, "pid_max needs Linux 6.14 or newer (a pid_max per pid namespace)"};
+    }
     if (cgroup_root_) {
         p.cgroup_parent = p.parent && p.parent->cgroup ? p.parent->cgroup->path() : cgroup_root_->path();
     } else if (!p.new_pid_namespace) {
@@ -629,7 +644,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
 std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const LaunchSpec& spec,
                                              const std::string& id) {
     if (!pool_ || placement.parent || placement.pidns || !placement.new_pid_namespace ||
-        !opts_.isolation.filesystem)
+        !opts_.isolation.filesystem || spec.pid_max)
         return nullptr;
     auto plan = encode_plan(spec);
     if (!plan) return nullptr; // too large for a datagram: the classic cold path

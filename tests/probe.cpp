@@ -58,7 +58,7 @@ void sleep_ms(long ms) {
 
 int usage() {
     std::fputs("usage: nsfork-probe pid|ppid|pidns|fds|env|ps|sleep|exit N|signal-self N|"
-               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd|view\n",
+               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd|view|forkbomb\n",
                stderr);
     return 2;
 }
@@ -117,6 +117,9 @@ void view() {
     std::printf("self.fds: %s\n", fd_kinds("/proc/self/fd").c_str());
     std::printf("pid1.cmdline: %s\n", slurp("/proc/1/cmdline").c_str());
     std::printf("pid1.environ: %s\n", slurp("/proc/1/environ").c_str());
+    // Right after our exec, pid 1 may still hold its report channel for a few microseconds
+    // (it reports our exec, then closes it): look at its settled state, bounded.
+    for (int i = 0; i < 200 && numeric_entries("/proc/1/fd").size() > 4; ++i) sleep_ms(10);
     std::printf("pid1.fds: %s\n", fd_kinds("/proc/1/fd").c_str());
     for (long pid : numeric_entries("/proc")) {
         std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
@@ -232,6 +235,18 @@ int main(int argc, char** argv) {
         // What a container looks like from inside, one "key: value" line each, for comparing
         // a warm and a cold container field by field.
         view();
+    } else if (verb == "forkbomb") {
+        // Forks sleeping children until fork fails; prints how many it made, then stays.
+        long made = 0;
+        for (;;) {
+            const pid_t child = ::fork();
+            if (child < 0) break;
+            if (child == 0) sleep_forever();
+            ++made;
+        }
+        std::printf("forked %ld (%s)\nready\n", made, strerrorname_np(errno));
+        std::fflush(stdout);
+        sleep_forever();
     } else if (verb == "zombies") {
         // Zombies visible in /proc, after giving pid 1 up to 5 s to reap them.
         int zombies = 0;
