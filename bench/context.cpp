@@ -25,6 +25,8 @@ Sizes Sizes::defaults() {
         .fat_iterations = 6,
         .scale_live = 10000,
         .scale_samples = 100,
+        .soak_launches = 100000,
+        .soak_parallel = 8,
     };
 }
 
@@ -43,6 +45,8 @@ Sizes Sizes::quick() {
         .fat_iterations = 1,
         .scale_live = 50,
         .scale_samples = 5,
+        .soak_launches = 500,
+        .soak_parallel = 8,
     };
 }
 

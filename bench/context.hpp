@@ -21,6 +21,7 @@ struct Sizes {
     std::vector<double> fat_gib;
     int fat_threads, fat_iterations;  // per thread, each iteration runs every variant once
     int scale_live, scale_samples;
+    int soak_launches, soak_parallel; // soak: only when named
     static Sizes defaults();
     static Sizes quick();
 };

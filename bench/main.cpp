@@ -178,9 +178,8 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
 
     for (const Scenario& s : all_scenarios()) {
-        if (!args->scenarios.empty() &&
-            std::find(args->scenarios.begin(), args->scenarios.end(), s.name) == args->scenarios.end())
-            continue;
+        const bool named = std::find(args->scenarios.begin(), args->scenarios.end(), s.name) != args->scenarios.end();
+        if (args->scenarios.empty() ? s.only_when_named : !named) continue;
         const std::int64_t t0 = now_ns();
         if (auto ok = s.run(ctx, report); !ok) report.error(s.name, ok.error().message);
         report.note(s.name, fmt::format("scenario took {:.1f} s; load average at its end: {}",

@@ -11,6 +11,7 @@ std::span<const Scenario> all_scenarios() {
         {"destroy", run_destroy, "destroy time against process count, against namespace kill and cgroups"},
         {"fat-client", run_fat_client, "launch latency from a big multithreaded client, against fork and posix_spawn"},
         {"scale", run_scale, "server footprint and launch latency with many live containers"},
+        {"soak", run_soak, "100,000 launches with churn: anything lost or leaked (only when named)", true},
     };
     return kAll;
 }
