@@ -60,8 +60,13 @@ fuzz() {
         echo "replaying ${#regressions[@]} regression input(s)"
         "$dir/fuzz_messages" -runs=1 "${regressions[@]}"
     fi
-    "$dir/fuzz_messages" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
-        -artifact_prefix="$dir/artifacts/" "$dir/corpus" tests/fuzz/corpus
+    # libFuzzer reports every new input; keep its log, show its end (its final stats), all on failure.
+    if ! "$dir/fuzz_messages" -max_total_time="$seconds" -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+        -artifact_prefix="$dir/artifacts/" "$dir/corpus" tests/fuzz/corpus >"$dir/fuzz.log" 2>&1; then
+        cat "$dir/fuzz.log"
+        return 1
+    fi
+    tail -n 20 "$dir/fuzz.log"
 }
 
 case "${1:-}" in
