@@ -7,6 +7,8 @@
 
 #include <fmt/format.h>
 
+#include <fstream>
+
 namespace nsfork::bench {
 
 namespace {
@@ -140,10 +142,24 @@ Result<void> run_launch(Context& ctx, Report& r) {
         r.skip(S, "crun run", "not wired up yet (only hybrid hosts were available to test it on)");
 
     record(r, S, shown, alternate(ctx.sizes.launch_rounds, v));
-    if (auto st = warm.status())
+    if (auto st = warm.status()) {
+        // What the ready pool costs while idle: its processes (one shim each, pid 1 of a ready
+        // namespace) and their resident memory.
+        long processes = 0, rss_kib = 0;
+        std::ifstream children(fmt::format("/proc/{}/task/{}/children", st->pid, st->pid));
+        for (long pid; children >> pid;) {
+            ++processes;
+            std::ifstream status(fmt::format("/proc/{}/status", pid));
+            for (std::string line; std::getline(status, line);)
+                if (line.rfind("VmRSS:", 0) == 0) rss_kib += std::stol(line.substr(6));
+        }
+        r.note(S, fmt::format("idle cost of the warm pool: {} process(es) (one nsfork-shim per ready namespace), "
+                              "{} KiB resident in all",
+                              processes, rss_kib));
         r.note(S, fmt::format("warm pool after the run: {} of {} ready, {} served, {} discarded (a launch finding "
                               "no ready entry takes the cold path, and is timed as it is)",
                               st->pool_ready, st->pool_size, st->pool_served, st->pool_discarded));
+    }
     r.skip(S, "server time per launch excluding clone and exec",
            "not measured: needs timestamps inside the server around spawn() and the exec report, which "
            "the server does not record yet");

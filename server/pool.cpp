@@ -17,7 +17,7 @@ using Descriptor = boost::asio::posix::stream_descriptor;
 using boost::system::error_code;
 
 WarmPool::WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty)
-    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)) {}
+    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)), mounts_timer_(io) {}
 
 void WarmPool::start() {
     if (config_.size == 0) return;
@@ -25,8 +25,10 @@ void WarmPool::start() {
     refill_soon();
 }
 
-// A ready entry copied the host's mount table when it was made; one made before a change would
-// show a stale view, so every change (POLLPRI on /proc/self/mountinfo) discards them.
+// A ready entry copied the host's mount table when it was made; one whose copy differs from the
+// table now would show a stale view. Changes are signalled (POLLPRI on /proc/self/mountinfo);
+// the table is then compared by content, not by event: a tool that mounts and unmounts at once
+// (runc does, for its own binary) leaves the table as it was, and the ready entries good.
 void WarmPool::watch_mounts() {
     if (!mountinfo_) {
         const int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -36,26 +38,52 @@ void WarmPool::watch_mounts() {
             return;
         }
         mountinfo_.emplace(io_, fd);
+        mounts_ = mount_table_hash();
     }
     mountinfo_->async_wait(Descriptor::wait_error, [this](error_code ec) {
         if (ec || stopping_) return;
-        ++mounts_;
-        std::size_t stale = 0;
-        for (auto& e : entries_)
-            if (!e->dead && e->mounts < mounts_) {
-                discard(*e);
-                ++stale;
-            }
-        spdlog::debug("warm pool: mount table changed, {} entr{} discarded", stale, stale == 1 ? "y" : "ies");
-        refill_soon();
+        mounts_dirty_ = true;
+        // Coalesce a burst of changes; a launch meanwhile compares the table itself (take()).
+        mounts_timer_.expires_after(std::chrono::milliseconds(20));
+        mounts_timer_.async_wait([this](error_code timer_ec) {
+            if (!timer_ec && !stopping_) check_mounts();
+        });
         watch_mounts();
     });
 }
 
+std::size_t WarmPool::mount_table_hash() {
+    std::string table;
+    char buf[8192];
+    for (off_t off = 0;;) {
+        const ssize_t n = ::pread(mountinfo_->native_handle(), buf, sizeof buf, off);
+        if (n <= 0) break;
+        table.append(buf, static_cast<std::size_t>(n));
+        off += n;
+    }
+    return std::hash<std::string>{}(table);
+}
+
+// Reads the table again if it changed, and discards the entries that copied another one.
+void WarmPool::check_mounts() {
+    if (!mounts_dirty_) return;
+    mounts_dirty_ = false;
+    mounts_ = mount_table_hash();
+    std::size_t stale = 0;
+    for (auto& e : entries_)
+        if (!e->dead && e->mounts != mounts_) {
+            discard(*e);
+            ++stale;
+        }
+    if (stale) spdlog::debug("warm pool: mount table changed, {} entr{} discarded", stale, stale == 1 ? "y" : "ies");
+    refill_soon();
+}
+
 std::shared_ptr<WarmEntry> WarmPool::take() {
+    check_mounts(); // never hand out a namespace whose mount table is not ours now
     for (auto it = entries_.begin(); it != entries_.end(); ++it) {
         auto& e = *it;
-        if (!e->ready || e->dead || e->mounts < mounts_) continue;
+        if (!e->ready || e->dead) continue;
         std::shared_ptr<WarmEntry> taken = e;
         entries_.erase(it);
         error_code ignored;
@@ -117,6 +145,10 @@ void WarmPool::refill() {
         return;
     }
     UniqueFd ours(sv[0]), theirs(sv[1]);
+    // The table it will copy, read before the clone: a change after this read marks the pool
+    // dirty, and the entry is compared again before it is handed out.
+    check_mounts();
+    const std::size_t mounts = mounts_;
     UniqueFd cgroup_dir;
     if (cgroup) {
         auto dir = cgroup->open_dir();
@@ -140,7 +172,7 @@ void WarmPool::refill() {
     const pid_t pid = spawned->pid;
     auto e = std::make_shared<WarmEntry>(io_, std::move(*spawned), std::move(ours));
     e->cgroup = std::move(cgroup);
-    e->mounts = mounts_;
+    e->mounts = mounts;
     entries_.push_back(e);
     spdlog::debug("warm pool: warming pid {}", pid);
     watch_ready(e);
@@ -201,6 +233,7 @@ void WarmPool::stop() {
     if (mountinfo_) {
         error_code ignored;
         mountinfo_->close(ignored);
+        mounts_timer_.cancel();
     }
     for (auto& e : entries_) discard(*e);
     if (entries_.empty() && on_empty_) on_empty_();

@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -32,7 +33,7 @@ struct WarmEntry {
     boost::asio::posix::stream_descriptor plan;   // where its plan goes, and its exec report returns
     pid_t pid;
     std::optional<Cgroup> cgroup;
-    std::uint64_t mounts = 0; // the mount-table generation it copied
+    std::size_t mounts = 0;   // hash of the mount table it copied
     bool ready = false;
     bool dead = false;        // discarded or died: never handed out
 };
@@ -67,6 +68,8 @@ private:
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);
     void watch_mounts();
+    void check_mounts();
+    std::size_t mount_table_hash();
     void discard(WarmEntry& e);
     void forget(const std::shared_ptr<WarmEntry>& e);
 
@@ -75,7 +78,9 @@ private:
     std::function<void()> on_empty_;
     std::list<std::shared_ptr<WarmEntry>> entries_;
     std::optional<boost::asio::posix::stream_descriptor> mountinfo_;
-    std::uint64_t mounts_ = 0;   // bumped whenever our mount table changes
+    std::size_t mounts_ = 0;     // hash of our mount table, as last read
+    bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
+    boost::asio::steady_timer mounts_timer_;
     std::uint64_t next_name_ = 0;
     std::uint64_t served_ = 0, discarded_ = 0;
     bool refill_posted_ = false;

@@ -3,7 +3,6 @@
 #include "harness.hpp"
 
 #include <catch2/catch.hpp>
-#include <sys/mount.h>
 
 #include <chrono>
 #include <csignal>
@@ -47,6 +46,15 @@ std::string view_of(Client& client) {
     return std::regex_replace(text, std::regex("nsfork-[0-9]+"), "nsfork-N");
 }
 
+// Runs a server in a mount namespace of its own (a private copy of ours): pool tests count
+// discards and compare mount tables, which other tests mounting meanwhile must not disturb.
+const std::vector<std::string> kPrivateMounts = {"/usr/bin/unshare", "--mount", "--propagation", "private", "--"};
+
+// Runs a server in the mount namespace of process `pid`.
+std::vector<std::string> mounts_of(pid_t pid) {
+    return {"/usr/bin/nsenter", "-t", std::to_string(pid), "-m", "--"};
+}
+
 // The server's children that are not containers: its pool entries.
 std::vector<pid_t> children_of(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
@@ -59,8 +67,8 @@ std::vector<pid_t> children_of(pid_t pid) {
 
 TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by field") {
     require_root();
-    ServerProcess warm_server({"--warm-pool", "2"});
-    ServerProcess cold_server({"--warm-pool", "0"});
+    ServerProcess warm_server({"--warm-pool", "2"}, kPrivateMounts);
+    ServerProcess cold_server({"--warm-pool", "0"}, mounts_of(warm_server.pid())); // the same table
     Client warm = warm_server.connect();
     Client cold = cold_server.connect();
     await_pool(warm, [](const ServerStatus& s) { return s.pool_ready == 2; });
@@ -78,15 +86,14 @@ TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by
 
 TEST_CASE("pool: a change of the host's mount table discards ready namespaces, new ones see it") {
     require_root();
-    ServerProcess server({"--warm-pool", "2"});
+    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
     Client client = server.connect();
     auto before = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
     TempDir dir;
-    REQUIRE(::mount("nsfork-test", dir.path().c_str(), "tmpfs", 0, nullptr) == 0);
-    struct Unmount {
-        std::string path;
-        ~Unmount() { ::umount2(path.c_str(), MNT_DETACH); }
-    } unmount{dir.path()};
+    // Mounted in the server's mount namespace (it goes away with it).
+    auto mounted = run_process({"/usr/bin/nsenter", "-t", std::to_string(server.pid()), "-m", "--", "/usr/bin/mount",
+                                "-t", "tmpfs", "nsfork-test", dir.path()});
+    REQUIRE(mounted.exit_code == 0);
     auto after = await_pool(client, [&](const ServerStatus& s) {
         return s.pool_discarded >= before.pool_discarded + 2 && s.pool_ready == 2;
     });
@@ -98,7 +105,7 @@ TEST_CASE("pool: a change of the host's mount table discards ready namespaces, n
 
 TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
     require_root();
-    ServerProcess server({"--warm-pool", "2"});
+    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
     Client client = server.connect();
     await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
     const auto entries = children_of(server.pid());
@@ -114,7 +121,7 @@ TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
 
 TEST_CASE("pool: its state shows in nsfork status --json") {
     require_root();
-    ServerProcess server({"--warm-pool", "3"});
+    ServerProcess server({"--warm-pool", "3"}, kPrivateMounts);
     Client client = server.connect();
     auto s = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 3; });
     auto out = run_process({bin("nsfork"), "status", "--socket", server.socket(), "--json"});
@@ -126,7 +133,7 @@ TEST_CASE("pool: its state shows in nsfork status --json") {
 
 TEST_CASE("pool: launches the pool cannot serve take the cold path") {
     require_root();
-    ServerProcess server({"--warm-pool", "1"});
+    ServerProcess server({"--warm-pool", "1"}, kPrivateMounts);
     Client client = server.connect();
     await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 1; });
     LaunchOptions parent;
