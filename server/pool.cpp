@@ -89,8 +89,8 @@ std::shared_ptr<WarmEntry> WarmPool::take() {
         error_code ignored;
         taken->pidfd.cancel(ignored); // our death watch ends; the container's begins
         ++served_;
-        refill_soon();
-        return taken;
+        return taken; // refilled once the launch it serves has been answered
+
     }
     return nullptr;
 }
@@ -108,8 +108,9 @@ PoolStats WarmPool::stats() const {
     return s;
 }
 
-// Refills after the current handler (a launch's reply goes out first), one entry at a time, so
-// that warming never competes with a launch for long and a burst cannot fork without bound.
+// Refills one entry at a time and only while no launch is in flight, so that warming (a clone,
+// mounts and an exec on a machine of few cores) never delays a launch, and a burst of launches
+// cannot make the server fork without bound.
 void WarmPool::refill_soon() {
     if (refill_posted_ || stopping_ || config_.size == 0) return;
     refill_posted_ = true;
@@ -120,7 +121,7 @@ void WarmPool::refill_soon() {
 }
 
 void WarmPool::refill() {
-    if (stopping_) return;
+    if (stopping_ || (config_.busy && config_.busy())) return; // the last launch to finish calls again
     std::uint32_t live = 0, warming = 0;
     for (const auto& e : entries_) {
         if (e->dead) continue;

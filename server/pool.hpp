@@ -49,11 +49,14 @@ public:
         std::uint32_t size = 0;         // ready namespaces to keep; 0: no pool
         std::string shim;
         const Cgroup* cgroup_root = nullptr;
+        std::function<bool()> busy;     // launches in flight: refilling waits until there are none
     };
     // `on_empty` runs when, after stop(), the last entry has been reaped.
     WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty);
 
     void start();
+    // Refills, once no launch is in flight (call it whenever a launch completes).
+    void refill_soon();
     // A ready entry, or nullptr (the launch then takes the cold path). The caller owns it now:
     // the pool no longer watches it, and refills in the background.
     std::shared_ptr<WarmEntry> take();
@@ -63,7 +66,6 @@ public:
     bool empty() const { return entries_.empty(); }
 
 private:
-    void refill_soon();
     void refill();
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);

@@ -160,6 +160,7 @@ private:
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
     bool per_namespace_pid_max_ = false;
+    std::size_t launches_in_flight_ = 0; // answered Launch requests pending their exec report
 };
 
 Error unknown(std::string_view id) {
@@ -302,7 +303,9 @@ Result<void> Server::start(UniqueFd initial) {
     devnull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
     if (!devnull_) return fail(sys_error(Errc::internal, "cannot open /dev/null", errno));
     if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
-        pool_.emplace(io_, WarmPool::Config{opts_.warm_pool, shim_, cgroup_root_ ? &*cgroup_root_ : nullptr},
+        pool_.emplace(io_,
+                      WarmPool::Config{opts_.warm_pool, shim_, cgroup_root_ ? &*cgroup_root_ : nullptr,
+                                       [this] { return launches_in_flight_ > 0; }},
                       [this] { maybe_stop(); });
         pool_->start();
     }
@@ -569,6 +572,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
     c->launcher = w;
+    ++launches_in_flight_;
     c->info.slot = *slot;
     if (req.tie_to_connection()) c->tied_to = conn.id();
     if (placement->parent) {
@@ -705,6 +709,8 @@ void Server::finish_launch(Container& c, Result<void> outcome) {
     c.setup_report.reset();
     const Waiter w = *c.launcher;
     c.launcher.reset();
+    --launches_in_flight_;
+    if (pool_) pool_->refill_soon(); // runs after this reply, if no other launch is in flight
     if (outcome && !c.kill_sent) {
         c.info.state = State::running;
         publish(c);

@@ -119,18 +119,17 @@ void reset_dispositions() {
     for (int sig = 1; sig < _NSIG; ++sig) syscall(SYS_rt_sigaction, sig, zero, nullptr, _NSIG / 8);
 }
 
-// Starts the command with default dispositions and nothing blocked; returns 0 or the errno of
-// its exec (musl's posix_spawn reports it back from the child). PATH comes from our environ,
+// Starts the command with nothing blocked; returns 0 or the errno of its exec (musl's
+// posix_spawn reports it back from the child). Its dispositions are already the defaults: ours
+// are (reset_dispositions), and a signalfd installs no handler. PATH comes from our environ,
 // which is the container's.
 int spawn_command(char **argv, pid_t *pid) {
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
-    sigset_t none, all;
+    sigset_t none;
     sigemptyset(&none);
-    sigfillset(&all);
     posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
     const int error = posix_spawnp(pid, argv[0], nullptr, &attr, argv, environ);
     posix_spawnattr_destroy(&attr);
     return error;
