@@ -1,6 +1,6 @@
 #include "plan.hpp"
 
-#include <sys/socket.h>
+#include "syscalls.hpp"
 
 #include <cerrno>
 extern "C" {
@@ -32,21 +32,7 @@ std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
 Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec, int devnull) {
     int stdio[3];
     for (int i = 0; i < 3; ++i) stdio[i] = spec.stdio[i] >= 0 ? spec.stdio[i] : devnull;
-    iovec iov{const_cast<std::uint8_t*>(plan.data()), plan.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof stdio)] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof stdio);
-    std::memcpy(CMSG_DATA(c), stdio, sizeof stdio);
-    ssize_t n;
-    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
+    const ssize_t n = sys::send_with_fds(sock, plan.data(), plan.size(), stdio, 3);
     if (n < 0) return sys_error(Errc::launch_failed, "cannot send the plan to nsfork-shim", errno);
     return {};
 }

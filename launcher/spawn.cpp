@@ -236,20 +236,8 @@ namespace child {
     // clone3 rejects CLONE_PARENT with a non-zero exit signal.
     const pid_t pid = clone_with_pidfd(flags | sys::kCloneParent, cgroup_fd, 0, &pidfd, [&] { run(p); });
     if (pid < 0) fail(p.report_fd, NSFORK_STAGE_JOIN_PIDNS);
-    char byte = 0;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int));
-    std::memcpy(CMSG_DATA(c), &pidfd, sizeof(int));
-    ::_exit(::sendmsg(sock, &msg, MSG_NOSIGNAL) == 1 ? 0 : 125);
+    const char byte = 0;
+    ::_exit(sys::send_with_fds(sock, &byte, 1, &pidfd, 1) == 1 ? 0 : 125);
 }
 
 } // namespace child

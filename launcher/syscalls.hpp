@@ -2,12 +2,15 @@
 // Every function here is async-signal-safe: the child path may call them.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdint>
+#include <cstring>
 
 namespace nsfork::sys {
 
@@ -60,6 +63,36 @@ inline int pidfd_open(pid_t pid, unsigned flags) noexcept {
 
 inline int close_range(unsigned first, unsigned last, unsigned flags) noexcept {
     return static_cast<int>(::syscall(SYS_close_range, first, last, flags));
+}
+
+// Most fds one message carries (SCM_RIGHTS).
+inline constexpr std::size_t kMaxPassedFds = 16;
+
+// sendmsg of `len` bytes with `count` fds in SCM_RIGHTS (at most kMaxPassedFds), retried on
+// EINTR, never raising SIGPIPE. Everything on the stack: the child path may call it.
+inline ssize_t send_with_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t count) noexcept {
+    if (count > kMaxPassedFds) {
+        errno = EINVAL;
+        return -1;
+    }
+    iovec iov{const_cast<void*>(data), len};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (count) {
+        msg.msg_control = control;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
+        cmsghdr* c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
+        std::memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
+    }
+    ssize_t n;
+    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    return n;
 }
 
 } // namespace nsfork::sys

@@ -10,24 +10,7 @@ namespace nsfork {
 
 Result<void> send_datagram(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds) {
     if (fds.size() > kMaxFds) return Error{Errc::internal, "too many fds for one datagram"};
-    iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxFds)];
-    if (!fds.empty()) {
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-        std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-    }
-    ssize_t n;
-    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
+    if (sys::send_with_fds(sock, bytes.data(), bytes.size(), fds.data(), fds.size()) < 0) {
         const Errc code = (errno == EPIPE || errno == ECONNRESET) ? Errc::disconnected : Errc::internal;
         return sys_error(code, "sendmsg failed", errno);
     }

@@ -3,6 +3,7 @@
 
 #include "launcher/error.hpp"
 #include "launcher/fd.hpp"
+#include "launcher/syscalls.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -15,7 +16,7 @@ namespace nsfork {
 // (protocol/body.hpp), so this only bounds the envelope and small messages.
 inline constexpr std::size_t kMaxDatagram = 64 * 1024;
 // Most fds one datagram may carry; more is a protocol error (MSG_CTRUNC).
-inline constexpr std::size_t kMaxFds = 16;
+inline constexpr std::size_t kMaxFds = sys::kMaxPassedFds;
 
 struct Datagram {
     std::vector<std::uint8_t> bytes;
