@@ -167,9 +167,20 @@ std::vector<Target> judge_targets(const Report& r) {
                                 "and start-up is paid on every run, before the launch itself."));
         else out.push_back(not_run(goal, "cli scenario or unshare not measured"));
     }
-    out.push_back({"server time per launch excluding clone and exec", Verdict::not_measured,
-                   "needs server-side instrumentation (timestamps around spawn() and the exec report) that does not "
-                   "exist yet"});
+    { // the server's own work per launch
+        const std::string goal = "server time per launch <= 50 us (excluding clone and exec)";
+        auto fs = all_named(r, "launch", "cold server");
+        auto ws = all_named(r, "launch", "warm server");
+        fs.insert(fs.end(), ws.begin(), ws.end());
+        if (!fs.empty()) {
+            const Figure* worst = *std::max_element(fs.begin(), fs.end(), [](auto a, auto b) {
+                return a->summary.median < b->summary.median;
+            });
+            out.push_back(judge(goal, worst->summary.median, 50, true,
+                                fmt::format("{:.1f} us ({})", worst->summary.median, worst->name),
+                                "the server's handlers (parse, place, cgroup, plan, reply) cost more than the goal"));
+        } else out.push_back(not_run(goal, "launch scenario not run"));
+    }
     return out;
 }
 

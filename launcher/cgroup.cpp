@@ -85,15 +85,6 @@ Result<bool> Cgroup::populated() const {
 
 Result<UniqueFd> Cgroup::open_events() const { return open_file("cgroup.events", O_RDONLY); }
 
-Result<void> Cgroup::adopt_process(pid_t pid) const {
-    auto f = open_file("cgroup.procs", O_WRONLY);
-    if (!f) return std::move(f).error();
-    const std::string text = std::to_string(pid);
-    if (::write(f->get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()))
-        return sys_error(Errc::internal, "cannot move pid " + text + " into cgroup " + path_, errno);
-    return {};
-}
-
 Result<void> Cgroup::remove() {
     if (!owned_ || removed_) return {};
     if (::rmdir(path_.c_str()) < 0) return sys_error(Errc::internal, "cannot remove cgroup " + path_, errno);

@@ -45,9 +45,6 @@ public:
     Result<bool> populated() const;
     // An fd to cgroup.events: POLLPRI when "populated" changes.
     Result<UniqueFd> open_events() const;
-    // Moves process `pid` into it (cgroup v2 forbids renaming a cgroup, so a process made ahead
-    // of its name is moved instead).
-    Result<void> adopt_process(pid_t pid) const;
     // rmdir; EBUSY while processes (or child cgroups) remain.
     Result<void> remove();
 

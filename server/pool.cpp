@@ -132,7 +132,9 @@ void WarmPool::refill() {
 
     std::optional<Cgroup> cgroup;
     if (config_.cgroup_root) {
-        auto made = Cgroup::create(config_.cgroup_root->path(), fmt::format("pool-{}", next_name_++));
+        // Named as a cold container's leaf would be, so that it needs no move (cgroup v2 cannot
+        // rename, and a move waits for an RCU grace period: milliseconds) when it is handed out.
+        auto made = Cgroup::create(config_.cgroup_root->path(), config_.cgroup_name());
         if (!made) {
             spdlog::warn("warm pool: {}", made.error().message);
             return;

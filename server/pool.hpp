@@ -50,6 +50,7 @@ public:
         std::string shim;
         const Cgroup* cgroup_root = nullptr;
         std::function<bool()> busy;     // launches in flight: refilling waits until there are none
+        std::function<std::string()> cgroup_name; // a fresh leaf name, as a cold container gets
     };
     // `on_empty` runs when, after stop(), the last entry has been reaped.
     WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty);
@@ -83,7 +84,6 @@ private:
     std::size_t mounts_ = 0;     // hash of our mount table, as last read
     bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
     boost::asio::steady_timer mounts_timer_;
-    std::uint64_t next_name_ = 0;
     std::uint64_t served_ = 0, discarded_ = 0;
     bool refill_posted_ = false;
     bool stopping_ = false;

@@ -116,9 +116,10 @@ private:
 
     struct Placement;
     Result<std::string> pick_id(const std::string& requested);
+    std::string next_cgroup_name();
     Result<Placement> place(const wire::Launch& req, int join_fd);
     Result<std::shared_ptr<Container>> launch_cold(const Placement& placement, LaunchSpec& spec, const std::string& id);
-    std::shared_ptr<WarmEntry> take_warm(const Placement& placement, const LaunchSpec& spec, const std::string& id);
+    std::shared_ptr<WarmEntry> take_warm(const Placement& placement, const LaunchSpec& spec);
     void watch_report(const std::shared_ptr<Container>& c);
     void watch_exit(const std::shared_ptr<Container>& c);
     void watch_emptied(const std::shared_ptr<Container>& c);
@@ -157,10 +158,26 @@ private:
     std::map<std::string, std::shared_ptr<Container>, std::less<>> containers_;
     std::uint64_t next_conn_ = 1;
     std::uint64_t next_auto_id_ = 1;
+    std::uint64_t next_cgroup_ = 1;
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
     bool per_namespace_pid_max_ = false;
     std::size_t launches_in_flight_ = 0; // answered Launch requests pending their exec report
+    // The server's own time per launch (nsfork-bench's "server time per launch excluding clone
+    // and exec"): handler time of Launch requests and their exec reports, less clone3's.
+    std::uint64_t launch_work_ns_ = 0, launches_answered_ = 0, clone_ns_ = 0;
+    static std::uint64_t now_ns() {
+        return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                              std::chrono::steady_clock::now().time_since_epoch())
+                                              .count());
+    }
+    // Adds a handler's duration, less the clone3 time inside it, to launch_work_ns_.
+    struct WorkTimer {
+        explicit WorkTimer(Server& s) : server(s), start(now_ns()), clone_before(s.clone_ns_) {}
+        ~WorkTimer() { server.launch_work_ns_ += now_ns() - start - (server.clone_ns_ - clone_before); }
+        Server& server;
+        std::uint64_t start, clone_before;
+    };
 };
 
 Error unknown(std::string_view id) {
@@ -305,7 +322,7 @@ Result<void> Server::start(UniqueFd initial) {
     if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
         pool_.emplace(io_,
                       WarmPool::Config{opts_.warm_pool, shim_, cgroup_root_ ? &*cgroup_root_ : nullptr,
-                                       [this] { return launches_in_flight_ > 0; }},
+                                       [this] { return launches_in_flight_ > 0; }, [this] { return next_cgroup_name(); }},
                       [this] { maybe_stop(); });
         pool_->start();
     }
@@ -439,7 +456,8 @@ void Server::on_hello(Connection& c, std::uint32_t seq) {
     const wire::FdRole role = wire::FdRole::StatusTable;
     const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
     auto pool_status = wire::CreatePoolStatus(fbb, pool.size, pool.ready, pool.warming, pool.served, pool.discarded);
-    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1), pool_status);
+    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1), pool_status,
+                                       launch_work_ns_, launches_answered_);
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
     const int table = table_->fd();
     c.send(fbb, std::span<const int>(&table, 1));
@@ -455,6 +473,11 @@ void Server::on_attach(Connection& conn, std::uint32_t seq, const wire::Attach& 
 
 // Writes `c`'s current description into the status table.
 void Server::publish(const Container& c) { table_->publish(c.info.slot, c.info); }
+
+// A fresh cgroup leaf name. Leaves are named by the server, not after the container id, and the
+// same way for cold and warm containers: a warm one's leaf is made before its id is known, and
+// cgroup v2 cannot rename. (The id is in the registry and in List.)
+std::string Server::next_cgroup_name() { return fmt::format("c{}", next_cgroup_++); }
 
 // The requested id if it is free, or a fresh one.
 Result<std::string> Server::pick_id(const std::string& requested) {
@@ -532,6 +555,7 @@ Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
 
 void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& req,
                        std::vector<UniqueFd>& fds) {
+    const WorkTimer timer(*this);
     const Waiter w{conn.id(), seq};
     if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
     auto parsed = parse_launch(req, fds);
@@ -552,7 +576,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
     std::shared_ptr<Container> c;
-    if (auto warm = take_warm(*placement, *spec, *id)) {
+    if (auto warm = take_warm(*placement, *spec)) {
         c = std::make_shared<Container>(std::move(warm->pidfd), std::move(warm->plan));
         c->info.pid = warm->pid;
         c->cgroup = std::move(warm->cgroup);
@@ -592,7 +616,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
                                                        const std::string& id) {
     std::optional<Cgroup> cgroup;
     if (!placement.cgroup_parent.empty()) {
-        auto made = Cgroup::create(placement.cgroup_parent, "ct-" + id);
+        auto made = Cgroup::create(placement.cgroup_parent, next_cgroup_name());
         if (!made) return std::move(made).error();
         cgroup.emplace(std::move(*made));
     }
@@ -620,7 +644,9 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
         theirs.reset(sv[1]);
         spec.plan_fd = theirs.get();
     }
+    const std::uint64_t before_clone = now_ns();
     auto spawned = spawn(spec);
+    clone_ns_ += now_ns() - before_clone; // not the server's own work: see launch_work_ns
     if (!spawned) {
         if (cgroup) (void)cgroup->remove();
         return std::move(spawned).error();
@@ -645,8 +671,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
 
 // The warm path, for a top-level container with a namespace of its own: a pool entry takes its
 // name and gets its plan; it replies on the plan's socket once the command was exec'd.
-std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const LaunchSpec& spec,
-                                             const std::string& id) {
+std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const LaunchSpec& spec) {
     if (!pool_ || placement.parent || placement.pidns || !placement.new_pid_namespace ||
         !opts_.isolation.filesystem || spec.pid_max)
         return nullptr;
@@ -654,7 +679,7 @@ std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const L
     if (!plan) return nullptr; // too large for a datagram: the classic cold path
     auto e = pool_->take();
     if (!e) return nullptr;
-    // Its cgroup named like a cold container's; a failure leaves the entry to be reaped, cold path.
+    // A failure leaves the entry to be reaped: cold path.
     auto bury = [this](const std::shared_ptr<WarmEntry>& dead) {
         (void)signal_pidfd(dead->pidfd.native_handle(), SIGKILL);
         dead->pidfd.async_wait(Descriptor::wait_read, [dead](error_code) {
@@ -662,20 +687,6 @@ std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const L
             if (dead->cgroup) (void)dead->cgroup->remove();
         });
     };
-    if (e->cgroup) {
-        // The shim is alone in its pool cgroup (its command does not exist yet): moving it moves
-        // the container, and the command is born in the new leaf.
-        auto leaf = Cgroup::create(placement.cgroup_parent, "ct-" + id);
-        auto moved = leaf ? leaf->adopt_process(e->pid) : Result<void>(leaf.error());
-        if (!moved) {
-            spdlog::warn("warm pool: {}", moved.error().message);
-            if (leaf) (void)leaf->remove();
-            bury(e);
-            return nullptr;
-        }
-        (void)e->cgroup->remove();
-        e->cgroup = std::move(*leaf);
-    }
     if (auto sent = send_plan(e->plan.native_handle(), *plan, spec, devnull_.get()); !sent) {
         spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);
         bury(e);
@@ -705,6 +716,8 @@ Result<void> Server::exec_outcome(Container& c) {
 
 // Answers the Launch once the init reported: exec succeeded, or why not.
 void Server::finish_launch(Container& c, Result<void> outcome) {
+    const WorkTimer timer(*this);
+    ++launches_answered_;
     c.report.reset();
     c.setup_report.reset();
     const Waiter w = *c.launcher;

@@ -144,20 +144,6 @@ public:
             eventually([&] { return ::rmdir(d.c_str()) == 0 || errno == ENOENT; }, 5s);
     }
     const std::string& path() const { return path_; }
-    // The pids in `leaf` (a container's cgroup below this one), recursively.
-    std::vector<pid_t> pids_in(const std::string& leaf) const {
-        std::vector<pid_t> out;
-        std::error_code ec;
-        const fs::path base = fs::path(path_) / leaf;
-        std::vector<fs::path> dirs{base};
-        for (auto it = fs::recursive_directory_iterator(base, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-            if (it->is_directory()) dirs.push_back(it->path());
-        for (const auto& d : dirs) {
-            std::ifstream f(d / "cgroup.procs");
-            for (pid_t pid; f >> pid;) out.push_back(pid);
-        }
-        return out;
-    }
 
 private:
     std::string path_;
@@ -385,7 +371,7 @@ TEST_CASE("hardening: the server SIGKILLed with containers running leaves no con
     LaunchOptions shared_options = command("shared", {probe(), "sleep"});
     shared_options.share_pid_namespace = true;
     Container shared = sleeper(client, shared_options);
-    const std::vector<pid_t> shared_pids = cgroups.pids_in("ct-shared");
+    const std::vector<pid_t> shared_pids = cgroup_procs(cgroup_of(shared.pid()));
     CHECK(shared_pids.size() == 2); // its shim and the probe, in the host's namespace
     REQUIRE(processes_in_pidns(own.pidns_inode()).size() == 2);
     REQUIRE(processes_in_pidns(nested.pidns_inode()).size() == 2);
@@ -425,8 +411,10 @@ TEST_CASE("hardening: a server out of fds refuses launches clearly and recovers"
     require_root();
     std::optional<ServerProcess> server;
     {
-        // Soft and hard: the server raises its soft limit to the hard one at start.
-        server.emplace(std::vector<std::string>{"--log-level", "off"}, std::vector<std::string>{"/usr/bin/prlimit", "--nofile=64:64"});
+        // Soft and hard: the server raises its soft limit to the hard one at start. No warm
+        // pool: a ready namespace needs no new fd, and would launch even now.
+        server.emplace(std::vector<std::string>{"--log-level", "off", "--warm-pool", "0"},
+                       std::vector<std::string>{"/usr/bin/prlimit", "--nofile=64:64"});
     }
     Client client = server->connect();
     REQUIRE(client.hello());

@@ -241,8 +241,12 @@ TEST_CASE("parity: destroying a parent destroys its nested containers and their 
     Container shared = start(client, {probe(), "daemon", "5"}, "shared", "p", true);
     Container grandchild = start(client, {probe(), "sleep"}, "grandchild", "own");
     const std::string parent_leaf = cgroup_of(parent.pid());
-    CHECK(cgroup_of(own.pid()) == parent_leaf + "/ct-own");
-    CHECK(cgroup_of(grandchild.pid()) == parent_leaf + "/ct-own/ct-grandchild");
+    // Leaves nest as the containers do (their names are the server's, not the ids).
+    const std::string own_leaf = cgroup_of(own.pid());
+    CHECK(own_leaf.substr(0, own_leaf.rfind('/')) == parent_leaf);
+    CHECK(cgroup_of(shared.pid()).substr(0, cgroup_of(shared.pid()).rfind('/')) == parent_leaf);
+    const std::string grandchild_leaf = cgroup_of(grandchild.pid());
+    CHECK(grandchild_leaf.substr(0, grandchild_leaf.rfind('/')) == own_leaf);
     auto gone = client.destroy("p");
     REQUIRE(gone);
     CHECK(gone->exit == ExitStatus{0, SIGKILL});
