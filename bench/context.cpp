@@ -69,6 +69,16 @@ LaunchOptions launch_options(std::vector<std::string> argv) {
     return o;
 }
 
+Result<double> launch_us(Client& c, const LaunchOptions& o) {
+    const std::int64_t t0 = now_ns();
+    auto ct = c.launch(o);
+    const std::int64_t t1 = now_ns();
+    if (!ct) return std::move(ct).error();
+    if (auto st = c.wait(ct->id()); !st) return std::move(st).error();
+    if (auto gone = c.destroy(ct->id()); !gone) return std::move(gone).error();
+    return ns_to_us(t1 - t0);
+}
+
 Result<double> helper_us(Helper& h, HelperOp op, const std::vector<std::string>& argv, int count, int parallel) {
     auto ns = h.run(op, argv, count, parallel);
     if (!ns) return std::move(ns).error();

@@ -45,6 +45,10 @@ std::string find_tool(const std::string& name);
 // A launch request for `argv` with the benchmark environment and /dev/null stdio.
 LaunchOptions launch_options(std::vector<std::string> argv);
 
+// µs from a Launch request to its reply (the command exec'd); the container is then waited for
+// and destroyed, untimed.
+Result<double> launch_us(Client& c, const LaunchOptions& o);
+
 // µs of one helper operation, for alternate().
 Result<double> helper_us(Helper& h, HelperOp op, const std::vector<std::string>& argv, int count = 0,
                          int parallel = 0);

@@ -26,15 +26,7 @@ constexpr int kVariantCount = 3;
 
 // One sample of variant `v`, in µs, from a thread of the fat client.
 Result<double> sample(int v, Client& c, const Command& true_cmd) {
-    if (v == 0) {
-        const std::int64_t t0 = now_ns();
-        auto ct = c.launch(launch_options({"/bin/true"}));
-        const std::int64_t t1 = now_ns();
-        if (!ct) return std::move(ct).error();
-        if (auto st = c.wait(ct->id()); !st) return std::move(st).error();
-        if (auto gone = c.destroy(ct->id()); !gone) return std::move(gone).error();
-        return ns_to_us(t1 - t0);
-    }
+    if (v == 0) return launch_us(c, launch_options({"/bin/true"}));
     auto ns = v == 1 ? time_fork_exec(true_cmd) : time_posix_spawn(true_cmd);
     if (!ns) return std::move(ns).error();
     return ns_to_us(*ns);

@@ -35,16 +35,10 @@ Result<void> run_ipc(Context& ctx, Report& r) {
     std::vector<std::string> big_env = {"PATH=/usr/bin:/bin"};
     for (std::size_t size = 0; size < (1u << 20); size += 4096)
         big_env.push_back("NSFORK_BENCH_" + std::to_string(big_env.size()) + "=" + std::string(4080, 'x'));
-    auto timed_launch = [&](const std::vector<std::string>& env) -> Result<double> {
+    auto timed_launch = [&](const std::vector<std::string>& env) {
         LaunchOptions o = launch_options({"/bin/true"});
         o.env = env;
-        const std::int64_t t0 = now_ns();
-        auto ct = ctx.client.launch(o);
-        const std::int64_t t1 = now_ns();
-        if (!ct) return std::move(ct).error();
-        if (auto w = ctx.client.wait(ct->id()); !w) return std::move(w).error();
-        if (auto d = ctx.client.destroy(ct->id()); !d) return std::move(d).error();
-        return ns_to_us(t1 - t0);
+        return launch_us(ctx.client, o);
     };
     const std::string launches = "launch round trip (cold server), until exec'd";
     std::vector<Variant> lv = {

@@ -119,17 +119,6 @@ Result<std::int64_t> destroy_all(const ServeProcess& serve, std::vector<std::str
     return t1 - t0;
 }
 
-// One launch of /bin/true on `c`, µs until exec'd; waited for and destroyed after, untimed.
-Result<double> launch_once(Client& c) {
-    const std::int64_t t0 = now_ns();
-    auto ct = c.launch(launch_options({"/bin/true"}));
-    const std::int64_t t1 = now_ns();
-    if (!ct) return std::move(ct).error();
-    if (auto st = c.wait(ct->id()); !st) return std::move(st).error();
-    if (auto gone = c.destroy(ct->id()); !gone) return std::move(gone).error();
-    return ns_to_us(t1 - t0);
-}
-
 } // namespace
 
 Result<void> run_scale(Context& ctx, Report& r) {
@@ -183,8 +172,8 @@ Result<void> run_scale(Context& ctx, Report& r) {
         }
         const std::string group = fmt::format("launch /bin/true until exec'd, {} live", level);
         const std::string subject = fmt::format("server with {} live", level);
-        std::vector<Variant> v = {{subject, [&] { return launch_once(*client); }},
-                                  {"empty server", [&] { return launch_once(*empty_client); }}};
+        std::vector<Variant> v = {{subject, [&] { return launch_us(*client, launch_options({"/bin/true"})); }},
+                                  {"empty server", [&] { return launch_us(*empty_client, launch_options({"/bin/true"})); }}};
         record(r, S, {{group, subject, Role::subject}, {group, "empty server", Role::baseline, "alternated"}},
                alternate(ctx.sizes.scale_samples, v));
     }
