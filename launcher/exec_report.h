@@ -24,6 +24,7 @@ enum nsfork_stage {
     NSFORK_STAGE_JOIN_PIDNS = 11, /* setns into a pid namespace (nested / joined) */
     NSFORK_STAGE_CGROUP = 12,     /* cgroup placement */
     NSFORK_STAGE_PID_MAX = 13,    /* setting the new pid namespace's pid_max */
+    NSFORK_STAGE_SCHED = 14,      /* SCHED_IDLE while a warm pool entry sets itself up */
 };
 
 struct nsfork_exec_report {

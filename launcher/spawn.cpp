@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <sys/mount.h>
 #include <poll.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <csignal>
@@ -33,6 +34,7 @@ struct ChildPlan {
     bool make_root_private;
     bool mount_proc;
     const char* pid_max;      // decimal, written to the new namespace's pid_max; nullptr: none
+    bool sched_idle;
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 
@@ -83,6 +85,7 @@ public:
             .make_root_private = spec.new_mount_namespace,
             .mount_proc = spec.mount_proc && spec.new_mount_namespace,
             .pid_max = pid_max_.empty() ? nullptr : pid_max_.c_str(),
+            .sched_idle = spec.sched_idle,
         };
     }
 
@@ -121,6 +124,10 @@ int lift(int fd, int report_fd, nsfork_stage stage) noexcept {
 
 [[noreturn]] void run(const ChildPlan& p) noexcept {
     int report = p.report_fd;
+    if (p.sched_idle) {
+        const sched_param idle{};
+        if (::sched_setscheduler(0, SCHED_IDLE, &idle) < 0) fail(report, NSFORK_STAGE_SCHED);
+    }
     // Signals stay blocked (the parent blocked them all before clone3): the init inherits the
     // full mask and unblocks only through its signalfd, so no signal is lost before it is ready.
     // Its own session, so that a terminal's job-control signals never reach the container.
@@ -195,6 +202,7 @@ const char* stage_name(int stage) {
     case NSFORK_STAGE_JOIN_PIDNS: return "joining the pid namespace";
     case NSFORK_STAGE_CGROUP: return "placing in the cgroup";
     case NSFORK_STAGE_PID_MAX: return "setting the pid namespace's pid_max";
+    case NSFORK_STAGE_SCHED: return "setting its scheduling policy";
     default: return "unknown stage";
     }
 }

@@ -38,6 +38,8 @@ struct LaunchSpec {
                                         // which bounds its processes; 0: the kernel's default
     int plan_fd = -1;                   // the init gets argv, env and cwd as a plan on this
                                         // socket (plan.hpp) instead of through its exec
+    bool sched_idle = false;            // the child sets itself up at SCHED_IDLE, and stays so
+                                        // until the caller gives it a policy (warm pool entries)
 };
 
 // A started first process. Its exec outcome arrives on `report` (see read_exec_report).

@@ -65,6 +65,26 @@ inline int close_range(unsigned first, unsigned last, unsigned flags) noexcept {
     return static_cast<int>(::syscall(SYS_close_range, first, last, flags));
 }
 
+// struct sched_attr (SCHED_ATTR_SIZE_VER1); <linux/sched/types.h> clashes with glibc's <sched.h>.
+struct SchedAttr {
+    std::uint32_t size = sizeof(SchedAttr);
+    std::uint32_t policy = 0;
+    std::uint64_t flags = 0;
+    std::int32_t nice = 0;
+    std::uint32_t priority = 0;
+    std::uint64_t runtime = 0, deadline = 0, period = 0;
+    std::uint32_t util_min = 0, util_max = 0;
+};
+inline constexpr std::uint64_t kSchedFlagResetOnFork = 0x01;
+
+inline int sched_getattr(pid_t pid, SchedAttr* attr) noexcept {
+    return static_cast<int>(::syscall(SYS_sched_getattr, pid, attr, sizeof(SchedAttr), 0));
+}
+
+inline int sched_setattr(pid_t pid, const SchedAttr* attr) noexcept {
+    return static_cast<int>(::syscall(SYS_sched_setattr, pid, attr, 0));
+}
+
 // Most fds one message carries (SCM_RIGHTS).
 inline constexpr std::size_t kMaxPassedFds = 16;
 

@@ -1,6 +1,7 @@
 #include "pool.hpp"
 
 #include "launcher/pidfd.hpp"
+#include "launcher/syscalls.hpp"
 #include "protocol/framing.hpp"
 
 #include <boost/asio/post.hpp>
@@ -9,15 +10,45 @@
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 
+#include <algorithm>
+#include <chrono>
 #include <csignal>
+#include <sched.h>
 
 namespace nsfork {
 
 using Descriptor = boost::asio::posix::stream_descriptor;
 using boost::system::error_code;
 
+namespace {
+
+// Gives our child `pid` the scheduling a child of ours inherits at clone: our policy, priority
+// and nice value, unless we reset on fork (sched(7)): then no real-time policy, no negative nice
+// value, and the flag itself is not inherited.
+Result<void> inherit_scheduling(pid_t pid) {
+    sys::SchedAttr attr;
+    if (sys::sched_getattr(0, &attr) < 0) return sys_error(Errc::internal, "sched_getattr failed", errno);
+    if (attr.flags & sys::kSchedFlagResetOnFork) {
+        if (attr.policy != SCHED_OTHER && attr.policy != SCHED_BATCH && attr.policy != SCHED_IDLE) {
+            attr.policy = SCHED_OTHER;
+            attr.priority = 0;
+        }
+        attr.nice = std::max(attr.nice, 0);
+    }
+    attr.flags = 0; // utilization clamps are left as inherited
+    // sched_getattr reports a fair task's time slice as its runtime; set back, it would become a
+    // custom slice (Linux 6.12+), which no cold container has.
+    attr.runtime = attr.deadline = attr.period = 0;
+    attr.size = sizeof attr;
+    if (sys::sched_setattr(pid, &attr) < 0)
+        return sys_error(Errc::internal, "cannot give it the server's scheduling (sched_setattr)", errno);
+    return {};
+}
+
+} // namespace
+
 WarmPool::WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty)
-    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)), mounts_timer_(io) {}
+    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)), mounts_timer_(io), quiet_(io) {}
 
 void WarmPool::start() {
     if (config_.size == 0) return;
@@ -44,7 +75,7 @@ void WarmPool::watch_mounts() {
         if (ec || stopping_) return;
         mounts_dirty_ = true;
         // Coalesce a burst of changes; a launch meanwhile compares the table itself (take()).
-        mounts_timer_.expires_after(std::chrono::milliseconds(20));
+        mounts_timer_.expires_after(std::chrono::milliseconds(1));
         mounts_timer_.async_wait([this](error_code timer_ec) {
             if (!timer_ec && !stopping_) check_mounts();
         });
@@ -108,17 +139,24 @@ PoolStats WarmPool::stats() const {
     return s;
 }
 
-// Refills one entry at a time and only while no launch is in flight, so that warming (a clone,
-// mounts and an exec on a machine of few cores) never delays a launch, and a burst of launches
-// cannot make the server fork without bound.
+// Refills one entry at a time, once the server has been quiet a moment: no launch in flight and
+// none answered for kQuiet. A launch just answered still has its client to wake and its command
+// to start, on a machine of few cores; a refill's clone3 runs in the kernel, where (without full
+// preemption) nothing takes its CPU until it is done. The entry then sets itself up (mounts,
+// the shim's exec) at SCHED_IDLE, on CPU time no launch wants. A burst of launches defers
+// refilling (they take the cold path once the pool is empty) and cannot make the server fork
+// without bound.
 void WarmPool::refill_soon() {
-    if (refill_posted_ || stopping_ || config_.size == 0) return;
-    refill_posted_ = true;
-    boost::asio::post(io_, [this] {
-        refill_posted_ = false;
-        refill();
+    if (stopping_ || config_.size == 0) return;
+    quiet_.expires_after(kQuiet); // pushes back a refill already waiting
+    quiet_.async_wait([this](error_code ec) {
+        if (!ec) refill();
     });
 }
+
+// After a failure (an entry that would not warm up), refills wait a second: a broken shim or
+// cgroup must not turn the server into a fork loop.
+void WarmPool::pause_refills() { paused_until_ = std::chrono::steady_clock::now() + std::chrono::seconds(1); }
 
 void WarmPool::refill() {
     if (stopping_ || (config_.busy && config_.busy())) return; // the last launch to finish calls again
@@ -129,6 +167,13 @@ void WarmPool::refill() {
         warming += !e->ready;
     }
     if (live >= config_.size || warming > 0) return;
+    if (const auto now = std::chrono::steady_clock::now(); now < paused_until_) {
+        quiet_.expires_at(paused_until_);
+        quiet_.async_wait([this](error_code ec) {
+            if (!ec) refill();
+        });
+        return;
+    }
 
     std::optional<Cgroup> cgroup;
     if (config_.cgroup_root) {
@@ -166,6 +211,7 @@ void WarmPool::refill() {
     spec.init_path = config_.shim;
     spec.plan_fd = theirs.get();
     spec.cgroup_fd = cgroup_dir.get();
+    spec.sched_idle = true; // until ready (watch_ready)
     auto spawned = spawn(spec);
     if (!spawned) {
         spdlog::warn("warm pool: {}", spawned.error().message);
@@ -189,11 +235,16 @@ void WarmPool::watch_ready(const std::shared_ptr<WarmEntry>& e) {
         if (!ok && ok.error().sys_errno == EAGAIN) return watch_ready(e); // spurious wake-up
         error_code ignored;
         e->report.close(ignored);
+        if (ok) ok = inherit_scheduling(e->pid); // from SCHED_IDLE to what a cold container gets
         if (!ok) {
             spdlog::warn("warm pool: pid {} failed to warm up: {}", e->pid, ok.error().message);
+            pause_refills();
             discard(*e);
             return;
         }
+        // Read now, off the launch path: what a launch needs from the entry besides its plan.
+        e->pidns = pid_namespace_inode(e->pid); // safe by pid: our child, not reaped
+        e->plan.non_blocking(true, ignored);
         e->ready = true;
         const PoolStats s = stats();
         spdlog::debug("warm pool: pid {} ready ({} ready, {} served, {} discarded)", e->pid, s.ready, s.served, s.discarded);
@@ -238,6 +289,7 @@ void WarmPool::stop() {
         mountinfo_->close(ignored);
         mounts_timer_.cancel();
     }
+    quiet_.cancel();
     for (auto& e : entries_) discard(*e);
     if (entries_.empty() && on_empty_) on_empty_();
 }

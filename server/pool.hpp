@@ -32,6 +32,7 @@ struct WarmEntry {
     boost::asio::posix::stream_descriptor report; // ready once the shim reports
     boost::asio::posix::stream_descriptor plan;   // where its plan goes, and its exec report returns
     pid_t pid;
+    ino_t pidns = 0;          // its pid namespace (read when ready: not on the launch path)
     std::optional<Cgroup> cgroup;
     std::size_t mounts = 0;   // hash of the mount table it copied
     bool ready = false;
@@ -56,7 +57,7 @@ public:
     WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty);
 
     void start();
-    // Refills, once no launch is in flight (call it whenever a launch completes).
+    // Refills once the server is quiet (call it whenever a launch completes).
     void refill_soon();
     // A ready entry, or nullptr (the launch then takes the cold path). The caller owns it now:
     // the pool no longer watches it, and refills in the background.
@@ -68,6 +69,7 @@ public:
 
 private:
     void refill();
+    void pause_refills();
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);
     void watch_mounts();
@@ -85,7 +87,9 @@ private:
     bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
     boost::asio::steady_timer mounts_timer_;
     std::uint64_t served_ = 0, discarded_ = 0;
-    bool refill_posted_ = false;
+    static constexpr std::chrono::microseconds kQuiet{300};
+    boost::asio::steady_timer quiet_; // refills wait for a quiet moment (refill_soon)
+    std::chrono::steady_clock::time_point paused_until_{};
     bool stopping_ = false;
 };
 

@@ -4,6 +4,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <sched.h>
+#include <sys/resource.h>
+
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -84,6 +87,39 @@ TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by
     for (std::size_t i = 0; i < w.size(); ++i) CHECK(w[i] == c[i]);
     CHECK(warm_view.find("ps: 1 nsfork-shim") != std::string::npos);
     CHECK(warm_view.find("0::/nsfork-N/cN") != std::string::npos);
+}
+
+// A pool entry warms up at SCHED_IDLE (so that refilling never takes a CPU from a launch) and is
+// given the server's scheduling once ready: a warm container runs as a cold one would, under a
+// server with a policy and nice value of its own.
+TEST_CASE("pool: a warm container is scheduled as a cold one, whatever the server's policy and nice value") {
+    require_root();
+    auto wrapped = [](std::vector<std::string> mounts) {
+        std::vector<std::string> w = {"/usr/bin/nice", "-n", "5", "/usr/bin/chrt", "--batch", "0"};
+        w.insert(w.end(), mounts.begin(), mounts.end());
+        return w;
+    };
+    ServerProcess warm_server({"--warm-pool", "2"}, wrapped(kPrivateMounts));
+    ServerProcess cold_server({"--warm-pool", "0"}, wrapped(mounts_of(warm_server.pid())));
+    Client warm = warm_server.connect();
+    Client cold = cold_server.connect();
+    await_pool(warm, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    for (pid_t entry : children_of(warm_server.pid())) {
+        CHECK(::sched_getscheduler(entry) == SCHED_BATCH);
+        errno = 0;
+        CHECK(::getpriority(PRIO_PROCESS, static_cast<id_t>(entry)) == 5);
+        CHECK(errno == 0);
+    }
+    const std::string warm_view = view_of(warm);
+    const std::string cold_view = view_of(cold);
+    CHECK(warm.status()->pool_served == 1);
+    const std::string batch_nice_5 = "policy " + std::to_string(SCHED_BATCH) + " nice 5\n";
+    CHECK(warm_view.find("self.sched: " + batch_nice_5) != std::string::npos);
+    CHECK(warm_view.find("pid1.sched: " + batch_nice_5) != std::string::npos);
+    CHECK(cold_view.find("self.sched: " + batch_nice_5) != std::string::npos);
+    const auto w = lines(warm_view), c = lines(cold_view);
+    REQUIRE(w.size() == c.size());
+    for (std::size_t i = 0; i < w.size(); ++i) CHECK(w[i] == c[i]);
 }
 
 TEST_CASE("pool: a change of the host's mount table discards ready namespaces, new ones see it") {

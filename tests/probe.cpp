@@ -1,6 +1,8 @@
 // nsfork-probe: a multi-call binary the tests run inside containers to look at what the
 // container sees. Each verb prints its finding on stdout, one item per line.
 #include <dirent.h>
+#include <sched.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -109,12 +111,20 @@ void view() {
     FILE* f = std::fopen("/proc/self/status", "re");
     char line[512];
     static const char* const keys[] = {"Umask", "Uid", "Gid", "Groups", "NSpid", "NSpgid", "NSsid", "SigBlk", "SigIgn",
-                                       "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp"};
+                                       "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb", "NoNewPrivs", "Seccomp",
+                                       "Cpus_allowed_list"};
     while (f && std::fgets(line, sizeof line, f))
         for (const char* k : keys)
             if (std::strncmp(line, k, std::strlen(k)) == 0 && line[std::strlen(k)] == ':') std::printf("self.%s", line);
     if (f) std::fclose(f);
     std::printf("self.fds: %s\n", fd_kinds("/proc/self/fd").c_str());
+    // Scheduling, ours and pid 1's: a warm pool entry sets itself up at SCHED_IDLE.
+    for (pid_t pid : {0, 1}) {
+        errno = 0;
+        const int nice = ::getpriority(PRIO_PROCESS, static_cast<id_t>(pid));
+        std::printf("%s.sched: policy %d nice %d%s\n", pid ? "pid1" : "self", ::sched_getscheduler(pid), nice,
+                    errno ? " (getpriority failed)" : "");
+    }
     std::printf("pid1.cmdline: %s\n", slurp("/proc/1/cmdline").c_str());
     std::printf("pid1.environ: %s\n", slurp("/proc/1/environ").c_str());
     // Right after our exec, pid 1 may still hold its report channel for a few microseconds
