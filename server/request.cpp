@@ -11,10 +11,11 @@ namespace nsfork {
 
 namespace {
 
-// Checks a string the kernel will see as a C string.
-Result<void> check_c_string(const flatbuffers::String* s, const std::string& what) {
+// Checks a string the kernel will see as a C string; `what` names it, and is only called on error.
+template <class Name>
+Result<void> check_c_string(const flatbuffers::String* s, Name what) {
     if (s && std::memchr(s->c_str(), '\0', s->size()))
-        return Error{Errc::bad_request, what + " contains a NUL byte"};
+        return Error{Errc::bad_request, what() + " contains a NUL byte"};
     return {};
 }
 
@@ -52,14 +53,14 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
     if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};
     for (flatbuffers::uoffset_t i = 0; i < req.argv()->size(); ++i) {
         const flatbuffers::String* a = req.argv()->Get(i);
-        if (auto ok = check_c_string(a, fmt::format("argv[{}]", i)); !ok) return std::move(ok).error();
+        if (auto ok = check_c_string(a, [i] { return fmt::format("argv[{}]", i); }); !ok) return std::move(ok).error();
         spec.argv.push_back(a->str());
     }
     if (spec.argv[0].empty()) return Error{Errc::bad_request, "argv[0] is empty: no command to run"};
     if (req.env()) {
         for (flatbuffers::uoffset_t i = 0; i < req.env()->size(); ++i) {
             const flatbuffers::String* e = req.env()->Get(i);
-            if (auto ok = check_c_string(e, fmt::format("environment entry {}", i)); !ok)
+            if (auto ok = check_c_string(e, [i] { return fmt::format("environment entry {}", i); }); !ok)
                 return std::move(ok).error();
             if (!std::memchr(e->c_str(), '=', e->size()) || e->size() == 0 || e->c_str()[0] == '=')
                 return Error{Errc::bad_request,
@@ -69,7 +70,7 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
         }
     }
     if (req.cwd()) {
-        if (auto ok = check_c_string(req.cwd(), "cwd"); !ok) return std::move(ok).error();
+        if (auto ok = check_c_string(req.cwd(), [] { return std::string("cwd"); }); !ok) return std::move(ok).error();
         spec.cwd = req.cwd()->str();
         if (spec.cwd.empty() || spec.cwd[0] != '/')
             return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};

@@ -140,7 +140,8 @@ private:
     void shutdown(const char* why);
     void maybe_stop();
 
-    asio::io_context io_;
+    // One thread, and nothing posts from another: no locking in the scheduler or the reactor.
+    asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
     ServerOptions opts_;
     std::string shim_;
     UniqueFd own_pidns_;
@@ -158,6 +159,7 @@ private:
     std::map<std::string, std::shared_ptr<Container>, std::less<>> containers_;
     std::uint64_t next_conn_ = 1;
     std::uint64_t next_auto_id_ = 1;
+    const pid_t own_pid_ = ::getpid(); // the server is its own process from construction on
     std::uint64_t next_cgroup_ = 1;
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
@@ -487,7 +489,7 @@ Result<std::string> Server::pick_id(const std::string& requested) {
         return requested;
     }
     for (;;) {
-        std::string id = fmt::format("nsfork-{}-{}", ::getpid(), next_auto_id_++);
+        std::string id = fmt::format("nsfork-{}-{}", own_pid_, next_auto_id_++);
         if (!containers_.count(id)) return id;
     }
 }
@@ -575,10 +577,13 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
+    // A warm entry starts on its plan at once: what follows until the handler returns delays the
+    // shim, which the plan's wake-up put on this CPU. So it is kept to bookkeeping.
     std::shared_ptr<Container> c;
     if (auto warm = take_warm(*placement, *spec)) {
         c = std::make_shared<Container>(std::move(warm->pidfd), std::move(warm->plan));
         c->info.pid = warm->pid;
+        c->info.pidns = warm->pidns;
         c->cgroup = std::move(warm->cgroup);
     } else {
         auto cold = launch_cold(*placement, *spec, *id);
@@ -587,11 +592,11 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
             return reply_error(w, cold.error());
         }
         c = std::move(*cold);
+        c->info.pidns = pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     }
     ++live_;
     c->own_pidns = spec->new_pid_namespace;
     c->info.id = *id;
-    c->info.pidns = pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     c->info.state = State::starting;
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
@@ -718,12 +723,20 @@ Result<void> Server::exec_outcome(Container& c) {
 void Server::finish_launch(Container& c, Result<void> outcome) {
     const WorkTimer timer(*this);
     ++launches_answered_;
-    c.report.reset();
-    c.setup_report.reset();
     const Waiter w = *c.launcher;
     c.launcher.reset();
     --launches_in_flight_;
-    if (pool_) pool_->refill_soon(); // runs after this reply, if no other launch is in flight
+    // The reply first (after the state it reports is published); the report channel is closed
+    // and a refill scheduled after it, while the client is on its way.
+    struct After {
+        Server& s;
+        Container& c;
+        ~After() {
+            c.report.reset();
+            c.setup_report.reset();
+            if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
+        }
+    } after{*this, c};
     if (outcome && !c.kill_sent) {
         c.info.state = State::running;
         publish(c);
