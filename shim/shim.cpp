@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -119,20 +118,30 @@ void reset_dispositions() {
     for (int sig = 1; sig < _NSIG; ++sig) syscall(SYS_rt_sigaction, sig, zero, nullptr, _NSIG / 8);
 }
 
-// Starts the command with nothing blocked; returns 0 or the errno of its exec (musl's
-// posix_spawn reports it back from the child). Its dispositions are already the defaults: ours
-// are (reset_dispositions), and a signalfd installs no handler. PATH comes from our environ,
-// which is the container's.
+// Starts the command with nothing blocked; returns 0 or the errno of its exec. vfork: the
+// child borrows our memory until it execs, leaves its exec's errno there if that fails, and we
+// resume once it exec'd or exited — no pipe, no extra system call. Its dispositions are already
+// the defaults: ours are (reset_dispositions), and a signalfd installs no handler, so nothing of
+// ours can run in it. PATH comes from our environ, which is the container's.
 int spawn_command(char **argv, pid_t *pid) {
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
+    static volatile int exec_error;
+    exec_error = 0;
     sigset_t none;
     sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    const int error = posix_spawnp(pid, argv[0], nullptr, &attr, argv, environ);
-    posix_spawnattr_destroy(&attr);
-    return error;
+    const pid_t child = vfork();
+    if (child == 0) {
+        sigprocmask(SIG_SETMASK, &none, nullptr);
+        execvp(argv[0], argv);
+        exec_error = errno;
+        _exit(kExitNotFound);
+    }
+    if (child < 0) return errno;
+    if (const int error = exec_error) {
+        waitpid(child, nullptr, 0);
+        return error;
+    }
+    *pid = child;
+    return 0;
 }
 
 // The plan received on --plan: the datagram and the pointers into it.
