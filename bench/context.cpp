@@ -5,8 +5,10 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <sstream>
+#include <thread>
 
 namespace nsfork::bench {
 
@@ -83,6 +85,14 @@ Result<double> helper_us(Helper& h, HelperOp op, const std::vector<std::string>&
     auto ns = h.run(op, argv, count, parallel);
     if (!ns) return std::move(ns).error();
     return ns_to_us(*ns);
+}
+
+void settle_pool(Client& c) {
+    for (int i = 0; i < 2000; ++i) {
+        auto s = c.status();
+        if (!s || (s->pool_ready == s->pool_size && s->pool_warming == 0)) return;
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
 }
 
 } // namespace nsfork::bench

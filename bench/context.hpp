@@ -49,6 +49,9 @@ LaunchOptions launch_options(std::vector<std::string> argv);
 // and destroyed, untimed.
 Result<double> launch_us(Client& c, const LaunchOptions& o);
 
+// Waits (up to 10 s) until `c`'s server has its warm pool full and nothing warming.
+void settle_pool(Client& c);
+
 // µs of one helper operation, for alternate().
 Result<double> helper_us(Helper& h, HelperOp op, const std::vector<std::string>& argv, int count = 0,
                          int parallel = 0);

@@ -66,6 +66,9 @@ Result<void> run_launch(Context& ctx, Report& r) {
         });
         if (ct)
             if (auto ok = finish(warm, *ct); !ok) return Result<double>(std::move(ok).error());
+        // Untimed: the pool refilled before anything else runs, so that a warm launch is one
+        // from a ready pool, and no refill (a clone and an exec) runs while a baseline is timed.
+        settle_pool(warm);
         return us;
     });
     add({until_exec, "nsfork launch", Role::subject, "cold: clone3, mount /proc, exec shim, shim spawns command"}, [&] {

@@ -43,15 +43,6 @@ Footprint footprint_of(pid_t server) {
     return f;
 }
 
-// Waits until the warm pool is full again and nothing is starting, so that counts compare.
-void settle(Client& c) {
-    for (int i = 0; i < 2000; ++i) {
-        auto s = c.status();
-        if (s && s->pool_ready == s->pool_size && s->pool_warming == 0) return;
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-}
-
 struct Tally {
     std::atomic<long> done{0}, failed{0};
     std::mutex m;
@@ -103,7 +94,7 @@ Result<void> run_soak(Context& ctx, Report& r) {
     };
     Tally warmup;
     run_launches(200, warmup); // the pool, the status table's first pages, the allocator
-    settle(*control);
+    settle_pool(*control); // so that counts compare
     const Footprint before = footprint_of(server->pid());
 
     Tally t;
@@ -118,7 +109,7 @@ Result<void> run_soak(Context& ctx, Report& r) {
         done += chunk;
     }
     const double seconds = static_cast<double>(now_ns() - t0) / 1e9;
-    settle(*control);
+    settle_pool(*control); // so that counts compare
     const Footprint after = footprint_of(server->pid());
 
     add_figure(r, S, {fmt::format("{} launches, {} in flight, in chunks of {}", total, parallel, total / 20),

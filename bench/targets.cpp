@@ -70,8 +70,10 @@ std::vector<Target> judge_targets(const Report& r) {
         const Figure* f = r.find("launch", "/bin/true, request until exec'd", "nsfork warm launch");
         if (auto x = f ? ratio(*f, "raw floor") : std::nullopt)
             out.push_back(judge(goal, *x, 0.5, true, fmt::format("{:.2f}x raw floor", *x),
-                                "A warm launch still crosses the socket twice (request, plan) and the shim "
-                                "spawns the command; see the launch scenario's notes."));
+                                "A warm launch wakes a process six times (server, shim, the command's "
+                                "vfork child, the shim at its exec, server, client), the raw floor twice "
+                                "(child, parent); on this kind of VM a wake-up on an idle vCPU costs "
+                                "20-35 us. See bench/README.md."));
         else out.push_back(not_run(goal, "launch scenario or raw floor not measured"));
     }
     { // fat client: flat
