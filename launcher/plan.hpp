@@ -14,7 +14,7 @@ namespace nsfork {
 // (the launch then passes them the classic way, through the shim's exec).
 std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec);
 
-// Sends `plan` on `sock` with `spec`'s stdio as its three fds (`devnull` for a missing one).
-Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec, int devnull);
+// Sends `plan` on `sock` with those of `spec`'s stdio fds that are given.
+Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec);
 
 } // namespace nsfork

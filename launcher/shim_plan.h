@@ -1,7 +1,9 @@
 /* The plan nsfork-shim receives on its --plan socket: the command, its environment and working
- * directory, in one datagram that also carries the container's stdin, stdout and stderr as its
- * three SCM_RIGHTS fds. The datagram is this header, then `argc` argv strings, `envc`
- * environment strings and the working directory, each NUL-terminated, `size` bytes in all.
+ * directory, in one datagram that also carries the container's stdin, stdout and stderr, those
+ * it was given, as SCM_RIGHTS fds in slot order (bit i of `stdio` set: slot i comes; a slot that
+ * does not keeps the shim's own /dev/null). The datagram is this header, then `argc` argv
+ * strings, `envc` environment strings and the working directory, each NUL-terminated, `size`
+ * bytes in all.
  *
  * Every launch whose plan fits NSFORK_PLAN_MAX goes this way, cold (sent right after clone) or
  * warm (sent to a shim waiting in the pool), so that both look the same from inside. A larger
@@ -12,14 +14,15 @@
 
 #include <stdint.h>
 
-#define NSFORK_PLAN_MAGIC 0x6e737770u /* "nswp" */
+#define NSFORK_PLAN_MAGIC 0x6e737732u /* "nsw2" */
 #define NSFORK_PLAN_MAX (60 * 1024)
 
 struct nsfork_plan {
     uint32_t magic;
     uint32_t argc;
     uint32_t envc;
-    uint32_t size; /* bytes of strings after the header */
+    uint32_t size;  /* bytes of strings after the header */
+    uint32_t stdio; /* bits 0..2: which stdio slots come as fds */
 };
 
 #endif

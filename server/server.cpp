@@ -150,7 +150,6 @@ private:
     std::string no_cgroup_reason_;
     std::optional<StatusTableWriter> table_;
     std::optional<WarmPool> pool_;
-    UniqueFd devnull_; // stdio a warm container was given none for
     std::optional<Descriptor> listener_;
     asio::signal_set signals_;
     asio::steady_timer accept_timer_;
@@ -319,8 +318,6 @@ Result<void> Server::start(UniqueFd initial) {
     if (!table) return fail(std::move(table).error());
     table_.emplace(std::move(*table));
     setup_cgroups();
-    devnull_.reset(::open("/dev/null", O_RDWR | O_CLOEXEC));
-    if (!devnull_) return fail(sys_error(Errc::internal, "cannot open /dev/null", errno));
     if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
         pool_.emplace(io_,
                       WarmPool::Config{opts_.warm_pool, shim_, cgroup_root_ ? &*cgroup_root_ : nullptr,
@@ -661,7 +658,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
     if (plan) {
         theirs.reset();
         // Queued for the shim to read once it runs; if it dies first, its setup report says why.
-        if (auto sent = send_plan(ours.get(), *plan, spec, devnull_.get()); !sent)
+        if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
             spdlog::debug("launch {}: {}", id, sent.error().message);
         c = std::make_shared<Container>(Descriptor(io_, spawned->pidfd.release()), Descriptor(io_, ours.release()));
         c->setup_report = std::move(spawned->report);
@@ -692,7 +689,7 @@ std::shared_ptr<WarmEntry> Server::take_warm(const Placement& placement, const L
             if (dead->cgroup) (void)dead->cgroup->remove();
         });
     };
-    if (auto sent = send_plan(e->plan.native_handle(), *plan, spec, devnull_.get()); !sent) {
+    if (auto sent = send_plan(e->plan.native_handle(), *plan, spec); !sent) {
         spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);
         bury(e);
         return nullptr;

@@ -154,8 +154,9 @@ struct Plan {
 char g_plan[NSFORK_PLAN_MAX];
 char *g_pointers[NSFORK_PLAN_MAX + 2]; // every string takes at least its NUL
 
-// Waits for the plan on `sock` and wires the three stdio fds it carries to 0, 1 and 2.
-// Returns false when the server went away (closed the socket) or sent something malformed.
+// Waits for the plan on `sock` and wires the stdio fds it carries to their slots among 0, 1
+// and 2 (the others stay our /dev/null). Returns false when the server went away (closed the
+// socket) or sent something malformed.
 bool receive_plan(int sock, Plan *plan) {
     iovec iov{g_plan, sizeof g_plan};
     alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
@@ -167,17 +168,26 @@ bool receive_plan(int sock, Plan *plan) {
     ssize_t n;
     do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
     while (n < 0 && errno == EINTR);
-    cmsghdr *c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(3 * sizeof(int))) return false;
-    int stdio[3];
-    memcpy(stdio, CMSG_DATA(c), sizeof stdio);
-    for (int i = 0; i < 3; ++i) {
-        if (dup2(stdio[i], i) < 0) return false; // dup2 clears close-on-exec on 0..2
-        if (stdio[i] > 2) close(stdio[i]);
-    }
     nsfork_plan header;
-    if (size_t(n) < sizeof header) return false;
+    if (n < ssize_t(sizeof header) || (msg.msg_flags & MSG_CTRUNC)) return false;
     memcpy(&header, g_plan, sizeof header);
+    int stdio[3];
+    size_t count = 0;
+    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return false;
+        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        if (count > 3) return false;
+        memcpy(stdio, CMSG_DATA(c), count * sizeof(int));
+    }
+    size_t next_fd = 0;
+    for (int slot = 0; slot < 3; ++slot) {
+        if (!(header.stdio & (1u << slot))) continue;
+        if (next_fd == count) return false;
+        const int fd = stdio[next_fd++];
+        if (dup2(fd, slot) < 0) return false; // dup2 clears close-on-exec on 0..2
+        if (fd > 2) close(fd);
+    }
+    if (next_fd != count || header.stdio > 7) return false;
     const size_t strings = size_t(n) - sizeof header;
     if (header.magic != NSFORK_PLAN_MAGIC || header.size != strings || header.argc == 0 ||
         size_t(header.argc) + header.envc + 1 > strings || g_plan[n - 1] != '\0')
