@@ -108,7 +108,8 @@ std::vector<Target> judge_targets(const Report& r) {
             out.push_back(judge(goal, w->first, 0.7, false, fmt::format("worst {:.2f}x at '{}'", w->first, w->second),
                                 "Each nsfork launch costs more CPU than a raw clone (shim exec, its vfork of the "
                                 "command, the server's messages); on 2 cores throughput is CPU-bound, so that "
-                                "extra work shows directly. A warm pool and a lighter init would close it."));
+                                "extra work shows directly. The warm pool refills only when the server is quiet, "
+                                "so under saturation most launches are cold."));
         else out.push_back(not_run(goal, "churn scenario not run"));
     }
     { // destroy

@@ -148,9 +148,18 @@ PoolStats WarmPool::stats() const {
 // without bound.
 void WarmPool::refill_soon() {
     if (stopping_ || config_.size == 0) return;
-    quiet_.expires_after(kQuiet); // pushes back a refill already waiting
+    quiet_from_ = std::chrono::steady_clock::now() + kQuiet; // pushes back a refill already waiting
+    if (!quiet_armed_) arm_quiet(quiet_from_);                // (without a timer syscall per launch)
+}
+
+void WarmPool::arm_quiet(std::chrono::steady_clock::time_point when) {
+    quiet_armed_ = true;
+    quiet_.expires_at(when);
     quiet_.async_wait([this](error_code ec) {
-        if (!ec) refill();
+        quiet_armed_ = false;
+        if (ec || stopping_) return;
+        if (std::chrono::steady_clock::now() < quiet_from_) return arm_quiet(quiet_from_);
+        refill();
     });
 }
 
@@ -167,11 +176,9 @@ void WarmPool::refill() {
         warming += !e->ready;
     }
     if (live >= config_.size || warming > 0) return;
-    if (const auto now = std::chrono::steady_clock::now(); now < paused_until_) {
-        quiet_.expires_at(paused_until_);
-        quiet_.async_wait([this](error_code ec) {
-            if (!ec) refill();
-        });
+    if (std::chrono::steady_clock::now() < paused_until_) {
+        quiet_from_ = std::max(quiet_from_, paused_until_);
+        if (!quiet_armed_) arm_quiet(quiet_from_);
         return;
     }
 

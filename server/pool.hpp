@@ -70,6 +70,7 @@ public:
 private:
     void refill();
     void pause_refills();
+    void arm_quiet(std::chrono::steady_clock::time_point when);
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);
     void watch_mounts();
@@ -89,6 +90,8 @@ private:
     std::uint64_t served_ = 0, discarded_ = 0;
     static constexpr std::chrono::microseconds kQuiet{300};
     boost::asio::steady_timer quiet_; // refills wait for a quiet moment (refill_soon)
+    std::chrono::steady_clock::time_point quiet_from_{}; // not before then
+    bool quiet_armed_ = false;
     std::chrono::steady_clock::time_point paused_until_{};
     bool stopping_ = false;
 };
