@@ -4,7 +4,6 @@
 #include "launcher/syscalls.hpp"
 #include "protocol/framing.hpp"
 
-#include <boost/asio/post.hpp>
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>

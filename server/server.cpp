@@ -574,8 +574,8 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
-    // A warm entry starts on its plan at once: what follows until the handler returns delays the
-    // shim, which the plan's wake-up put on this CPU. So it is kept to bookkeeping.
+    // A warm entry starts on its plan at once (take_warm sends it): what follows is bookkeeping,
+    // kept short, since it delays the shim whenever the plan's wake-up put it on this CPU.
     std::shared_ptr<Container> c;
     if (auto warm = take_warm(*placement, *spec)) {
         c = std::make_shared<Container>(std::move(warm->pidfd), std::move(warm->plan));
