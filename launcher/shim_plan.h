@@ -5,6 +5,9 @@
  * strings, `envc` environment strings and the working directory, each NUL-terminated, `size`
  * bytes in all.
  *
+ * A shim waiting for a plan was started at "/" by its launcher: a pool entry so holds no
+ * directory of the server's busy, and a launch into "/" (the usual one) needs no chdir.
+ *
  * Every launch whose plan fits NSFORK_PLAN_MAX goes this way, cold (sent right after clone) or
  * warm (sent to a shim waiting in the pool), so that both look the same from inside. A larger
  * plan (a huge environment) is passed the classic way, as the shim's own argv and environment.

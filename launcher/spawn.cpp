@@ -76,7 +76,8 @@ public:
             .init_path = spec.init_path.c_str(),
             .argv = argv_.data(),
             .envp = envp_.data(),
-            .cwd = spec.cwd.empty() || spec.plan_fd >= 0 ? nullptr : spec.cwd.c_str(),
+            // With a plan, the shim starts at the root (shim_plan.h), not in the server's cwd.
+            .cwd = spec.plan_fd >= 0 ? "/" : spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
             .stdio = {spec.stdio[0], spec.stdio[1], spec.stdio[2]},
             .report_fd = report_fd,
             .parent_pidfd = parent_pidfd,

@@ -275,7 +275,7 @@ int main(int argc, char **argv) {
             signalfd_siginfo stale;
             if (read(sfd, &stale, sizeof stale) != sizeof stale) break;
         }
-        if (chdir(plan.cwd) < 0) {
+        if (strcmp(plan.cwd, "/") != 0 && chdir(plan.cwd) < 0) { // we start at "/" (shim_plan.h)
             report(report_fd, NSFORK_STAGE_CWD, errno);
             _exit(kExitShimError);
         }

@@ -87,6 +87,24 @@ TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by
     for (std::size_t i = 0; i < w.size(); ++i) CHECK(w[i] == c[i]);
     CHECK(warm_view.find("ps: 1 nsfork-shim") != std::string::npos);
     CHECK(warm_view.find("0::/nsfork-N/cN") != std::string::npos);
+    CHECK(warm_view.find("cwd: /tmp\n") != std::string::npos);
+    CHECK(warm_view.find("pid1.cwd: /tmp\n") != std::string::npos);
+}
+
+TEST_CASE("pool: a ready entry waits at the root, keeping no directory of the server's busy") {
+    require_root();
+    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts); // started in the tests' directory
+    Client client = server.connect();
+    await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    auto cwd_of = [](pid_t pid) {
+        char target[4096] = {};
+        return ::readlink(("/proc/" + std::to_string(pid) + "/cwd").c_str(), target, sizeof target - 1) > 0
+                   ? std::string(target) : std::string("?");
+    };
+    REQUIRE(cwd_of(server.pid()) != "/");
+    const auto entries = children_of(server.pid());
+    REQUIRE(entries.size() == 2);
+    for (pid_t pid : entries) CHECK(cwd_of(pid) == "/");
 }
 
 // A pool entry warms up at SCHED_IDLE (so that refilling never takes a CPU from a launch) and is

@@ -125,6 +125,8 @@ void view() {
         std::printf("%s.sched: policy %d nice %d%s\n", pid ? "pid1" : "self", ::sched_getscheduler(pid), nice,
                     errno ? " (getpriority failed)" : "");
     }
+    char pid1_cwd[4096] = {};
+    std::printf("pid1.cwd: %s\n", ::readlink("/proc/1/cwd", pid1_cwd, sizeof pid1_cwd - 1) > 0 ? pid1_cwd : "?");
     std::printf("pid1.cmdline: %s\n", slurp("/proc/1/cmdline").c_str());
     std::printf("pid1.environ: %s\n", slurp("/proc/1/environ").c_str());
     // Right after our exec, pid 1 may still hold its report channel for a few microseconds
