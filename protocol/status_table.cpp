@@ -13,6 +13,7 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010
@@ -49,6 +50,7 @@ struct StatusTableWriter::Impl {
     std::uint32_t capacity = 0;
     std::vector<std::uint32_t> free_slots; // LIFO; slots never used yet come from `next`
     std::uint32_t next = 0;
+    bool wake_pending = false; // a change counted, its sleepers not woken yet
     StatusHeader* header() { return static_cast<StatusHeader*>(region.get_address()); }
     StatusEntry* entry(std::uint32_t slot) { return reinterpret_cast<StatusEntry*>(header() + 1) + slot; }
 };
@@ -93,7 +95,7 @@ std::optional<std::uint32_t> StatusTableWriter::acquire() {
     return std::nullopt;
 }
 
-void StatusTableWriter::publish(std::uint32_t slot, const ContainerInfo& info) {
+void StatusTableWriter::publish(std::uint32_t slot, const ContainerInfo& info, Wake wake) {
     StatusEntry* e = impl_->entry(slot);
     constexpr auto relaxed = std::memory_order_relaxed;
     const std::uint32_t seq = e->seq.load(relaxed);
@@ -110,7 +112,7 @@ void StatusTableWriter::publish(std::uint32_t slot, const ContainerInfo& info) {
     std::memcpy(words, info.id.data(), std::min(info.id.size(), sizeof words - 1));
     for (int i = 0; i < 17; ++i) e->id_words[i].store(words[i], relaxed);
     e->seq.store(seq + 2, std::memory_order_release);
-    bump_events();
+    bump_events(wake);
 }
 
 void StatusTableWriter::release(std::uint32_t slot) {
@@ -121,11 +123,17 @@ void StatusTableWriter::release(std::uint32_t slot) {
     e->state.store(0, std::memory_order_relaxed);
     e->seq.store(seq + 2, std::memory_order_release);
     impl_->free_slots.push_back(slot);
-    bump_events();
+    bump_events(Wake::now);
 }
 
-void StatusTableWriter::bump_events() {
+void StatusTableWriter::bump_events(Wake wake) {
     impl_->header()->events.fetch_add(1, std::memory_order_release);
+    impl_->wake_pending = true;
+    if (wake == Wake::now) wake_readers();
+}
+
+void StatusTableWriter::wake_readers() {
+    if (!std::exchange(impl_->wake_pending, false)) return;
     futex(&impl_->header()->events, FUTEX_WAKE, INT32_MAX, nullptr);
 }
 

@@ -72,13 +72,18 @@ public:
     int fd() const; // sealed against new writable mappings; send it to clients
     // A free slot, or nullopt when all `capacity` are in use.
     std::optional<std::uint32_t> acquire();
-    void publish(std::uint32_t slot, const ContainerInfo& info);
+    // Writes `info` into `slot` and counts the change. Readers sleeping on the counter are woken
+    // now (a futex wake, a system call), or with Wake::later by the next wake_readers(): for a
+    // change a reply reports, visible before the reply, its sleepers woken after it.
+    enum class Wake { now, later };
+    void publish(std::uint32_t slot, const ContainerInfo& info, Wake wake = Wake::now);
     void release(std::uint32_t slot);
+    void wake_readers(); // a no-op unless a Wake::later change is pending
 
 private:
     struct Impl;
     explicit StatusTableWriter(std::unique_ptr<Impl> impl);
-    void bump_events();
+    void bump_events(Wake wake);
     std::unique_ptr<Impl> impl_;
 };
 

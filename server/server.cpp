@@ -723,12 +723,14 @@ void Server::finish_launch(Container& c, Result<void> outcome) {
     const Waiter w = *c.launcher;
     c.launcher.reset();
     --launches_in_flight_;
-    // The reply first (after the state it reports is published); the report channel is closed
-    // and a refill scheduled after it, while the client is on its way.
+    // The reply first (after the state it reports is written to the status table); the table's
+    // sleepers are woken, the report channel closed and a refill scheduled after it, while the
+    // client is on its way.
     struct After {
         Server& s;
         Container& c;
         ~After() {
+            s.table_->wake_readers();
             c.report.reset();
             c.setup_report.reset();
             if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
@@ -736,7 +738,7 @@ void Server::finish_launch(Container& c, Result<void> outcome) {
     } after{*this, c};
     if (outcome && !c.kill_sent) {
         c.info.state = State::running;
-        publish(c);
+        table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
         return reply_info(w, wire::Reply::LaunchReply, c.info, c.pidfd.native_handle());
     }
     Error e = outcome ? Error{} : std::move(outcome).error();

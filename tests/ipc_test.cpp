@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include <csignal>
@@ -276,6 +277,61 @@ TEST_CASE("ipc: concurrent readers never see a torn status entry while the write
     CHECK(WEXITSTATUS(status) == 0);
     CHECK(reads > 0);
     CHECK(torn == 0);
+}
+
+TEST_CASE("ipc: a change published for later is seen at once, and its sleepers wake with wake_readers") {
+    auto writer = StatusTableWriter::create(64);
+    REQUIRE(writer);
+    const std::uint32_t slot = *writer->acquire();
+    // A client process sleeping on the event counter; it says when it woke.
+    Pipe ready, woke;
+    const pid_t sleeper = ::fork();
+    REQUIRE(sleeper >= 0);
+    if (sleeper == 0) {
+        auto table = StatusTableReader::map(writer->fd());
+        if (!table) ::_exit(2);
+        const std::uint32_t seen = table->events();
+        [[maybe_unused]] auto r = ::write(ready.write.get(), "r", 1);
+        table->wait_event(seen, 10000);
+        [[maybe_unused]] auto w = ::write(woke.write.get(), table->events() != seen ? "y" : "n", 1);
+        ::_exit(0);
+    }
+    struct Reap {
+        pid_t pid;
+        ~Reap() {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, nullptr, 0);
+        }
+    } reap{sleeper};
+    ready.write.reset();
+    woke.write.reset();
+    char r = 0;
+    REQUIRE(::read(ready.read.get(), &r, 1) == 1);
+    // Until it sleeps in the futex (else it would see the change without being woken).
+    auto sleeping = [&] {
+        std::ifstream call("/proc/" + std::to_string(sleeper) + "/syscall");
+        long nr = -1;
+        call >> nr;
+        return nr == SYS_futex;
+    };
+    for (int i = 0; i < 500 && !sleeping(); ++i) ::usleep(1000);
+    REQUIRE(sleeping());
+
+    auto table = StatusTableReader::map(writer->fd());
+    REQUIRE(table);
+    const std::uint32_t before = table->events();
+    ContainerInfo info;
+    info.id = "later";
+    info.state = State::running;
+    writer->publish(slot, info, StatusTableWriter::Wake::later);
+    CHECK(table->events() != before); // counted, and the entry readable, at once
+    REQUIRE(table->read(slot));
+    CHECK(table->read(slot)->id == "later");
+    pollfd p{woke.read.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 100) == 0); // ... but the sleeper not woken yet
+    writer->wake_readers();
+    CHECK(::poll(&p, 1, 5000) == 1);
+    CHECK(read_all(woke.read.get()) == "y");
 }
 
 TEST_CASE("ipc: a new client re-attaches to containers after the first client was SIGKILLed") {
