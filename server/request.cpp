@@ -51,6 +51,8 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
     }
 
     if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};
+    spec.argv.reserve(req.argv()->size());
+    if (req.env()) spec.env.reserve(req.env()->size());
     for (flatbuffers::uoffset_t i = 0; i < req.argv()->size(); ++i) {
         const flatbuffers::String* a = req.argv()->Get(i);
         if (auto ok = check_c_string(a, [i] { return fmt::format("argv[{}]", i); }); !ok) return std::move(ok).error();

@@ -159,6 +159,7 @@ private:
     std::uint64_t next_conn_ = 1;
     std::uint64_t next_auto_id_ = 1;
     const pid_t own_pid_ = ::getpid(); // the server is its own process from construction on
+    const std::string auto_id_prefix_ = "nsfork-" + std::to_string(own_pid_) + "-";
     std::uint64_t next_cgroup_ = 1;
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
@@ -485,8 +486,8 @@ Result<std::string> Server::pick_id(const std::string& requested) {
             return Error{Errc::duplicate_id, "a container with id '" + requested + "' already exists"};
         return requested;
     }
-    for (;;) {
-        std::string id = fmt::format("nsfork-{}-{}", own_pid_, next_auto_id_++);
+    for (;;) { // (no fmt here: on the launch path, cold in cache, its code costs microseconds)
+        std::string id = auto_id_prefix_ + std::to_string(next_auto_id_++);
         if (!containers_.count(id)) return id;
     }
 }
@@ -497,15 +498,16 @@ struct Server::Placement {
     std::shared_ptr<Container> parent;
     UniqueFd pidns;           // base namespace for spawn (-1: the server's)
     bool new_pid_namespace = true;
-    std::string cgroup_parent; // where its cgroup leaf goes ("": no cgroups here)
+    std::string_view cgroup_parent; // where its cgroup leaf goes ("": no cgroups here); the
+                                    // server's or the parent's path, which outlive the launch
 };
 
 Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
     Placement p;
     const std::string parent_id = str(req.parent());
     const bool share = req.share_pid_namespace();
-    const std::string refused = "sharing the agent's pid namespace is disallowed "
-                                "(--disallow-sharing-agent-pid-namespace)";
+    const std::string_view refused = "sharing the agent's pid namespace is disallowed "
+                                     "(--disallow-sharing-agent-pid-namespace)";
     if (!parent_id.empty()) {
         p.parent = find(parent_id);
         if (!p.parent) return Error{Errc::unknown_container, fmt::format("no parent container '{}'", parent_id)};
@@ -519,7 +521,7 @@ Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
         auto ns = resolve_pid_namespace(join_fd, own_pidns_.get());
         if (!ns) return std::move(ns).error();
         if (opts_.disallow_sharing_agent_pidns && namespace_inode(ns->get()) == own_pidns_ino_)
-            return Error{Errc::not_permitted, refused + ": the namespace passed by fd is the agent's"};
+            return Error{Errc::not_permitted, std::string(refused) + ": the namespace passed by fd is the agent's"};
         p.pidns = std::move(*ns);
         p.new_pid_namespace = false;
     } else if (!opts_.isolation.pid) {
@@ -531,9 +533,9 @@ Result<Server::Placement> Server::place(const wire::Launch& req, int join_fd) {
         p.new_pid_namespace = !share;
         if (share && opts_.disallow_sharing_agent_pidns && p.parent->info.pidns == own_pidns_ino_)
             return Error{Errc::not_permitted,
-                         refused + fmt::format(": parent container '{}' shares it", p.parent->info.id)};
+                         std::string(refused) + fmt::format(": parent container '{}' shares it", p.parent->info.id)};
     } else if (share) {
-        if (opts_.disallow_sharing_agent_pidns) return Error{Errc::not_permitted, refused};
+        if (opts_.disallow_sharing_agent_pidns) return Error{Errc::not_permitted, std::string(refused)};
         p.new_pid_namespace = false;
     }
     if (req.pid_max()) {
@@ -618,7 +620,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
                                                        const std::string& id) {
     std::optional<Cgroup> cgroup;
     if (!placement.cgroup_parent.empty()) {
-        auto made = Cgroup::create(placement.cgroup_parent, next_cgroup_name());
+        auto made = Cgroup::create(std::string(placement.cgroup_parent), next_cgroup_name());
         if (!made) return std::move(made).error();
         cgroup.emplace(std::move(*made));
     }
