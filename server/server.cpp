@@ -115,10 +115,10 @@ private:
     void publish(const Container& c);
 
     struct Placement;
-    Result<std::string> pick_id(const std::string& requested);
+    std::string auto_id();
     std::string next_cgroup_name();
     Result<Placement> place(const wire::Launch& req, int join_fd);
-    Result<std::shared_ptr<Container>> launch_cold(const Placement& placement, LaunchSpec& spec, const std::string& id);
+    Result<std::shared_ptr<Container>> launch_cold(const Placement& placement, LaunchSpec& spec);
     std::shared_ptr<WarmEntry> take_warm(const Placement& placement, const LaunchSpec& spec);
     void watch_report(const std::shared_ptr<Container>& c);
     void watch_exit(const std::shared_ptr<Container>& c);
@@ -480,12 +480,8 @@ void Server::publish(const Container& c) { table_->publish(c.info.slot, c.info);
 std::string Server::next_cgroup_name() { return fmt::format("c{}", next_cgroup_++); }
 
 // The requested id if it is free, or a fresh one.
-Result<std::string> Server::pick_id(const std::string& requested) {
-    if (!requested.empty()) {
-        if (containers_.count(requested))
-            return Error{Errc::duplicate_id, "a container with id '" + requested + "' already exists"};
-        return requested;
-    }
+// A fresh id for a container that asked for none.
+std::string Server::auto_id() {
     for (;;) { // (no fmt here: on the launch path, cold in cache, its code costs microseconds)
         std::string id = auto_id_prefix_ + std::to_string(next_auto_id_++);
         if (!containers_.count(id)) return id;
@@ -561,10 +557,9 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
     auto parsed = parse_launch(req, fds);
     if (!parsed) return reply_error(w, parsed.error());
-    auto id = pick_id(parsed->id);
-    if (!id) return reply_error(w, id.error());
+    if (!parsed->id.empty() && containers_.count(parsed->id))
+        return reply_error(w, Error{Errc::duplicate_id, "a container with id '" + parsed->id + "' already exists"});
     LaunchSpec* spec = &parsed->spec;
-    spec->init_path = shim_;
     spec->new_mount_namespace = opts_.isolation.filesystem;
     spec->mount_proc = opts_.isolation.filesystem;
     auto placement = place(req, parsed->join_fd);
@@ -576,8 +571,9 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
-    // A warm entry starts on its plan at once (take_warm sends it): what follows is bookkeeping,
-    // kept short, since it delays the shim whenever the plan's wake-up put it on this CPU.
+    // A warm entry starts on its plan at once (take_warm sends it): what follows, its id
+    // included, is bookkeeping, kept short, since it delays the shim whenever the plan's
+    // wake-up put it on this CPU.
     std::shared_ptr<Container> c;
     if (auto warm = take_warm(*placement, *spec)) {
         c = std::make_shared<Container>(std::move(warm->pidfd), std::move(warm->plan));
@@ -585,7 +581,8 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         c->info.pidns = warm->pidns;
         c->cgroup = std::move(warm->cgroup);
     } else {
-        auto cold = launch_cold(*placement, *spec, *id);
+        spec->init_path = shim_;
+        auto cold = launch_cold(*placement, *spec);
         if (!cold) {
             table_->release(*slot);
             return reply_error(w, cold.error());
@@ -593,9 +590,10 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         c = std::move(*cold);
         c->info.pidns = pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     }
+    const std::string id = parsed->id.empty() ? auto_id() : std::move(parsed->id);
     ++live_;
     c->own_pidns = spec->new_pid_namespace;
-    c->info.id = *id;
+    c->info.id = id;
     c->info.state = State::starting;
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
@@ -605,19 +603,18 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (req.tie_to_connection()) c->tied_to = conn.id();
     if (placement->parent) {
         c->info.parent = placement->parent->info.id;
-        placement->parent->children.push_back(*id);
+        placement->parent->children.push_back(id);
     }
-    containers_.emplace(*id, c);
+    containers_.emplace(id, c);
     publish(*c);
-    spdlog::debug("launch {}: pid {}, pidns {}{}, {}", *id, c->info.pid, c->info.pidns,
+    spdlog::debug("launch {}: pid {}, pidns {}{}, {}", id, c->info.pid, c->info.pidns,
                   c->own_pidns ? " (own)" : " (shared)", c->command);
     watch_report(c);
     watch_exit(c);
 }
 
 // The cold path: clone3 into new (or joined) namespaces, born into a new cgroup leaf.
-Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placement, LaunchSpec& spec,
-                                                       const std::string& id) {
+Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placement, LaunchSpec& spec) {
     std::optional<Cgroup> cgroup;
     if (!placement.cgroup_parent.empty()) {
         auto made = Cgroup::create(std::string(placement.cgroup_parent), next_cgroup_name());
@@ -661,7 +658,7 @@ Result<std::shared_ptr<Container>> Server::launch_cold(const Placement& placemen
         theirs.reset();
         // Queued for the shim to read once it runs; if it dies first, its setup report says why.
         if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
-            spdlog::debug("launch {}: {}", id, sent.error().message);
+            spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
         c = std::make_shared<Container>(Descriptor(io_, spawned->pidfd.release()), Descriptor(io_, ours.release()));
         c->setup_report = std::move(spawned->report);
     } else {
