@@ -479,7 +479,6 @@ void Server::publish(const Container& c) { table_->publish(c.info.slot, c.info);
 // cgroup v2 cannot rename. (The id is in the registry and in List.)
 std::string Server::next_cgroup_name() { return fmt::format("c{}", next_cgroup_++); }
 
-// The requested id if it is free, or a fresh one.
 // A fresh id for a container that asked for none.
 std::string Server::auto_id() {
     for (;;) { // (no fmt here: on the launch path, cold in cache, its code costs microseconds)
