@@ -147,8 +147,14 @@ PoolStats WarmPool::stats() const {
 // without bound.
 void WarmPool::refill_soon() {
     if (stopping_ || config_.size == 0) return;
-    quiet_from_ = std::chrono::steady_clock::now() + kQuiet; // pushes back a refill already waiting
-    if (!quiet_armed_) arm_quiet(quiet_from_);                // (without a timer syscall per launch)
+    refill_after(std::chrono::steady_clock::now() + kQuiet); // pushes back a refill already waiting
+}
+
+// A refill not before `when`, nor before a time already set. The timer, once armed, is only
+// re-armed when it fires early: no timer syscall per launch.
+void WarmPool::refill_after(std::chrono::steady_clock::time_point when) {
+    quiet_from_ = std::max(quiet_from_, when);
+    if (!quiet_armed_) arm_quiet(quiet_from_);
 }
 
 void WarmPool::arm_quiet(std::chrono::steady_clock::time_point when) {
@@ -175,11 +181,7 @@ void WarmPool::refill() {
         warming += !e->ready;
     }
     if (live >= config_.size || warming > 0) return;
-    if (std::chrono::steady_clock::now() < paused_until_) {
-        quiet_from_ = std::max(quiet_from_, paused_until_);
-        if (!quiet_armed_) arm_quiet(quiet_from_);
-        return;
-    }
+    if (std::chrono::steady_clock::now() < paused_until_) return refill_after(paused_until_);
 
     std::optional<Cgroup> cgroup;
     if (config_.cgroup_root) {

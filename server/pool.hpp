@@ -70,6 +70,7 @@ public:
 private:
     void refill();
     void pause_refills();
+    void refill_after(std::chrono::steady_clock::time_point when);
     void arm_quiet(std::chrono::steady_clock::time_point when);
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);
