@@ -2,7 +2,7 @@
 
 #include "cgroups.hpp"
 #include "clock.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "raw_floor.hpp"
 
 #include <fcntl.h>

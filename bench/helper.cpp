@@ -2,7 +2,7 @@
 
 #include "cgroup_destroy.hpp"
 #include "cgroups.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/syscalls.hpp"
 #include "clock.hpp"
 #include "process.hpp"
 #include "protocol/framing.hpp"

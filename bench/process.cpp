@@ -1,8 +1,8 @@
 #include "process.hpp"
 
 #include "bench/clock.hpp"
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 
 #include <fcntl.h>
 #include <spawn.h>

@@ -3,9 +3,9 @@
 // cleans up (reaps) after the clock stopped.
 #pragma once
 
-#include "launcher/error.hpp"
-#include "launcher/exit_status.hpp"
-#include "launcher/fd.hpp"
+#include "base/error.hpp"
+#include "base/exit_status.hpp"
+#include "base/fd.hpp"
 
 #include <sys/types.h>
 

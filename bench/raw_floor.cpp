@@ -1,8 +1,8 @@
 #include "raw_floor.hpp"
 
 #include "clock.hpp"
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 
 #include <fcntl.h>
 #include <poll.h>

@@ -2,7 +2,7 @@
 // ways it is shown: a table on stdout and a JSON file.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
 #include "stats.hpp"
 
 #include <cstdio>

@@ -1,7 +1,7 @@
 // A separate `nsfork serve --socket` process, as the CLI and a restarted agent use it.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
 #include "protocol/client.hpp"
 #include "temp_dir.hpp"
 

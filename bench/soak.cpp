@@ -3,6 +3,7 @@
 // that failed, and the server's fds, children, cgroups and memory against where they started.
 // Not part of a default run: name it (`nsfork-bench soak`).
 #include "clock.hpp"
+#include "base/procfs.hpp"
 #include "scenarios.hpp"
 #include "serve_process.hpp"
 
@@ -34,7 +35,7 @@ Footprint footprint_of(pid_t server) {
         ++f.fds;
     std::ifstream children(fmt::format("/proc/{}/task/{}/children", server, server));
     for (long pid; children >> pid;) ++f.children;
-    const std::string root = fmt::format("{}/nsfork-{}", find_cgroup2_mount(), server);
+    const std::string root = fmt::format("{}/nsfork-{}", procfs::cgroup2_mount(), server);
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
         f.cgroups += it->is_directory();
     std::ifstream status(fmt::format("/proc/{}/status", server));

@@ -1,7 +1,7 @@
 // A private temporary directory, removed with everything in it when the owner goes.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
 
 #include <string>
 #include <utility>

@@ -1,4 +1,4 @@
-#include "cgroup.hpp"
+#include "launcher/cgroup.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -11,33 +11,6 @@
 #include <sstream>
 
 namespace nsfork {
-
-std::string find_cgroup2_mount() {
-    std::ifstream mountinfo("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(mountinfo, line)) {
-        // "ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPEROPTS"
-        const auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream tail(line.substr(dash + 3));
-        std::string fstype;
-        tail >> fstype;
-        if (fstype != "cgroup2") continue;
-        std::istringstream head(line.substr(0, dash));
-        std::string id, parent, dev, root, mountpoint;
-        head >> id >> parent >> dev >> root >> mountpoint;
-        return mountpoint;
-    }
-    return {};
-}
-
-std::string own_cgroup2_path() {
-    std::ifstream cgroup("/proc/self/cgroup");
-    std::string line;
-    while (std::getline(cgroup, line))
-        if (line.rfind("0::", 0) == 0) return line.substr(3);
-    return "/";
-}
 
 Result<Cgroup> Cgroup::create(const std::string& parent, const std::string& name) {
     const std::string path = parent + "/" + name;

@@ -2,21 +2,13 @@
 // cgroup.kill, watched through cgroup.events, removed when empty.
 #pragma once
 
-#include "error.hpp"
-#include "fd.hpp"
+#include "base/error.hpp"
+#include "base/fd.hpp"
 
 #include <string>
 #include <utility>
 
 namespace nsfork {
-
-// The cgroup2 mount point from /proc/self/mountinfo ("" if none): /sys/fs/cgroup on a unified
-// host, /sys/fs/cgroup/unified on a hybrid one.
-std::string find_cgroup2_mount();
-
-// The calling process's cgroup v2 path relative to the mount ("/" at the root), from
-// /proc/self/cgroup's "0::" line.
-std::string own_cgroup2_path();
 
 // One cgroup v2 directory the caller created and owns: removing it is the caller's job
 // (remove()), after every process in it has been reaped.

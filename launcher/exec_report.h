@@ -1,9 +1,10 @@
 /* The record a container's first process writes on its close-on-exec report pipe.
  *
  * Plain C so that the musl-static shim and the C++ launcher share one definition.
- * Exactly one record is written per launch: stage NSFORK_STAGE_OK once the command was
- * exec'd (by the shim), or the failing stage and its errno.  EOF without a record means the
- * process died before it could report (killed from outside during setup). */
+ * A launch writes one record when it ends: stage NSFORK_STAGE_OK once the command was exec'd
+ * (by the shim), or the failing stage and its errno. With a plan socket the shim also writes
+ * an OK record before that, on the pipe, once it is up and waiting for its plan. EOF without
+ * a record means the process died before it could report (killed from outside during setup). */
 #ifndef NSFORK_EXEC_REPORT_H
 #define NSFORK_EXEC_REPORT_H
 

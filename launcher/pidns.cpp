@@ -1,6 +1,6 @@
-#include "pidns.hpp"
+#include "launcher/pidns.hpp"
 
-#include "syscalls.hpp"
+#include "base/syscalls.hpp"
 
 #include <fcntl.h>
 #include <linux/nsfs.h>

@@ -1,8 +1,8 @@
 // Pid namespaces as fds: checking what an fd is, where it sits, and entering it for children.
 #pragma once
 
-#include "error.hpp"
-#include "fd.hpp"
+#include "base/error.hpp"
+#include "base/fd.hpp"
 
 #include <sys/types.h>
 

@@ -1,10 +1,10 @@
-#include "plan.hpp"
+#include "launcher/plan.hpp"
 
-#include "syscalls.hpp"
+#include "base/syscalls.hpp"
 
 #include <cerrno>
 extern "C" {
-#include "shim_plan.h"
+#include "launcher/shim_plan.h"
 }
 
 #include <cstring>

@@ -1,8 +1,8 @@
 // The plan a shim receives on its --plan socket (shim_plan.h): encoding and sending it.
 #pragma once
 
-#include "error.hpp"
-#include "spawn.hpp"
+#include "base/error.hpp"
+#include "launcher/spawn.hpp"
 
 #include <cstdint>
 #include <optional>

@@ -17,8 +17,9 @@
 
 #include <stdint.h>
 
+#include "base/limits.h" /* NSFORK_PLAN_MAX */
+
 #define NSFORK_PLAN_MAGIC 0x6e737732u /* "nsw2" */
-#define NSFORK_PLAN_MAX (60 * 1024)
 
 struct nsfork_plan {
     uint32_t magic;

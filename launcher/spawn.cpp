@@ -1,8 +1,9 @@
-#include "spawn.hpp"
+#include "launcher/spawn.hpp"
 
-#include "pidfd.hpp"
-#include "pidns.hpp"
-#include "syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
+#include "base/unix_socket.hpp"
+#include "launcher/pidns.hpp"
 
 #include <fcntl.h>
 #include <sys/mount.h>
@@ -210,12 +211,6 @@ const char* stage_name(int stage) {
 
 } // namespace
 
-Error sys_error(Errc code, std::string what, int err) {
-    what += ": ";
-    what += std::strerror(err);
-    return Error{code, std::move(what), err};
-}
-
 namespace {
 
 // clone3 with a pidfd; the child runs `child_main` (which never returns).
@@ -254,21 +249,12 @@ namespace child {
 // Receives the one fd the intermediate sends; EOF (it failed) gives -1.
 UniqueFd receive_pidfd(int sock) {
     char byte;
-    iovec iov{&byte, 1};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do n = ::recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    cmsghdr* c = n > 0 ? CMSG_FIRSTHDR(&msg) : nullptr;
-    if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof(int))) return UniqueFd();
-    int fd;
-    std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-    return UniqueFd(fd);
+    int fd = -1;
+    std::size_t count = 0;
+    int flags = 0;
+    const ssize_t n = sys::recv_with_fds(sock, &byte, 1, &fd, 1, &count, &flags);
+    UniqueFd pidfd(count == 1 ? fd : -1);
+    return n == 1 ? std::move(pidfd) : UniqueFd();
 }
 
 } // namespace
@@ -333,13 +319,9 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
 
     // clone3(CLONE_NEWPID) is refused while pid_for_children differs from our active namespace:
     // an intermediate inside the parent namespace makes the new one (see child::intermediate).
-    auto pair = [] {
-        int sv[2];
-        return ::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0
-                   ? std::pair{UniqueFd(sv[0]), UniqueFd(sv[1])}
-                   : std::pair{UniqueFd(), UniqueFd()};
-    }();
-    if (!pair.first) return sys_error(Errc::launch_failed, "socketpair failed", errno);
+    auto socks = seqpacket_pair();
+    if (!socks) return Error{Errc::launch_failed, socks.error().message, socks.error().sys_errno};
+    auto& pair = *socks;
     int intermediate_pidfd = -1;
     pid_t intermediate;
     {

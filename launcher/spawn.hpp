@@ -5,8 +5,8 @@
 // and makes system calls until it execs.
 #pragma once
 
-#include "error.hpp"
-#include "fd.hpp"
+#include "base/error.hpp"
+#include "base/fd.hpp"
 
 #include <sys/types.h>
 
@@ -16,7 +16,7 @@
 #include <vector>
 
 extern "C" {
-#include "exec_report.h"
+#include "launcher/exec_report.h"
 }
 
 namespace nsfork {

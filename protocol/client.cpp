@@ -1,6 +1,6 @@
 #include "client.hpp"
 
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "protocol/messages.hpp"
 
 #include <sys/socket.h>

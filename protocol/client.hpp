@@ -3,9 +3,9 @@
 // One Client is one connection; it is not thread-safe (give each thread its own, or lock).
 #pragma once
 
-#include "launcher/error.hpp"
-#include "launcher/exit_status.hpp"
-#include "launcher/fd.hpp"
+#include "base/error.hpp"
+#include "base/exit_status.hpp"
+#include "base/fd.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/status_table.hpp"
 #include "protocol/types.hpp"

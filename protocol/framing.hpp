@@ -1,9 +1,10 @@
 // Datagram framing on AF_UNIX SOCK_SEQPACKET: one message per datagram, fds in SCM_RIGHTS.
 #pragma once
 
-#include "launcher/error.hpp"
-#include "launcher/fd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/error.hpp"
+#include "base/fd.hpp"
+#include "base/limits.hpp"
+#include "base/unix_socket.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -12,11 +13,8 @@
 
 namespace nsfork {
 
-// Largest datagram either side accepts. Larger messages travel as a Body in a sealed memfd
-// (protocol/body.hpp), so this only bounds the envelope and small messages.
-inline constexpr std::size_t kMaxDatagram = 64 * 1024;
-// Most fds one datagram may carry; more is a protocol error (MSG_CTRUNC).
-inline constexpr std::size_t kMaxFds = sys::kMaxPassedFds;
+// Most fds one datagram may carry (base/limits.hpp); more is a protocol error (MSG_CTRUNC).
+inline constexpr std::size_t kMaxFds = kMaxPassedFds;
 
 struct Datagram {
     std::vector<std::uint8_t> bytes;
@@ -31,8 +29,5 @@ Result<void> send_datagram(int sock, std::span<const std::uint8_t> bytes, std::s
 // socket: Errc::internal with sys_errno EAGAIN. A datagram over kMaxDatagram or with more than
 // kMaxFds fds: Errc::protocol (and every fd that did arrive is closed).
 Result<Datagram> recv_datagram(int sock);
-
-// Creates a connected SOCK_SEQPACKET pair, both ends close-on-exec.
-Result<std::pair<UniqueFd, UniqueFd>> seqpacket_pair();
 
 } // namespace nsfork

@@ -1,7 +1,7 @@
 // Building and reading wire messages: the only place that knows the flatbuffers schema.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
 #include "protocol/body.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/nsfork_generated.h"

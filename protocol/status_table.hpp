@@ -10,9 +10,10 @@
 // client can map it writable; the server never reads memory a client can write.
 #pragma once
 
-#include "launcher/error.hpp"
-#include "launcher/exit_status.hpp"
-#include "launcher/fd.hpp"
+#include "base/error.hpp"
+#include "base/exit_status.hpp"
+#include "base/fd.hpp"
+#include "base/limits.hpp"
 #include "protocol/types.hpp"
 
 #include <atomic>
@@ -56,7 +57,7 @@ struct StatusEntry {
     std::atomic<std::int32_t> pid;
     std::atomic<std::uint64_t> pidns;
     std::atomic<std::uint64_t> generation;
-    std::atomic<std::uint64_t> id_words[17]; // the id, NUL-padded (kMaxIdLength 128 + NUL)
+    std::atomic<std::uint64_t> id_words[(kMaxIdLength + 1 + 7) / 8]; // the id, NUL-padded
     std::uint8_t reserved[256 - 40 - 17 * 8];
 };
 static_assert(sizeof(StatusHeader) == 256 && sizeof(StatusEntry) == 256);

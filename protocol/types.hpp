@@ -1,7 +1,7 @@
 // The plain C++ types of the client API, free of flatbuffers.
 #pragma once
 
-#include "launcher/exit_status.hpp"
+#include "base/exit_status.hpp"
 
 #include <sys/types.h>
 

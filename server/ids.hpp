@@ -1,13 +1,12 @@
 // Container ids: what a client may name a container.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
+#include "base/limits.hpp" // kMaxIdLength
 
 #include <string_view>
 
 namespace nsfork {
-
-inline constexpr std::size_t kMaxIdLength = 128;
 
 // Accepts [A-Za-z0-9_.-], 1..128 characters, not "." or ".." — an id is safe as a path
 // component (it names the container's cgroup) and in a log line.

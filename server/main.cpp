@@ -3,8 +3,8 @@
 // Exit codes of `run` follow `docker run` / `env`: the container's status (its exit code, or
 // 128+N when killed by signal N); 125 when nsfork itself failed; 126 when the command cannot be
 // executed; 127 when it was not found.
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 #include "protocol/client.hpp"
 #include "server/server.hpp"
 

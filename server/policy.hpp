@@ -2,7 +2,7 @@
 // namespace is allowed — parsed and checked for consistency once, at start.
 #pragma once
 
-#include "launcher/error.hpp"
+#include "base/error.hpp"
 
 #include <string_view>
 

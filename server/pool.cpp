@@ -1,7 +1,8 @@
 #include "pool.hpp"
+#include "base/procfs.hpp"
 
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 #include "protocol/framing.hpp"
 
 #include <fcntl.h>
@@ -251,7 +252,7 @@ void WarmPool::watch_ready(const std::shared_ptr<WarmEntry>& e) {
             return;
         }
         // Read now, off the launch path: what a launch needs from the entry besides its plan.
-        e->pidns = pid_namespace_inode(e->pid); // safe by pid: our child, not reaped
+        e->pidns = procfs::pid_namespace_inode(e->pid); // safe by pid: our child, not reaped
         e->plan.non_blocking(true, ignored);
         e->ready = true;
         const PoolStats s = stats();

@@ -6,12 +6,13 @@
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
 
 #include "server.hpp"
+#include "base/procfs.hpp"
 
 #include "launcher/cgroup.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "launcher/pidns.hpp"
 #include "launcher/spawn.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/syscalls.hpp"
 #include "launcher/plan.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/status_table.hpp"
@@ -206,7 +207,7 @@ std::string kernel_too_old() {
 }
 
 Result<void> Server::check_host() {
-    if (int n = thread_count(); n != 1)
+    if (int n = procfs::thread_count(); n != 1)
         return Error{Errc::unavailable,
                      fmt::format("the nsfork server must be single-threaded, this process has {} "
                                  "threads: start it before creating any thread",
@@ -248,10 +249,10 @@ void Server::setup_cgroups() {
         ::mkdir(opts_.cgroup_root.c_str(), 0755); // an operator's path: kept at exit
         root = Cgroup::adopt(opts_.cgroup_root);
     } else {
-        const std::string mount = find_cgroup2_mount();
+        const std::string mount = procfs::cgroup2_mount();
         if (mount.empty()) root = Error{Errc::unavailable, "no cgroup2 file system is mounted"};
         else {
-            std::string own = own_cgroup2_path();
+            std::string own = procfs::cgroup2_path();
             if (own == "/") own.clear();
             root = Cgroup::create(mount + own, fmt::format("nsfork-{}", ::getpid()));
         }
@@ -386,12 +387,12 @@ std::string Server::refuse_peer(int fd) const {
     // One we can see must be in our own namespace (not a container's below it) and outside our
     // containers' cgroups (a container that shares our namespace).
     if (cred.pid == 0) return {};
-    const ino_t ns = pid_namespace_inode(cred.pid);
+    const ino_t ns = procfs::pid_namespace_inode(cred.pid);
     if (ns != 0 && ns != own_pidns_ino_)
         return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
     if (cgroup_root_) {
         std::ifstream cgroup(fmt::format("/proc/{}/cgroup", cred.pid));
-        const std::string mount = find_cgroup2_mount();
+        const std::string mount = procfs::cgroup2_mount();
         const std::string root = cgroup_root_->path().substr(mount.size()) + "/";
         for (std::string line; std::getline(cgroup, line);)
             if (line.rfind("0::", 0) == 0 && line.compare(3, root.size(), root) == 0)
@@ -587,7 +588,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
             return reply_error(w, cold.error());
         }
         c = std::move(*cold);
-        c->info.pidns = pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
+        c->info.pidns = procfs::pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     }
     const std::string id = parsed->id.empty() ? auto_id() : std::move(parsed->id);
     ++live_;
@@ -1002,7 +1003,7 @@ int run_server(const ServerOptions& options, UniqueFd initial_connection) {
 }
 
 Result<Client> start_server_before_threads(const ServerOptions& options) {
-    if (int n = thread_count(); n != 1)
+    if (int n = procfs::thread_count(); n != 1)
         return Error{Errc::unavailable,
                      fmt::format("start_server_before_threads: this process has {} threads; the "
                                  "server can only be forked before any thread is started",

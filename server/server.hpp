@@ -2,8 +2,8 @@
 // Asio stays inside server.cpp; this header is cheap to include.
 #pragma once
 
-#include "launcher/error.hpp"
-#include "launcher/fd.hpp"
+#include "base/error.hpp"
+#include "base/fd.hpp"
 #include "protocol/client.hpp"
 #include "server/policy.hpp"
 

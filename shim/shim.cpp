@@ -15,8 +15,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "exec_report.h"
-#include "shim_plan.h"
+#include "launcher/exec_report.h"
+#include "launcher/shim_plan.h"
 
 extern char **environ;
 

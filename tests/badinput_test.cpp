@@ -5,8 +5,8 @@
 // connection (where it survives) and a fresh one each launch and wait a container, and the
 // server's fds and children are back where they were.
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 #include "protocol/messages.hpp"
 
 #include <catch2/catch.hpp>

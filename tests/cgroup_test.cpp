@@ -1,5 +1,6 @@
 // launcher/cgroup: leaves under a test-owned subtree of the real cgroup2 hierarchy.
 #include "harness.hpp"
+#include "base/procfs.hpp"
 #include "launcher/cgroup.hpp"
 
 #include <catch2/catch.hpp>
@@ -14,9 +15,9 @@ using namespace nsfork::test;
 
 TEST_CASE("cgroup: create, populate, kill, watch it empty, remove") {
     require_root();
-    const std::string mount = find_cgroup2_mount();
+    const std::string mount = procfs::cgroup2_mount();
     REQUIRE_FALSE(mount.empty());
-    std::string own = own_cgroup2_path();
+    std::string own = procfs::cgroup2_path();
     if (own == "/") own.clear();
     auto root = Cgroup::create(mount + own, "nsfork-test-" + std::to_string(::getpid()));
     REQUIRE(root);
@@ -61,7 +62,7 @@ TEST_CASE("cgroup: create, populate, kill, watch it empty, remove") {
 }
 
 TEST_CASE("cgroup: the cgroup2 mount is found from mountinfo") {
-    const std::string mount = find_cgroup2_mount();
+    const std::string mount = procfs::cgroup2_mount();
     REQUIRE_FALSE(mount.empty());
     CHECK(std::ifstream(mount + "/cgroup.controllers").good());
 }

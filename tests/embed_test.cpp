@@ -1,6 +1,6 @@
 // start_server_before_threads: the embedding entry point an agent calls at the top of main().
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "server/server.hpp"
 
 #include <catch2/catch.hpp>

@@ -2,8 +2,9 @@
 // memory), faults (a client or the server killed mid-way, the server out of fds, a container
 // that ignores SIGTERM), and what a process inside a container can reach of the outside.
 #include "harness.hpp"
+#include "base/procfs.hpp"
 #include "launcher/cgroup.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "protocol/messages.hpp"
 
 #include <catch2/catch.hpp>
@@ -81,9 +82,9 @@ std::size_t cgroups_below(const std::string& root) {
 
 // The cgroup root a server makes by default: nsfork-<pid> below its own cgroup (ours).
 std::string default_cgroup_root(pid_t server) {
-    std::string own = own_cgroup2_path();
+    std::string own = procfs::cgroup2_path();
     if (own == "/") own.clear();
-    return find_cgroup2_mount() + own + "/nsfork-" + std::to_string(server);
+    return procfs::cgroup2_mount() + own + "/nsfork-" + std::to_string(server);
 }
 
 // Polls `done` every 10 ms for up to `limit`; returns its last answer.
@@ -126,9 +127,9 @@ Footprint footprint(pid_t server, const std::string& cgroup_root) {
 class TestCgroup {
 public:
     TestCgroup() {
-        std::string own = own_cgroup2_path();
+        std::string own = procfs::cgroup2_path();
         if (own == "/") own.clear();
-        path_ = find_cgroup2_mount() + own + "/nsfork-hardening-" + std::to_string(::getpid());
+        path_ = procfs::cgroup2_mount() + own + "/nsfork-hardening-" + std::to_string(::getpid());
         REQUIRE(fs::create_directory(path_));
     }
     ~TestCgroup() {

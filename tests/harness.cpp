@@ -1,7 +1,8 @@
 #include "harness.hpp"
+#include "base/procfs.hpp"
 
 #include "launcher/cgroup.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 
 #include <catch2/catch.hpp>
 #include <dirent.h>
@@ -198,7 +199,7 @@ ProcessResult run_process(const std::vector<std::string>& argv) {
 std::string cgroup_of(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/cgroup");
     for (std::string line; std::getline(f, line);)
-        if (line.rfind("0::", 0) == 0) return find_cgroup2_mount() + line.substr(3);
+        if (line.rfind("0::", 0) == 0) return procfs::cgroup2_mount() + line.substr(3);
     return {};
 }
 
@@ -224,7 +225,7 @@ std::vector<pid_t> processes_in_pidns(std::uint64_t pidns) {
         char* end;
         const long pid = std::strtol(e->d_name, &end, 10);
         if (*end != 0 || e->d_name[0] == 0) continue;
-        if (pid_namespace_inode(static_cast<pid_t>(pid)) == pidns && alive(static_cast<pid_t>(pid)))
+        if (procfs::pid_namespace_inode(static_cast<pid_t>(pid)) == pidns && alive(static_cast<pid_t>(pid)))
             out.push_back(static_cast<pid_t>(pid));
     }
     ::closedir(d);

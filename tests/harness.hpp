@@ -1,8 +1,8 @@
 // What the integration tests share: root checks, a real server process, running commands.
 #pragma once
 
-#include "launcher/exit_status.hpp"
-#include "launcher/fd.hpp"
+#include "base/exit_status.hpp"
+#include "base/fd.hpp"
 #include "protocol/client.hpp"
 
 #include <sys/types.h>

@@ -2,7 +2,7 @@
 // happens when a client or the server dies.
 #include "harness.hpp"
 #include "launcher/cgroup.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 #include "protocol/body.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/status_table.hpp"

@@ -1,8 +1,8 @@
 // Limits that keep one container from hurting the others: a bounded fork bomb, and pidfds that
 // never reach a recycled pid.
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 
 #include <catch2/catch.hpp>
 #include <sys/utsname.h>

@@ -1,8 +1,9 @@
 // Mesos namespaces/pid parity: isolation flags, nested containers, sharing rules, joining by fd,
 // cgroup-based destroy — each against a real `nsfork serve`.
 #include "harness.hpp"
+#include "base/procfs.hpp"
 #include "launcher/cgroup.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/pidfd.hpp"
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
@@ -94,8 +95,8 @@ TEST_CASE("parity: without namespaces/pid every container shares the server's pi
         ServerProcess server({"--isolation", isolation});
         Client client = server.connect();
         auto r = run(client, {probe(), "pidns"});
-        CHECK(std::stoull(r.out) == pid_namespace_inode(server.pid()));
-        CHECK(r.info.pidns == pid_namespace_inode(server.pid()));
+        CHECK(std::stoull(r.out) == procfs::pid_namespace_inode(server.pid()));
+        CHECK(r.info.pidns == procfs::pid_namespace_inode(server.pid()));
         // Destroyed through its cgroup: a setsid daemon that left the shim behind dies too.
         Container ct = start(client, {probe(), "daemon", "10"});
         const std::string leaf = cgroup_of(ct.pid());
@@ -118,7 +119,7 @@ TEST_CASE("parity: a nested container's namespace is a child of its parent's, it
     Container child = start(client, {probe(), "sleep"}, "child", "parent");
     CHECK(child.info().parent == "parent");
     CHECK(child.pidns_inode() != parent.pidns_inode());
-    CHECK(parent.pidns_inode() != pid_namespace_inode(0));
+    CHECK(parent.pidns_inode() != procfs::pid_namespace_inode(0));
 
     UniqueFd ns(::open(("/proc/" + std::to_string(child.pid()) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
     REQUIRE(ns);
@@ -186,8 +187,8 @@ TEST_CASE("parity: pidns inodes: nested differs from its parent's unless shared,
     auto top = client.launch(o);
     REQUIRE(top);
     out.write.reset();
-    CHECK(std::stoull(read_all(out.read.get())) == pid_namespace_inode(server.pid()));
-    CHECK(top->pidns_inode() == pid_namespace_inode(server.pid()));
+    CHECK(std::stoull(read_all(out.read.get())) == procfs::pid_namespace_inode(server.pid()));
+    CHECK(top->pidns_inode() == procfs::pid_namespace_inode(server.pid()));
     REQUIRE(client.wait(top->id()));
     REQUIRE(client.destroy(top->id()));
     REQUIRE(client.destroy("p"));

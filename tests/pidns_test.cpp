@@ -1,8 +1,9 @@
 // launcher/pidns: resolving and entering pid namespaces given as fds.
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/procfs.hpp"
+#include "base/pidfd.hpp"
 #include "launcher/pidns.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/syscalls.hpp"
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
@@ -16,7 +17,7 @@ TEST_CASE("pidns: our own namespace resolves from a namespace fd and from a pidf
     auto own = open_own_pid_namespace();
     REQUIRE(own);
     const ino_t ino = namespace_inode(own->get());
-    CHECK(ino == pid_namespace_inode(0));
+    CHECK(ino == procfs::pid_namespace_inode(0));
     UniqueFd ns(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
     auto from_ns = resolve_pid_namespace(ns.get(), own->get());
     REQUIRE(from_ns);

@@ -167,7 +167,7 @@ TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
     const auto entries = children_of(server.pid());
     REQUIRE(entries.size() == 2);
     for (pid_t p : entries) REQUIRE(::kill(p, SIGKILL) == 0);
-    auto s = await_pool(client, [](const ServerStatus& s) { return s.pool_discarded >= 2 && s.pool_ready == 2; });
+    auto s = await_pool(client, [](const ServerStatus& st) { return st.pool_discarded >= 2 && st.pool_ready == 2; });
     CHECK(s.pool_served == 0);
     for (pid_t p : children_of(server.pid())) CHECK(std::find(entries.begin(), entries.end(), p) == entries.end());
     auto r = run(client, {probe(), "exit", "6"});
@@ -179,7 +179,7 @@ TEST_CASE("pool: its state shows in nsfork status --json") {
     require_root();
     ServerProcess server({"--warm-pool", "3"}, kPrivateMounts);
     Client client = server.connect();
-    auto s = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 3; });
+    auto s = await_pool(client, [](const ServerStatus& st) { return st.pool_ready == 3; });
     auto out = run_process({bin("nsfork"), "status", "--socket", server.socket(), "--json"});
     CHECK(out.exit_code == 0);
     CHECK(out.out == R"({"server_pid":)" + std::to_string(server.pid()) +

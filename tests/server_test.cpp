@@ -1,7 +1,8 @@
 // The server, as a real `nsfork serve` process, through the client library.
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
-#include "launcher/syscalls.hpp"
+#include "base/procfs.hpp"
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
 
 #include <catch2/catch.hpp>
 #include <poll.h>
@@ -33,7 +34,7 @@ TEST_CASE("server: the container's pid namespace differs from the host's and is 
     ServerProcess server;
     Client client = server.connect();
     auto r = run(client, {probe(), "pidns"});
-    CHECK(std::stoull(r.out) != pid_namespace_inode(0));
+    CHECK(std::stoull(r.out) != procfs::pid_namespace_inode(0));
     CHECK(std::stoull(r.out) == r.info.pidns);
 }
 
@@ -61,7 +62,7 @@ TEST_CASE("server: the pidfd handed to the client refers to the container's init
     REQUIRE(ct);
     CHECK(read_line(out.read.get()) == "ready");
     CHECK(pid_of_pidfd(ct->pidfd()) == ct->pid());
-    CHECK(pid_namespace_inode(ct->pid()) == ct->pidns_inode());
+    CHECK(procfs::pid_namespace_inode(ct->pid()) == ct->pidns_inode());
     // The init is a child of the server: the client cannot wait for it, only poll and signal.
     siginfo_t info{};
     CHECK(sys::waitid_pidfd(ct->pidfd(), &info, WEXITED | WNOHANG) == -1);

@@ -1,6 +1,7 @@
 // launcher/spawn: the child plan, clone3 into new namespaces, the exec report — without a server.
 #include "harness.hpp"
-#include "launcher/pidfd.hpp"
+#include "base/procfs.hpp"
+#include "base/pidfd.hpp"
 #include "launcher/spawn.hpp"
 
 #include <catch2/catch.hpp>
@@ -50,7 +51,7 @@ TEST_CASE("spawn: the pid namespace differs from the caller's") {
     Pipe out;
     auto spec = probe_spec({"pidns"}, out.write.get());
     auto [text, status] = spawn_and_collect(spec, out);
-    CHECK(std::stoull(text) != pid_namespace_inode(0));
+    CHECK(std::stoull(text) != procfs::pid_namespace_inode(0));
 }
 
 TEST_CASE("spawn: /proc inside shows only the container") {

@@ -1,6 +1,7 @@
-#include "pidfd.hpp"
+#include "base/pidfd.hpp"
 
-#include "syscalls.hpp"
+#include "base/procfs.hpp"
+#include "base/syscalls.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -18,23 +19,6 @@ namespace {
 ExitStatus status_of(const siginfo_t& info) {
     if (info.si_code == CLD_EXITED) return ExitStatus{info.si_status, 0};
     return ExitStatus{0, info.si_status}; // CLD_KILLED or CLD_DUMPED
-}
-
-// The value of the "<key>:" line of a /proc text file, or -1.
-long proc_field(const char* path, const char* key) {
-    FILE* f = std::fopen(path, "re");
-    if (!f) return -1;
-    char line[256];
-    long value = -1;
-    const size_t len = std::strlen(key);
-    while (std::fgets(line, sizeof line, f)) {
-        if (std::strncmp(line, key, len) == 0 && line[len] == ':') {
-            value = std::strtol(line + len + 1, nullptr, 10);
-            break;
-        }
-    }
-    std::fclose(f);
-    return value;
 }
 
 } // namespace
@@ -64,18 +48,7 @@ Result<ExitStatus> reap(int pidfd) {
 }
 
 pid_t pid_of_pidfd(int pidfd) {
-    const std::string path = "/proc/self/fdinfo/" + std::to_string(pidfd);
-    return static_cast<pid_t>(proc_field(path.c_str(), "Pid"));
+    return static_cast<pid_t>(procfs::field("/proc/self/fdinfo/" + std::to_string(pidfd), "Pid"));
 }
-
-ino_t pid_namespace_inode(pid_t pid) {
-    const std::string path =
-        (pid == 0 ? std::string("/proc/self") : "/proc/" + std::to_string(pid)) + "/ns/pid";
-    struct stat st;
-    if (::stat(path.c_str(), &st) < 0) return 0;
-    return st.st_ino;
-}
-
-int thread_count() { return static_cast<int>(proc_field("/proc/self/status", "Threads")); }
 
 } // namespace nsfork

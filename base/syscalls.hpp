@@ -9,8 +9,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstdint>
-#include <cstring>
+
+extern "C" {
+#include "base/fdpass.h"
+}
 
 namespace nsfork::sys {
 
@@ -85,34 +89,13 @@ inline int sched_setattr(pid_t pid, const SchedAttr* attr) noexcept {
     return static_cast<int>(::syscall(SYS_sched_setattr, pid, attr, 0));
 }
 
-// Most fds one message carries (SCM_RIGHTS).
-inline constexpr std::size_t kMaxPassedFds = 16;
-
-// sendmsg of `len` bytes with `count` fds in SCM_RIGHTS (at most kMaxPassedFds), retried on
-// EINTR, never raising SIGPIPE. Everything on the stack: the child path may call it.
+// Fd passing (base/fdpass.h), the one implementation, async-signal-safe.
 inline ssize_t send_with_fds(int sock, const void* data, std::size_t len, const int* fds, std::size_t count) noexcept {
-    if (count > kMaxPassedFds) {
-        errno = EINVAL;
-        return -1;
-    }
-    iovec iov{const_cast<void*>(data), len};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxPassedFds)] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (count) {
-        msg.msg_control = control;
-        msg.msg_controllen = CMSG_SPACE(sizeof(int) * count);
-        cmsghdr* c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int) * count);
-        std::memcpy(CMSG_DATA(c), fds, sizeof(int) * count);
-    }
-    ssize_t n;
-    do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
-    while (n < 0 && errno == EINTR);
-    return n;
+    return nsfork_send_with_fds(sock, data, len, fds, count);
+}
+inline ssize_t recv_with_fds(int sock, void* data, std::size_t len, int* fds, std::size_t max, std::size_t* count,
+                             int* flags) noexcept {
+    return nsfork_recv_with_fds(sock, data, len, fds, max, count, flags);
 }
 
 } // namespace nsfork::sys

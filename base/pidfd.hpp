@@ -1,8 +1,8 @@
 // Operations on pidfds: signal, reap, and what the kernel says about the process behind one.
 #pragma once
 
-#include "error.hpp"
-#include "exit_status.hpp"
+#include "base/error.hpp"
+#include "base/exit_status.hpp"
 
 #include <sys/types.h>
 
@@ -22,12 +22,5 @@ Result<ExitStatus> reap(int pidfd);
 
 // The host pid behind a pidfd (the "Pid:" line of its fdinfo); -1 once reaped.
 pid_t pid_of_pidfd(int pidfd);
-
-// Inode of the pid namespace of process `pid` ("self" for pid 0); 0 when it cannot be read.
-// Only race-free for a pid the caller has not reaped yet, or for itself.
-ino_t pid_namespace_inode(pid_t pid);
-
-// Threads of the calling process, from /proc/self/status; -1 when unreadable.
-int thread_count();
 
 } // namespace nsfork

@@ -1,0 +1,103 @@
+#include "base/procfs.hpp"
+
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace nsfork::procfs {
+
+namespace {
+
+std::string proc_path(pid_t pid, const char* file) {
+    return (pid == 0 ? std::string("/proc/self/") : "/proc/" + std::to_string(pid) + "/") + file;
+}
+
+} // namespace
+
+bool parse_mount_line(std::string_view line, Mount& out) {
+    const auto dash = line.find(" - ");
+    if (dash == std::string_view::npos) return false;
+    std::istringstream head{std::string(line.substr(0, dash))}, tail{std::string(line.substr(dash + 3))};
+    std::string id, parent, dev, options;
+    if (!(head >> id >> parent >> dev >> out.root >> out.mount_point >> options)) return false;
+    if (!(tail >> out.fstype >> out.source)) return false;
+    tail >> out.super_options; // may be empty
+    return true;
+}
+
+std::vector<Mount> mounts(pid_t pid) {
+    std::vector<Mount> out;
+    std::ifstream in(proc_path(pid, "mountinfo"));
+    for (std::string line; std::getline(in, line);)
+        if (Mount m; parse_mount_line(line, m)) out.push_back(std::move(m));
+    return out;
+}
+
+std::vector<std::string> mount_points(std::string_view fstype, std::string_view option) {
+    std::vector<std::string> out;
+    for (const Mount& m : mounts()) {
+        if (m.fstype != fstype || m.root != "/") continue;
+        if (!option.empty()) {
+            bool found = false;
+            std::istringstream opts(m.super_options);
+            for (std::string o; std::getline(opts, o, ',');) found = found || o == option;
+            if (!found) continue;
+        }
+        out.push_back(m.mount_point);
+    }
+    return out;
+}
+
+std::string cgroup2_mount() {
+    for (const Mount& m : mounts())
+        if (m.fstype == "cgroup2") return m.mount_point;
+    return {};
+}
+
+std::string cgroup2_path_in(std::string_view text) {
+    while (!text.empty()) {
+        const auto eol = text.find('\n');
+        const std::string_view line = text.substr(0, eol);
+        if (line.starts_with("0::")) return std::string(line.substr(3));
+        if (eol == std::string_view::npos) break;
+        text.remove_prefix(eol + 1);
+    }
+    return {};
+}
+
+std::string cgroup2_path(pid_t pid) {
+    std::ifstream in(proc_path(pid, "cgroup"));
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return cgroup2_path_in(text);
+}
+
+long field(const std::string& path, std::string_view key) {
+    FILE* f = std::fopen(path.c_str(), "re");
+    if (!f) return -1;
+    char line[256];
+    long value = -1;
+    while (std::fgets(line, sizeof line, f)) {
+        if (std::strncmp(line, key.data(), key.size()) == 0 && line[key.size()] == ':') {
+            value = std::strtol(line + key.size() + 1, nullptr, 10);
+            break;
+        }
+    }
+    std::fclose(f);
+    return value;
+}
+
+long status_field(pid_t pid, std::string_view key) { return field(proc_path(pid, "status"), key); }
+
+int thread_count() { return static_cast<int>(status_field(0, "Threads")); }
+
+ino_t pid_namespace_inode(pid_t pid) {
+    struct stat st;
+    if (::stat(proc_path(pid, "ns/pid").c_str(), &st) < 0) return 0;
+    return st.st_ino;
+}
+
+} // namespace nsfork::procfs
