@@ -36,6 +36,10 @@ Client& Client::operator=(Client&& other) noexcept {
         close_and_reap_server();
         sock_ = std::move(other.sock_);
         server_pidfd_ = std::move(other.server_pidfd_);
+        // The status table belongs to the connection: the old server's must not outlive it.
+        table_.reset();
+        if (other.table_) table_.emplace(std::move(*other.table_));
+        other.table_.reset();
         next_seq_ = other.next_seq_;
         early_ = std::move(other.early_);
     }

@@ -449,3 +449,19 @@ TEST_CASE("ipc: a SIGKILLed server leaves no container process, and its clients 
     for (const auto& d : dirs) CHECK(::rmdir(d.c_str()) == 0);
     CHECK(::rmdir(root.c_str()) == 0);
 }
+
+TEST_CASE("ipc: a client assigned another connection reads that server's status table") {
+    require_root();
+    ServerProcess one, two;
+    Client a = one.connect();
+    auto ct = a.launch({.argv = {probe(), "sleep", "100"}, .env = {kPath}});
+    REQUIRE(ct);
+    Client x = two.connect();
+    REQUIRE(x.hello()); // maps the second server's table
+    x = one.connect();  // talks to the first server from now on
+    auto seen = x.peek(ct->info());
+    REQUIRE(seen);
+    CHECK(seen->state == State::running);
+    CHECK(seen->pid == ct->pid());
+    REQUIRE(a.destroy(ct->id()));
+}
