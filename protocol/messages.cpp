@@ -1,7 +1,5 @@
 #include "messages.hpp"
 
-#include <fmt/format.h>
-
 namespace nsfork {
 
 static_assert(static_cast<int>(wire::ErrorCode::InvalidState) == static_cast<int>(Errc::invalid_state));
@@ -15,42 +13,6 @@ std::string_view to_string(State s) {
     case State::destroyed: return "destroyed";
     }
     return "unknown";
-}
-
-namespace {
-
-// JSON string literal for `s`.
-std::string quote(std::string_view s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
-
-} // namespace
-
-std::string to_json(const ContainerInfo& info) {
-    std::string exit = "null";
-    if (info.exit)
-        exit = fmt::format(R"({{"code":{},"signal":{},"status":{}}})", info.exit->code,
-                           info.exit->signal, info.exit->shell_code());
-    return fmt::format(R"({{"id":{},"parent":{},"pid":{},"pidns":{},"state":{},"exit_status":{}}})",
-                       quote(info.id), info.parent.empty() ? "null" : quote(info.parent), info.pid,
-                       info.pidns, quote(to_string(info.state)), exit);
-}
-
-std::string to_json(const ServerStatus& s) {
-    return fmt::format(R"({{"server_pid":{},"pool":{{"size":{},"ready":{},"warming":{},"served":{},"discarded":{}}}}})",
-                       s.pid, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served, s.pool_discarded);
 }
 
 const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes) {

@@ -34,9 +34,4 @@ struct ServerStatus {
     std::uint64_t launch_work_ns = 0, launches = 0; // the server's own time on answered launches
 };
 
-std::string to_json(const ServerStatus& status);
-
-// One JSON object for `info`, as the CLI's --json prints it.
-std::string to_json(const ContainerInfo& info);
-
 } // namespace nsfork

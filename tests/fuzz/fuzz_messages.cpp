@@ -8,6 +8,7 @@
 //
 // Built with clang (-fsanitize=fuzzer,address,undefined) by tests/fuzz/build.sh; run it with
 // `scripts/dev.sh fuzz [SECONDS]`. The seed corpus is tests/fuzz/corpus/ (make_corpus.cpp).
+#include "cli/json.hpp"
 #include "protocol/messages.hpp"
 #include "server/ids.hpp"
 #include "server/request.hpp"
@@ -107,7 +108,7 @@ void request(const wire::RequestMessage& m) {
 // Reads a ContainerInfo as the client does, including its JSON form (the CLI's --json).
 void info(const wire::ContainerInfo* c) {
     if (!c) return;
-    g_sink = g_sink + to_json(read_info(*c)).size();
+    g_sink = g_sink + cli::to_json(read_info(*c)).size();
 }
 
 void reply(const wire::ReplyMessage& m) {

@@ -4,6 +4,7 @@
 // 128+N when killed by signal N); 125 when nsfork itself failed; 126 when the command cannot be
 // executed; 127 when it was not found.
 #include "base/pidfd.hpp"
+#include "cli/json.hpp"
 #include "base/syscalls.hpp"
 #include "protocol/client.hpp"
 #include "server/server.hpp"
@@ -232,7 +233,7 @@ int cmd_run(const Options& o) {
     if (!ct) return fail(ct.error());
 
     if (o.detach) {
-        if (o.json) fmt::print("{}\n", to_json(ct->info()));
+        if (o.json) fmt::print("{}\n", cli::to_json(ct->info()));
         else fmt::print("{}\n", ct->id());
         return 0;
     }
@@ -240,12 +241,12 @@ int cmd_run(const Options& o) {
     if (!status) return fail(status.error());
     if (!o.socket.empty()) { // forget it on a shared server; a private one ends with us anyway
         auto gone = client->destroy(ct->id());
-        if (gone && o.json) fmt::print("{}\n", to_json(*gone));
+        if (gone && o.json) fmt::print("{}\n", cli::to_json(*gone));
     } else if (o.json) {
         ContainerInfo info = ct->info();
         info.state = State::exited;
         info.exit = *status;
-        fmt::print("{}\n", to_json(info));
+        fmt::print("{}\n", cli::to_json(info));
     }
     return status->shell_code();
 }
@@ -283,7 +284,7 @@ int cmd_status(const Options& o) {
     if (!client) return fail(client.error());
     auto status = client->status();
     if (!status) return fail(status.error());
-    if (o.json) fmt::print("{}\n", to_json(*status));
+    if (o.json) fmt::print("{}\n", cli::to_json(*status));
     else
         fmt::print("server pid {}\nwarm pool: {} of {} ready, {} warming, {} served, {} discarded\n", status->pid,
                    status->pool_ready, status->pool_size, status->pool_warming, status->pool_served,
@@ -297,9 +298,7 @@ int cmd_list(const Options& o) {
     auto list = client->list();
     if (!list) return fail(list.error());
     if (o.json) {
-        std::string out = "[";
-        for (std::size_t i = 0; i < list->size(); ++i) out += (i ? "," : "") + to_json((*list)[i]);
-        fmt::print("{}]\n", out);
+        fmt::print("{}\n", cli::to_json(*list));
         return 0;
     }
     fmt::print("{:<32} {:>8} {:>12} {:<10} {}\n", "ID", "PID", "PIDNS", "STATE", "STATUS");
@@ -344,7 +343,7 @@ int cmd_destroy(const Options& o) {
     if (!client) return fail(client.error());
     auto gone = client->destroy(*id);
     if (!gone) return fail(gone.error());
-    if (o.json) fmt::print("{}\n", to_json(*gone));
+    if (o.json) fmt::print("{}\n", cli::to_json(*gone));
     return 0;
 }
 
