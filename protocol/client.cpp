@@ -150,8 +150,10 @@ Result<ServerStatus> Client::status() {
     }
     ServerStatus s;
     s.pid = r->server_pid();
-    s.launch_work_ns = r->launch_work_ns();
-    s.launches = r->launches();
+    if (const wire::LaunchStatistics* st = r->statistics()) {
+        s.launch_work_ns = st->work_ns();
+        s.launches = st->launches();
+    }
     if (const wire::PoolStatus* p = r->pool()) {
         s.pool_size = p->size();
         s.pool_ready = p->ready();

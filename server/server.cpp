@@ -15,6 +15,7 @@
 #include "base/syscalls.hpp"
 #include "launcher/plan.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/replies.hpp"
 #include "protocol/status_table.hpp"
 #include "server/connection.hpp"
 #include "server/pool.hpp"
@@ -453,13 +454,18 @@ void Server::handle(Connection& conn, Datagram& d) {
 }
 
 void Server::on_hello(Connection& c, std::uint32_t seq) {
-    flatbuffers::FlatBufferBuilder fbb(64);
-    const wire::FdRole role = wire::FdRole::StatusTable;
     const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
-    auto pool_status = wire::CreatePoolStatus(fbb, pool.size, pool.ready, pool.warming, pool.served, pool.discarded);
-    auto body = wire::CreateHelloReply(fbb, kProtocolVersion, ::getpid(), fbb.CreateVector(&role, 1), pool_status,
-                                       launch_work_ns_, launches_answered_);
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, body.Union()));
+    ServerStatus status;
+    status.pid = own_pid_;
+    status.pool_size = pool.size;
+    status.pool_ready = pool.ready;
+    status.pool_warming = pool.warming;
+    status.pool_served = pool.served;
+    status.pool_discarded = pool.discarded;
+    status.launch_work_ns = launch_work_ns_;
+    status.launches = launches_answered_;
+    flatbuffers::FlatBufferBuilder fbb(128);
+    write_hello_reply(fbb, seq, status);
     const int table = table_->fd();
     c.send(fbb, std::span<const int>(&table, 1));
 }
@@ -892,7 +898,7 @@ void Server::on_kill(Connection& conn, std::uint32_t seq, const wire::Kill& req)
         return reply_error(w, Error{Errc::invalid_state, "container '" + c->info.id + "' has already ended"});
     if (auto ok = signal_pidfd(c->pidfd.native_handle(), sig); !ok) return reply_error(w, ok.error());
     flatbuffers::FlatBufferBuilder fbb(64);
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::KillReply, wire::CreateKillReply(fbb).Union()));
+    write_kill_reply(fbb, seq);
     reply(w, fbb);
 }
 
@@ -906,12 +912,11 @@ void Server::on_destroy(Connection& conn, std::uint32_t seq, const wire::Destroy
 }
 
 void Server::on_list(Connection& conn, std::uint32_t seq) {
-    flatbuffers::FlatBufferBuilder fbb(1024);
-    std::vector<flatbuffers::Offset<wire::ContainerInfo>> infos;
+    std::vector<const ContainerInfo*> infos;
     for (const auto& [id, c] : containers_)
-        if (!c->failed) infos.push_back(write_info(fbb, c->info));
-    auto body = wire::CreateListReply(fbb, fbb.CreateVector(infos));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::ListReply, body.Union()));
+        if (!c->failed) infos.push_back(&c->info);
+    flatbuffers::FlatBufferBuilder fbb(1024);
+    write_list_reply(fbb, seq, infos);
     reply({conn.id(), seq}, fbb);
 }
 
@@ -930,23 +935,12 @@ void Server::reply_error(const Waiter& w, const Error& e) {
 
 void Server::reply_info(const Waiter& w, wire::Reply type, const ContainerInfo& info, int pidfd) {
     flatbuffers::FlatBufferBuilder fbb(256);
-    auto ci = write_info(fbb, info);
-    flatbuffers::Offset<void> body;
     switch (type) {
-    case wire::Reply::LaunchReply: {
-        const wire::FdRole role = wire::FdRole::Pidfd;
-        body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(&role, 1)).Union();
-        break;
+    case wire::Reply::LaunchReply: write_launch_reply(fbb, w.seq, info); break;
+    case wire::Reply::AttachReply: write_attach_reply(fbb, w.seq, info); break;
+    case wire::Reply::WaitReply: write_wait_reply(fbb, w.seq, info); break;
+    default: write_destroy_reply(fbb, w.seq, info); break;
     }
-    case wire::Reply::AttachReply: {
-        const wire::FdRole role = wire::FdRole::Pidfd;
-        body = wire::CreateAttachReply(fbb, ci, fbb.CreateVector(&role, 1)).Union();
-        break;
-    }
-    case wire::Reply::WaitReply: body = wire::CreateWaitReply(fbb, ci).Union(); break;
-    default: body = wire::CreateDestroyReply(fbb, ci).Union(); break;
-    }
-    fbb.Finish(wire::CreateReplyMessage(fbb, w.seq, type, body));
     if (pidfd >= 0) reply(w, fbb, std::span<const int>(&pidfd, 1));
     else reply(w, fbb);
 }

@@ -1,0 +1,33 @@
+// The replies a server sends, each written as a finished ReplyMessage into a caller's builder.
+// The other half of messages.hpp (which maps single tables both ways): only the server writes
+// these, the client reads them back with open_reply and read_info / read_error.
+#pragma once
+
+#include "protocol/messages.hpp"
+#include "protocol/types.hpp"
+
+#include <flatbuffers/flatbuffers.h>
+
+#include <cstdint>
+#include <span>
+
+namespace nsfork {
+
+// HelloReply: version, pid, warm pool and launch statistics of `status`; declares one fd, the
+// status table, which the caller sends with it.
+void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status);
+// LaunchReply for a container that exec'd; declares one fd, its pidfd, sent with it.
+void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// AttachReply; declares one fd, the container's pidfd, sent with it.
+void write_attach_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// WaitReply for a container that ended.
+void write_wait_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// DestroyReply for a container that is gone.
+void write_destroy_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// KillReply: the signal was sent.
+void write_kill_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq);
+// ListReply of `containers`, in the order given.
+void write_list_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq,
+                      std::span<const ContainerInfo* const> containers);
+
+} // namespace nsfork
