@@ -15,7 +15,9 @@
 #ifndef NSFORK_SHIM_PLAN_H
 #define NSFORK_SHIM_PLAN_H
 
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "base/limits.h" /* NSFORK_PLAN_MAX */
 
@@ -28,5 +30,59 @@ struct nsfork_plan {
     uint32_t size;  /* bytes of strings after the header */
     uint32_t stdio; /* bits 0..2: which stdio slots come as fds */
 };
+
+/* Room a parse of a plan of `n` bytes may need for its pointers: every string takes at least
+ * its NUL byte, plus the two NULL terminators. */
+#define NSFORK_PLAN_MAX_POINTERS(n) ((n) + 2)
+
+/* A parsed plan: pointers into the received datagram. */
+struct nsfork_parsed_plan {
+    char **argv;     /* argc strings, NULL-terminated */
+    char **envp;     /* envc strings, NULL-terminated */
+    const char *cwd;
+    uint32_t stdio;  /* bits 0..2: which stdio slots come as fds, in slot order */
+};
+
+/* Parses the plan datagram `buf` of `n` bytes in place (the strings stay in `buf`); the argv
+ * and envp arrays go to `pointers`, which has room for `max_pointers`. Returns 0, or -1 for a
+ * malformed plan: short, bad magic, `size` not the bytes after the header, no command, unknown
+ * stdio bits, a string missing its NUL, more strings than announced or than fit. */
+static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t max_pointers,
+                                    struct nsfork_parsed_plan *out) {
+    struct nsfork_plan header;
+    char *p, *end;
+    char **next_pointer = pointers;
+    uint32_t i;
+    if (n < sizeof header) return -1;
+    memcpy(&header, buf, sizeof header);
+    if (header.magic != NSFORK_PLAN_MAGIC || header.size != n - sizeof header || header.argc == 0 ||
+        header.stdio > 7)
+        return -1;
+    /* Each string takes at least one byte, the cwd included; checked before the sum can wrap. */
+    if (header.argc > header.size || header.envc > header.size - header.argc ||
+        (size_t)header.argc + header.envc + 1 > header.size ||
+        (size_t)header.argc + header.envc + 2 > max_pointers)
+        return -1;
+    p = buf + sizeof header;
+    end = buf + n;
+    out->argv = next_pointer;
+    for (i = 0; i < header.argc + header.envc + 1; ++i) {
+        char *nul = (char *)memchr(p, '\0', (size_t)(end - p));
+        if (!nul) return -1;
+        if (i == header.argc + header.envc) {
+            out->cwd = p;
+        } else {
+            *next_pointer++ = p;
+            if (i + 1 == header.argc) {
+                *next_pointer++ = NULL;
+                out->envp = next_pointer;
+            }
+        }
+        p = nul + 1;
+    }
+    *next_pointer = NULL; /* ends envp */
+    out->stdio = header.stdio;
+    return p == end ? 0 : -1; /* more strings than announced */
+}
 
 #endif

@@ -53,6 +53,10 @@ struct Spawned {
 // and execs the init while the caller goes on. Only from a single-threaded process.
 Result<Spawned> spawn(const LaunchSpec& spec);
 
+// The name error messages give the command: argv[0], or the init's path when argv is empty
+// (a launch whose command comes later, in a plan).
+std::string command_name(const LaunchSpec& spec);
+
 // Reads the one report record from `report_fd` (blocking unless the fd is non-blocking; on a
 // non-blocking fd with nothing yet, returns Errc::internal with sys_errno EAGAIN). Success means
 // the command was exec'd. `command` and `cwd` are named in error messages.

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sys/socket.h>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -146,4 +147,37 @@ TEST_CASE("spawn: the pidfd refers to the init, and reports its exit") {
     REQUIRE(read_exec_report(s->report.get(), spec.argv[0], spec.cwd));
     CHECK(reap(s->pidfd.get())->code == 7);
     CHECK(pid_of_pidfd(s->pidfd.get()) == -1); // reaped
+}
+
+TEST_CASE("spawn: a nested plan launch with an empty argv whose intermediate fails reports the failure") {
+    require_root();
+    // Nested: a new pid namespace below a given one (ours). The cgroup fd is a directory that is
+    // no cgroup, so the intermediate's clone3 (CLONE_INTO_CGROUP) fails and it sends no pidfd.
+    // The command comes later in a plan, so argv is empty: naming it must not read argv[0]
+    // (it did, out of bounds: a crash under UBSan).
+    UniqueFd own_pidns(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+    REQUIRE(own_pidns);
+    UniqueFd not_a_cgroup(::open("/tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(not_a_cgroup);
+    int sv[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == 0);
+    UniqueFd ours(sv[0]), theirs(sv[1]);
+    auto spec = probe_spec({}, -1);
+    spec.argv.clear();
+    spec.pidns_fd = own_pidns.get();
+    spec.cgroup_fd = not_a_cgroup.get();
+    spec.plan_fd = theirs.get();
+    auto s = spawn(spec);
+    REQUIRE_FALSE(s);
+    CHECK(s.error().code == Errc::launch_failed);
+    CHECK(s.error().message.find("joining the pid namespace") != std::string::npos);
+    CHECK(s.error().sys_errno != 0);
+}
+
+TEST_CASE("spawn: a command's name in messages is argv[0], or the init's path before a plan names one") {
+    LaunchSpec spec;
+    spec.init_path = "/usr/libexec/nsfork-shim";
+    CHECK(command_name(spec) == "/usr/libexec/nsfork-shim");
+    spec.argv = {"sh", "-c", "true"};
+    CHECK(command_name(spec) == "sh");
 }
