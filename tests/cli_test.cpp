@@ -170,3 +170,38 @@ TEST_CASE("cli: run --json prints the container with its exit status") {
     CHECK(r.out.find(R"("exit_status":{"code":9,"signal":0,"status":9})") != std::string::npos);
     CHECK(r.out.find(R"("pidns":)") != std::string::npos);
 }
+
+TEST_CASE("cli: VERB --help and --version exit 0, an option of another verb exits 125 naming it") {
+    require_root();
+    auto help = nsfork_cli({"run", "--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("--detach") != std::string::npos);
+    CHECK(help.out.find("--warm-pool") == std::string::npos); // serve's, not run's
+    CHECK(help.err.empty());
+
+    auto version = nsfork_cli({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out.rfind("nsfork ", 0) == 0);
+
+    ServerProcess server;
+    auto refused = nsfork_cli({"list", "--socket", server.socket(), "--detach"});
+    CHECK(refused.exit_code == 125);
+    CHECK(refused.out.empty());
+    CHECK(refused.err == "nsfork: list: The following argument was not expected: --detach (see nsfork list --help)\n");
+}
+
+TEST_CASE("cli: run refuses to start when it cannot forward signals (signalfd fails)") {
+    require_root();
+    ServerProcess server;
+    // 4 fds: 0, 1, 2 and the connection to the server; the signalfd would be the fifth. Before,
+    // nsfork went on without it: the command ran, deaf to the signals sent to nsfork.
+    auto r = run_process({"/usr/bin/prlimit", "--nofile=4:4", bin("nsfork"), "run", "--socket", server.socket(), "--",
+                          "/bin/echo", "ran"});
+    CHECK(r.exit_code == 125);
+    CHECK(r.err == "nsfork: cannot forward signals: signalfd failed: Too many open files\n");
+    CHECK(r.out.empty());
+    Client client = server.connect();
+    auto containers = client.list();
+    REQUIRE(containers);
+    CHECK(containers->empty());
+}

@@ -1,0 +1,222 @@
+#include "cli/options.hpp"
+
+#include "base/exit_codes.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <cstdlib>
+#include <cstring>
+
+#ifndef NSFORK_VERSION
+#error "NSFORK_VERSION comes from project(nsfork VERSION ...)"
+#endif
+
+namespace nsfork::cli {
+
+namespace {
+
+// A decimal number within [min, max] ("-1" and "12x" are not), or nothing.
+template <class T>
+std::optional<T> number_in(const std::string& text, unsigned long long min, unsigned long long max) {
+    if (text.empty() || text[0] < '0' || text[0] > '9') return std::nullopt;
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(text.c_str(), &end, 10);
+    if (*end || errno == ERANGE || n < min || n > max) return std::nullopt;
+    return static_cast<T>(n);
+}
+
+// A usage error: one line naming the verb, and where to read its usage.
+CommandLine usage_error(const std::string& verb, const std::string& message) {
+    const std::string where = verb.empty() ? "nsfork" : "nsfork " + verb;
+    return {std::nullopt, "", "nsfork: " + (verb.empty() ? "" : verb + ": ") + message + " (see " + where + " --help)\n",
+            NSFORK_EXIT_FAILED};
+}
+
+// Each add_* fills one verb's option table and says how to finish its options after parsing
+// (the checks CLI11 cannot express with the messages nsfork has always given).
+struct Table {
+    CLI::App* app;
+    std::function<std::optional<std::string>()> finish; // an error message, or nothing
+};
+
+// --socket PATH. When it is required, finish() says so: a CLI11 `required()` is checked before
+// unknown options, and `nsfork list --detach` would then complain of the socket, not of --detach.
+void add_socket(CLI::App* app, std::string& socket) {
+    app->add_option("--socket", socket, "the server's socket")->type_name("PATH");
+}
+
+std::optional<std::string> socket_required(const std::string& socket) {
+    if (socket.empty()) return "--socket PATH is required";
+    return std::nullopt;
+}
+
+Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max) {
+    auto* app = top.add_subcommand("run", "launch a command in a new pid namespace and wait for it");
+    add_socket(app, o.socket);
+    app->add_option("--id", o.id, "the container's id (default: one the server picks)")->type_name("ID");
+    app->add_option("--parent", o.parent, "nest the container in this one")->type_name("ID");
+    app->add_flag("--share-pid-namespace", o.share_pidns, "share the parent's (or the server's) pid namespace");
+    app->add_option("--join-pidns", o.join_pidns, "launch into this pid namespace (/proc/PID/ns/pid)")->type_name("PATH");
+    // One K=V per --env: a vector would otherwise swallow the command that follows it.
+    app->add_option("--env", o.env, "set K=V in the container's environment (repeatable)")
+        ->type_name("K=V")
+        ->allow_extra_args(false);
+    app->add_flag("--clear-env", o.clear_env, "start from a default PATH only, not this environment");
+    app->add_option("--cwd", o.cwd, "working directory (default: the caller's)")->type_name("DIR");
+    app->add_flag("--detach", o.detach, "print the id and return; stdio is /dev/null (needs --socket)");
+    app->add_flag("--json", o.json, "print the container as JSON");
+    app->add_option("--pid-max", pid_max, "pid_max of the container's own namespace (Linux 6.14+)")->type_name("N");
+    app->add_option("CMD", o.command, "the command and its arguments, after --")->type_name("");
+    // The command's own options are never ours: parsing stops at the first positional argument.
+    app->positionals_at_end();
+    return {app, [&o, &pid_max]() -> std::optional<std::string> {
+                if (o.command.empty()) return "no command given (nsfork run [OPTIONS] -- CMD [ARG...])";
+                for (const std::string& kv : o.env)
+                    if (kv.find('=') == std::string::npos || kv[0] == '=') return "--env takes K=V, not '" + kv + "'";
+                if (o.detach && o.socket.empty()) return "--detach needs --socket (a private server ends with this command)";
+                if (!pid_max.empty() && !(o.pid_max = number_in<std::uint32_t>(pid_max, 1, 4194304)))
+                    return "--pid-max takes a number from 1 to 4194304";
+                return std::nullopt;
+            }};
+}
+
+Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::string& max_request) {
+    auto* app = top.add_subcommand("serve", "run a server on a socket");
+    add_socket(app, o.socket);
+    app->add_option("--isolation", o.isolation, "isolators (default: filesystem/linux,namespaces/pid)")->type_name("LIST");
+    app->add_flag("--disallow-sharing-agent-pid-namespace", o.disallow_sharing,
+                  "refuse every launch into the server's own pid namespace");
+    app->add_option("--cgroup-root", o.cgroup_root, "the cgroup v2 directory containers live under")->type_name("DIR");
+    app->add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off")
+        ->type_name("LEVEL")
+        ->capture_default_str();
+    app->add_option("--max-request-bytes", max_request, "the largest request accepted (default 64 MiB)")->type_name("N");
+    app->add_option("--warm-pool", warm_pool, "namespaces kept ready (default 2, 0: none)")->type_name("N");
+    return {app, [&o, &warm_pool, &max_request]() -> std::optional<std::string> {
+                if (o.socket.empty()) return "--socket PATH is required";
+                if (!warm_pool.empty() && !(o.warm_pool = number_in<std::uint32_t>(warm_pool, 0, 1024)))
+                    return "--warm-pool takes a number of namespaces from 0 to 1024";
+                if (!max_request.empty() &&
+                    !(o.max_request_bytes = number_in<std::uint64_t>(max_request, 1, UINT64_MAX)))
+                    return "--max-request-bytes takes a positive number of bytes";
+                return std::nullopt;
+            }};
+}
+
+Table add_kill(CLI::App& top, KillOptions& o, std::string& signal) {
+    auto* app = top.add_subcommand("kill", "send a signal to a container's init");
+    add_socket(app, o.socket);
+    app->add_option("--signal", signal, "a name (TERM, SIGTERM) or a number")->type_name("SIG")->capture_default_str();
+    app->add_option("ID", o.id, "the container")->required();
+    return {app, [&o, &signal]() -> std::optional<std::string> {
+                if (auto missing = socket_required(o.socket)) return missing;
+                if (!(o.signal = parse_signal(signal))) return "unknown signal '" + signal + "'";
+                return std::nullopt;
+            }};
+}
+
+// list, status, wait and destroy: a socket, maybe --json, maybe the container's ID.
+template <class Options>
+Table add_simple(CLI::App& top, Options& o, const char* verb, const char* description) {
+    auto* app = top.add_subcommand(verb, description);
+    add_socket(app, o.socket);
+    if constexpr (requires { o.json; }) app->add_flag("--json", o.json, "print JSON");
+    if constexpr (requires { o.id; }) app->add_option("ID", o.id, "the container")->required();
+    return {app, [&o] { return socket_required(o.socket); }};
+}
+
+// A command line that asks for a verb.
+CommandLine verb_line(Verb v) {
+    CommandLine line;
+    line.verb = std::move(v);
+    return line;
+}
+
+} // namespace
+
+CommandLine parse_command_line(const std::vector<std::string>& argv) {
+    CLI::App top("nsfork: a fork server for Linux pid namespaces", "nsfork");
+    top.set_version_flag("--version", "nsfork " NSFORK_VERSION);
+    top.require_subcommand(1);
+
+    RunOptions run;
+    ServeOptions serve;
+    ListOptions list;
+    StatusOptions status;
+    WaitOptions wait;
+    KillOptions kill;
+    DestroyOptions destroy;
+    std::string pid_max, warm_pool, max_request, signal = "TERM";
+    const Table tables[] = {
+        add_serve(top, serve, warm_pool, max_request),
+        add_run(top, run, pid_max),
+        add_simple(top, list, "list", "list the server's containers"),
+        add_simple(top, status, "status", "the server's pid and warm pool"),
+        add_simple(top, wait, "wait", "wait for a container's end; exit with its status"),
+        add_kill(top, kill, signal),
+        add_simple(top, destroy, "destroy", "kill what is left of a container and forget it"),
+    };
+    // Set after the verbs were added, which would otherwise inherit it.
+    top.footer("Exit codes: 125 when nsfork failed or was used wrongly; run exits with the command's own\n"
+               "status (128+N when killed by signal N), 126 when it cannot be executed, 127 when not found.");
+    tables[1].app->footer("Exit code: the command's own (128+N when killed by signal N); 125 when nsfork failed,\n"
+                          "126 when the command cannot be executed, 127 when it was not found.");
+    const std::string verb = argv.size() > 1 && argv[1].rfind('-', 0) != 0 ? argv[1] : "";
+
+    if (argv.size() < 2) return {std::nullopt, "", top.help(), NSFORK_EXIT_FAILED};
+    const bool known = std::any_of(std::begin(tables), std::end(tables),
+                                   [&](const Table& t) { return t.app->get_name() == verb; });
+    if (!verb.empty() && !known) return usage_error("", "unknown command '" + verb + "'");
+    // CLI11 wants argv in reverse order, without the program name.
+    std::vector<std::string> args(argv.rbegin(), argv.rend() - 1);
+    try {
+        top.parse(args);
+    } catch (const CLI::CallForHelp&) {
+        return {std::nullopt, top.help(), "", 0}; // help() shows the verb's table when one was named
+    } catch (const CLI::CallForAllHelp&) {
+        return {std::nullopt, top.help("", CLI::AppFormatMode::All), "", 0};
+    } catch (const CLI::CallForVersion& e) {
+        return {std::nullopt, std::string(e.what()) + "\n", "", 0};
+    } catch (const CLI::ParseError& e) {
+        return usage_error(verb, e.what());
+    }
+    for (const Table& t : tables) {
+        if (!t.app->parsed()) continue;
+        if (auto message = t.finish()) return usage_error(verb, *message);
+    }
+    if (verb == "run") return verb_line(std::move(run));
+    if (verb == "serve") return verb_line(std::move(serve));
+    if (verb == "list") return verb_line(std::move(list));
+    if (verb == "status") return verb_line(std::move(status));
+    if (verb == "wait") return verb_line(std::move(wait));
+    if (verb == "kill") return verb_line(std::move(kill));
+    return verb_line(std::move(destroy));
+}
+
+int parse_signal(std::string_view s) {
+    if (!s.empty() && s[0] >= '0' && s[0] <= '9') {
+        const auto n = number_in<int>(std::string(s), 1, static_cast<unsigned long long>(SIGRTMAX));
+        return n.value_or(0);
+    }
+    if (s.starts_with("SIG")) s.remove_prefix(3);
+    for (int sig = 1; sig < NSIG; ++sig)
+        if (const char* abbrev = ::sigabbrev_np(sig); abbrev && s == abbrev) return sig;
+    return 0;
+}
+
+std::vector<std::string> container_env(const RunOptions& o, const std::vector<std::string>& inherited) {
+    std::vector<std::string> env;
+    if (o.clear_env) env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    else env = inherited;
+    for (const std::string& kv : o.env) {
+        const std::string name = kv.substr(0, kv.find('=') + 1);
+        std::erase_if(env, [&](const std::string& e) { return e.rfind(name, 0) == 0; });
+        env.push_back(kv);
+    }
+    return env;
+}
+
+} // namespace nsfork::cli

@@ -1,0 +1,175 @@
+#include "cli/options.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <csignal>
+
+using namespace nsfork::cli;
+
+namespace {
+
+// Parses `nsfork ARGS...`.
+CommandLine parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "nsfork");
+    return parse_command_line(args);
+}
+
+// The options of the verb `args` asks for; fails the test if it asked for something else.
+template <class Options>
+Options parsed_as(std::vector<std::string> args) {
+    CommandLine line = parse(std::move(args));
+    INFO(line.err);
+    REQUIRE(line.verb);
+    REQUIRE(std::holds_alternative<Options>(*line.verb));
+    return std::get<Options>(*line.verb);
+}
+
+} // namespace
+
+TEST_CASE("cli options: an option of another verb is refused, naming it, with exit code 125") {
+    for (std::vector<std::string> args : {std::vector<std::string>{"list", "--socket", "s", "--detach"},
+                                          {"list", "--detach"},
+                                          {"status", "--socket", "s", "--env", "A=b"},
+                                          {"kill", "--socket", "s", "--json", "x"},
+                                          {"wait", "--socket", "s", "--signal", "TERM", "x"},
+                                          {"serve", "--socket", "s", "--detach"},
+                                          {"run", "--warm-pool", "1", "--", "true"}}) {
+        CommandLine line = parse(args);
+        INFO(args[0] << ' ' << args[args.size() - 2]);
+        CHECK_FALSE(line.verb);
+        CHECK(line.exit_code == 125);
+        CHECK(line.err.find("nsfork: " + args[0] + ": ") == 0);
+        CHECK(line.err.find("not expected") != std::string::npos);
+        CHECK(line.err.find("see nsfork " + args[0] + " --help") != std::string::npos);
+    }
+    CHECK(parse({"list", "--detach"}).err.find("--detach") != std::string::npos);
+}
+
+TEST_CASE("cli options: VERB --help prints that verb's options only and exits 0") {
+    CommandLine run = parse({"run", "--help"});
+    CHECK_FALSE(run.verb);
+    CHECK(run.exit_code == 0);
+    CHECK(run.err.empty());
+    CHECK(run.out.find("nsfork run") != std::string::npos);
+    CHECK(run.out.find("--detach") != std::string::npos);
+    CHECK(run.out.find("--warm-pool") == std::string::npos);
+    CommandLine list = parse({"list", "--help"});
+    CHECK(list.exit_code == 0);
+    CHECK(list.out.find("--json") != std::string::npos);
+    CHECK(list.out.find("--detach") == std::string::npos);
+    CommandLine top = parse({"--help"});
+    CHECK(top.exit_code == 0);
+    for (const char* verb : {"run", "serve", "list", "status", "wait", "kill", "destroy"})
+        CHECK(top.out.find(verb) != std::string::npos);
+}
+
+TEST_CASE("cli options: --version, no verb, an unknown verb") {
+    CommandLine version = parse({"--version"});
+    CHECK(version.exit_code == 0);
+    CHECK(version.out == "nsfork " NSFORK_VERSION "\n");
+    CommandLine nothing = parse({});
+    CHECK(nothing.exit_code == 125);
+    CHECK(nothing.out.empty());
+    CHECK(nothing.err.find("Usage") != std::string::npos);
+    CommandLine unknown = parse({"start", "x"});
+    CHECK(unknown.exit_code == 125);
+    CHECK(unknown.err == "nsfork: unknown command 'start' (see nsfork --help)\n");
+}
+
+TEST_CASE("cli options: run takes everything after -- or the first positional as the command") {
+    auto r = parsed_as<RunOptions>({"run", "--id", "a", "--env", "A=1", "--env", "B=2", "--", "sh", "-c", "x", "--id", "b"});
+    CHECK(r.id == "a");
+    CHECK(r.env == std::vector<std::string>{"A=1", "B=2"});
+    CHECK(r.command == std::vector<std::string>{"sh", "-c", "x", "--id", "b"});
+    // Without --: the command's own options are still its own, and --env takes one K=V only.
+    auto p = parsed_as<RunOptions>({"run", "--env", "A=1", "ps", "-ef", "--json"});
+    CHECK(p.env == std::vector<std::string>{"A=1"});
+    CHECK(p.command == std::vector<std::string>{"ps", "-ef", "--json"});
+    CHECK_FALSE(p.json);
+    auto all = parsed_as<RunOptions>({"run", "--socket", "s", "--parent", "p", "--share-pid-namespace",
+                                      "--join-pidns", "/proc/1/ns/pid", "--clear-env", "--cwd", "/tmp",
+                                      "--detach", "--json", "--pid-max", "100", "--", "true"});
+    CHECK(all.socket == "s");
+    CHECK(all.parent == "p");
+    CHECK(all.share_pidns);
+    CHECK(all.join_pidns == "/proc/1/ns/pid");
+    CHECK(all.clear_env);
+    CHECK(all.cwd == "/tmp");
+    CHECK(all.detach);
+    CHECK(all.json);
+    CHECK(all.pid_max == 100u);
+}
+
+TEST_CASE("cli options: run refuses a missing command, --detach without --socket, bad numbers and --env") {
+    auto error_of = [](std::vector<std::string> args) {
+        CommandLine line = parse(std::move(args));
+        CHECK_FALSE(line.verb);
+        CHECK(line.exit_code == 125);
+        return line.err;
+    };
+    CHECK(error_of({"run"}).find("no command given") != std::string::npos);
+    CHECK(error_of({"run", "--detach", "--", "true"}).find("--detach needs --socket") != std::string::npos);
+    for (const char* n : {"0", "-1", "4194305", "12x"})
+        CHECK(error_of({"run", "--pid-max", n, "--", "true"}).find("--pid-max takes a number") != std::string::npos);
+    CHECK(parsed_as<RunOptions>({"run", "--pid-max", "4194304", "--", "true"}).pid_max == 4194304u);
+    CHECK(error_of({"run", "--env", "NOEQUALS", "--", "true"}) ==
+          "nsfork: run: --env takes K=V, not 'NOEQUALS' (see nsfork run --help)\n");
+    CHECK(error_of({"run", "--env", "=x", "--", "true"}).find("--env takes K=V") != std::string::npos);
+}
+
+TEST_CASE("cli options: serve, its numbers, and the empty isolation list") {
+    auto s = parsed_as<ServeOptions>({"serve", "--socket", "s", "--isolation", "", "--warm-pool", "0",
+                                      "--max-request-bytes", "1024", "--cgroup-root", "/sys/fs/cgroup/x",
+                                      "--disallow-sharing-agent-pid-namespace", "--log-level", "warn"});
+    CHECK(s.isolation == std::string());
+    CHECK(s.warm_pool == 0u);
+    CHECK(s.max_request_bytes == 1024u);
+    CHECK(s.cgroup_root == "/sys/fs/cgroup/x");
+    CHECK(s.disallow_sharing);
+    CHECK(s.log_level == "warn");
+    auto d = parsed_as<ServeOptions>({"serve", "--socket", "s"});
+    CHECK_FALSE(d.isolation);
+    CHECK_FALSE(d.warm_pool);
+    CHECK(d.log_level == "info");
+    CHECK(parse({"serve"}).err == "nsfork: serve: --socket PATH is required (see nsfork serve --help)\n");
+    CHECK(parse({"serve", "--socket", "s", "--warm-pool", "1025"}).exit_code == 125);
+    CHECK(parse({"serve", "--socket", "s", "--max-request-bytes", "0"}).exit_code == 125);
+}
+
+TEST_CASE("cli options: wait, kill and destroy take exactly one ID") {
+    CHECK(parsed_as<WaitOptions>({"wait", "--socket", "s", "web"}).id == "web");
+    auto k = parsed_as<KillOptions>({"kill", "--socket", "s", "--signal", "USR1", "web"});
+    CHECK(k.signal == SIGUSR1);
+    CHECK(k.id == "web");
+    CHECK(parsed_as<KillOptions>({"kill", "--socket", "s", "web"}).signal == SIGTERM);
+    auto d = parsed_as<DestroyOptions>({"destroy", "--socket", "s", "--json", "web"});
+    CHECK(d.json);
+    CHECK(d.id == "web");
+    CHECK(parse({"wait", "--socket", "s"}).exit_code == 125);
+    CHECK(parse({"wait", "--socket", "s", "a", "b"}).exit_code == 125);
+    CHECK(parse({"kill", "--socket", "s", "--signal", "NOPE", "x"}).err ==
+          "nsfork: kill: unknown signal 'NOPE' (see nsfork kill --help)\n");
+    CHECK(parse({"list"}).err == "nsfork: list: --socket PATH is required (see nsfork list --help)\n");
+}
+
+TEST_CASE("cli options: signals by name, SIG name or number") {
+    CHECK(parse_signal("TERM") == SIGTERM);
+    CHECK(parse_signal("SIGKILL") == SIGKILL);
+    CHECK(parse_signal("9") == 9);
+    CHECK(parse_signal("WINCH") == SIGWINCH);
+    CHECK(parse_signal(std::to_string(SIGRTMAX)) == SIGRTMAX);
+    for (const std::string& bad : std::vector<std::string>{"", "0", "-9", "9x", "NOPE", "SIG", "term",
+                                                           std::to_string(SIGRTMAX + 1)})
+        CHECK(parse_signal(bad) == 0);
+}
+
+TEST_CASE("cli options: the container's environment is the caller's with --env on top") {
+    RunOptions o;
+    o.env = {"B=new", "C=3", "B=newer"};
+    CHECK(container_env(o, {"A=1", "B=old", "BB=keep"}) ==
+          std::vector<std::string>{"A=1", "BB=keep", "C=3", "B=newer"});
+    o.clear_env = true;
+    o.env = {"A=b"};
+    CHECK(container_env(o, {"A=1", "X=y"}) ==
+          std::vector<std::string>{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=b"});
+}
