@@ -72,6 +72,8 @@ Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max) {
     app->add_option("CMD", o.command, "the command and its arguments, after --")->type_name("");
     // The command's own options are never ours: parsing stops at the first positional argument.
     app->positionals_at_end();
+    app->footer("Exit code: the command's own (128+N when killed by signal N); 125 when nsfork failed,\n"
+                "126 when the command cannot be executed, 127 when it was not found.");
     return {app, [&o, &pid_max]() -> std::optional<std::string> {
                 if (o.command.empty()) return "no command given (nsfork run [OPTIONS] -- CMD [ARG...])";
                 for (const std::string& kv : o.env)
@@ -141,6 +143,8 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     CLI::App top("nsfork: a fork server for Linux pid namespaces", "nsfork");
     top.set_version_flag("--version", "nsfork " NSFORK_VERSION);
     top.require_subcommand(1);
+    // As getopt did: an option given twice takes its last value (--env, repeatable, keeps all).
+    top.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
     RunOptions run;
     ServeOptions serve;
@@ -162,8 +166,6 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     // Set after the verbs were added, which would otherwise inherit it.
     top.footer("Exit codes: 125 when nsfork failed or was used wrongly; run exits with the command's own\n"
                "status (128+N when killed by signal N), 126 when it cannot be executed, 127 when not found.");
-    tables[1].app->footer("Exit code: the command's own (128+N when killed by signal N); 125 when nsfork failed,\n"
-                          "126 when the command cannot be executed, 127 when it was not found.");
     const std::string verb = argv.size() > 1 && argv[1].rfind('-', 0) != 0 ? argv[1] : "";
 
     if (argv.size() < 2) return {std::nullopt, "", top.help(), NSFORK_EXIT_FAILED};

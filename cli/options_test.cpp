@@ -173,3 +173,12 @@ TEST_CASE("cli options: the container's environment is the caller's with --env o
     CHECK(container_env(o, {"A=1", "X=y"}) ==
           std::vector<std::string>{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "A=b"});
 }
+
+TEST_CASE("cli options: an option given twice takes its last value, as getopt did") {
+    auto s = parsed_as<ServeOptions>({"serve", "--socket", "a", "--log-level", "warn", "--log-level", "debug"});
+    CHECK(s.socket == "a");
+    CHECK(s.log_level == "debug");
+    auto r = parsed_as<RunOptions>({"run", "--id", "x", "--id", "y", "--env", "A=1", "--env", "B=2", "--", "true"});
+    CHECK(r.id == "y");
+    CHECK(r.env == std::vector<std::string>{"A=1", "B=2"});
+}

@@ -205,3 +205,11 @@ TEST_CASE("cli: run refuses to start when it cannot forward signals (signalfd fa
     REQUIRE(containers);
     CHECK(containers->empty());
 }
+
+TEST_CASE("cli: --env without '=' is a usage error, found before any server starts") {
+    require_root();
+    auto r = nsfork_cli({"run", "--env", "NOEQUALS", "--", probe(), "env"});
+    CHECK(r.exit_code == 125);
+    CHECK(r.err == "nsfork: run: --env takes K=V, not 'NOEQUALS' (see nsfork run --help)\n");
+    CHECK(r.out.empty());
+}
