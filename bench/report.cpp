@@ -1,6 +1,7 @@
 #include "report.hpp"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cerrno>
@@ -10,6 +11,8 @@
 namespace nsfork::bench {
 
 namespace {
+
+using Json = nlohmann::ordered_json;
 
 const char* verdict_name(Verdict v) {
     switch (v) {
@@ -30,24 +33,15 @@ std::string num(double v) {
     return fmt::format("{:.3f}", v);
 }
 
-std::string json_string(const std::string& s) {
-    std::string out = "\"";
-    for (char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-            else out += c;
-        }
-    }
-    return out + "\"";
-}
-
 // JSON has no NaN or infinity; a figure that is not finite is written as null.
-std::string json_number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+Json number(double v) { return std::isfinite(v) ? Json(v) : Json(nullptr); }
+
+// Scenario and text pairs (notes, errors) as a JSON array of objects.
+Json pairs(const std::vector<std::pair<std::string, std::string>>& list) {
+    Json out = Json::array();
+    for (const auto& [scenario, text] : list) out.push_back({{"scenario", scenario}, {"text", text}});
+    return out;
+}
 
 } // namespace
 
@@ -109,41 +103,34 @@ void Report::print_targets(std::FILE* out) const {
 }
 
 Result<void> Report::write_json(const std::string& path, bool quick) const {
-    std::string j = "{\n  \"tool\": \"nsfork-bench\",\n";
-    j += fmt::format("  \"quick\": {},\n  \"machine\": {{", quick ? "true" : "false");
-    for (std::size_t i = 0; i < machine_.size(); ++i)
-        j += fmt::format("{}{}: {}", i ? ", " : "", json_string(machine_[i].first), json_string(machine_[i].second));
-    j += "},\n  \"ratio_definition\": \"subject median / baseline median\",\n  \"figures\": [\n";
-    for (std::size_t i = 0; i < figures_.size(); ++i) {
-        const Figure& f = figures_[i];
-        j += fmt::format("    {{\"scenario\": {}, \"group\": {}, \"name\": {}, \"role\": \"{}\", \"unit\": {}, "
-                         "\"n\": {}, \"median\": {}, \"p90\": {}, \"p99\": {}, \"min\": {}, \"max\": {}, \"ratios\": {{",
-                         json_string(f.scenario), json_string(f.group), json_string(f.name),
-                         f.role == Role::subject ? "subject" : "baseline", json_string(f.unit), f.summary.n,
-                         json_number(f.summary.median), json_number(f.summary.p90), json_number(f.summary.p99),
-                         json_number(f.summary.min), json_number(f.summary.max));
-        for (std::size_t r = 0; r < f.ratios.size(); ++r)
-            j += fmt::format("{}{}: {}", r ? ", " : "", json_string(f.ratios[r].first), json_number(f.ratios[r].second));
-        j += fmt::format("}}, \"note\": {}}}{}\n", json_string(f.note), i + 1 < figures_.size() ? "," : "");
+    Json machine = Json::object();
+    for (const auto& [key, value] : machine_) machine[key] = value;
+    Json figures = Json::array();
+    for (const Figure& f : figures_) {
+        Json ratios = Json::object();
+        for (const auto& [base, ratio] : f.ratios) ratios[base] = number(ratio);
+        figures.push_back({{"scenario", f.scenario}, {"group", f.group}, {"name", f.name},
+                           {"role", f.role == Role::subject ? "subject" : "baseline"}, {"unit", f.unit},
+                           {"n", f.summary.n}, {"median", number(f.summary.median)}, {"p90", number(f.summary.p90)},
+                           {"p99", number(f.summary.p99)}, {"min", number(f.summary.min)},
+                           {"max", number(f.summary.max)}, {"ratios", std::move(ratios)}, {"note", f.note}});
     }
-    j += "  ],\n  \"skipped\": [\n";
-    for (std::size_t i = 0; i < skipped_.size(); ++i)
-        j += fmt::format("    {{\"scenario\": {}, \"name\": {}, \"reason\": {}}}{}\n", json_string(skipped_[i].scenario),
-                         json_string(skipped_[i].name), json_string(skipped_[i].reason), i + 1 < skipped_.size() ? "," : "");
-    auto pairs = [&](const char* key, const auto& list) {
-        j += fmt::format("  ],\n  \"{}\": [\n", key);
-        for (std::size_t i = 0; i < list.size(); ++i)
-            j += fmt::format("    {{\"scenario\": {}, \"text\": {}}}{}\n", json_string(list[i].first),
-                             json_string(list[i].second), i + 1 < list.size() ? "," : "");
-    };
-    pairs("notes", notes_);
-    pairs("errors", errors_);
-    j += "  ],\n  \"targets\": [\n";
-    for (std::size_t i = 0; i < targets_.size(); ++i)
-        j += fmt::format("    {{\"goal\": {}, \"verdict\": \"{}\", \"detail\": {}}}{}\n", json_string(targets_[i].goal),
-                         verdict_name(targets_[i].verdict), json_string(targets_[i].detail),
-                         i + 1 < targets_.size() ? "," : "");
-    j += "  ]\n}\n";
+    Json skipped = Json::array();
+    for (const Skipped& s : skipped_) skipped.push_back({{"scenario", s.scenario}, {"name", s.name}, {"reason", s.reason}});
+    Json targets = Json::array();
+    for (const Target& t : targets_)
+        targets.push_back({{"goal", t.goal}, {"verdict", verdict_name(t.verdict)}, {"detail", t.detail}});
+    const Json report = {{"tool", "nsfork-bench"},
+                         {"quick", quick},
+                         {"machine", std::move(machine)},
+                         {"ratio_definition", "subject median / baseline median"},
+                         {"figures", std::move(figures)},
+                         {"skipped", std::move(skipped)},
+                         {"notes", pairs(notes_)},
+                         {"errors", pairs(errors_)},
+                         {"targets", std::move(targets)}};
+    // A byte that is not UTF-8 (a command's output quoted in a note) becomes U+FFFD, not an exception.
+    const std::string j = report.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
 
     std::FILE* f = std::fopen(path.c_str(), "we");
     if (!f) return sys_error(Errc::internal, "cannot write " + path, errno);
