@@ -18,6 +18,13 @@ ProcessResult nsfork_cli(std::vector<std::string> args) {
     return run_process(args);
 }
 
+// The lowest fd a child of ours opens first: one that is neither 0-2 nor inherited from us
+// (ctest, for one, leaves fds without FD_CLOEXEC).
+int first_free_fd_of_child() {
+    for (int fd = 3;; ++fd)
+        if (const int flags = ::fcntl(fd, F_GETFD); flags < 0 || (flags & FD_CLOEXEC)) return fd;
+}
+
 } // namespace
 
 TEST_CASE("cli: nsfork run -- ps -ef shows an isolated process list") {
@@ -193,10 +200,12 @@ TEST_CASE("cli: VERB --help and --version exit 0, an option of another verb exit
 TEST_CASE("cli: run refuses to start when it cannot forward signals (signalfd fails)") {
     require_root();
     ServerProcess server;
-    // 4 fds: 0, 1, 2 and the connection to the server; the signalfd would be the fifth. Before,
-    // nsfork went on without it: the command ran, deaf to the signals sent to nsfork.
-    auto r = run_process({"/usr/bin/prlimit", "--nofile=4:4", bin("nsfork"), "run", "--socket", server.socket(), "--",
-                          "/bin/echo", "ran"});
+    // Room for fds up to the connection to the server (the dynamic loader uses that slot
+    // first); the signalfd would be the next one. Before, nsfork went on without it: the command
+    // ran, deaf to the signals sent to nsfork.
+    const std::string limit = std::to_string(first_free_fd_of_child() + 1);
+    auto r = run_process({"/usr/bin/prlimit", "--nofile=" + limit + ":" + limit, bin("nsfork"), "run", "--socket",
+                          server.socket(), "--", "/bin/echo", "ran"});
     CHECK(r.exit_code == 125);
     CHECK(r.err == "nsfork: cannot forward signals: signalfd failed: Too many open files\n");
     CHECK(r.out.empty());
