@@ -3,6 +3,7 @@
 
 #include "base/pidfd.hpp"
 #include "base/syscalls.hpp"
+#include "base/unix_socket.hpp"
 #include "protocol/framing.hpp"
 
 #include <fcntl.h>
@@ -195,13 +196,13 @@ void WarmPool::refill() {
         }
         cgroup.emplace(std::move(*made));
     }
-    int sv[2];
-    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        spdlog::warn("warm pool: socketpair failed: {}", std::strerror(errno));
-        if (cgroup) (void)cgroup->remove();
+    // On a failure below, the leaf goes with `cgroup` (Cgroup's destructor removes it).
+    auto pair = seqpacket_pair();
+    if (!pair) {
+        spdlog::warn("warm pool: {}", pair.error().message);
         return;
     }
-    UniqueFd ours(sv[0]), theirs(sv[1]);
+    auto& [ours, theirs] = *pair;
     // The table it will copy, read before the clone: a change after this read marks the pool
     // dirty, and the entry is compared again before it is handed out.
     check_mounts();
@@ -211,7 +212,6 @@ void WarmPool::refill() {
         auto dir = cgroup->open_dir();
         if (!dir) {
             spdlog::warn("warm pool: {}", dir.error().message);
-            (void)cgroup->remove();
             return;
         }
         cgroup_dir = std::move(*dir);
@@ -224,7 +224,6 @@ void WarmPool::refill() {
     auto spawned = spawn(spec);
     if (!spawned) {
         spdlog::warn("warm pool: {}", spawned.error().message);
-        if (cgroup) (void)cgroup->remove();
         return;
     }
     const pid_t pid = spawned->pid;

@@ -1,5 +1,5 @@
 // The nsfork server: one thread, one Boost.Asio io_context, containers as direct children.
-// Asio stays inside server.cpp; this header is cheap to include.
+// Asio stays inside the server's own files; this header is cheap to include.
 #pragma once
 
 #include "base/error.hpp"
@@ -23,7 +23,7 @@ struct ServerOptions {
 };
 
 // Where nsfork-shim is looked for by default: beside the running executable, else the
-// installed libexec path.
+// installed path (NSFORK_INSTALLED_SHIM, the bin directory). (preflight.cpp)
 std::string default_shim_path();
 
 // Runs a server until SIGTERM/SIGINT, or — without a socket path — until the last connection

@@ -1,0 +1,120 @@
+// How a server comes to life: its start (checks, cgroup root, warm pool, socket), run_server for
+// `nsfork serve`, and start_server_before_threads for agents that embed one.
+#include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
+
+#include "server/loop.hpp"
+
+#include "base/procfs.hpp"
+#include "base/syscalls.hpp"
+#include "base/unix_socket.hpp"
+#include "protocol/messages.hpp"
+
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <csignal>
+
+namespace nsfork {
+
+using boost::system::error_code;
+
+Result<void> Server::start(UniqueFd initial) {
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>(
+        "nsfork", std::make_shared<spdlog::sinks::stderr_sink_st>()));
+    spdlog::set_pattern("nsfork[%P] %L %v");
+    spdlog::set_level(spdlog::level::from_str(opts_.log_level));
+
+    auto fail = [&](Error e) -> Result<void> {
+        spdlog::error("{}", e.message);
+        if (initial) { // tell the embedding client why, on seq 0
+            flatbuffers::FlatBufferBuilder fbb(256);
+            write_error_reply(fbb, 0, e);
+            (void)send_datagram(initial.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+        }
+        return e;
+    };
+    if (opts_.log_level != "off" && spdlog::get_level() == spdlog::level::off)
+        return fail(Error{Errc::bad_request, "unknown log level '" + opts_.log_level +
+                                                 "' (trace, debug, info, warn, error, critical, off)"});
+    auto host = check_host(opts_);
+    if (!host) return fail(std::move(host).error());
+    host_ = std::move(*host);
+    auto table = StatusTableWriter::create();
+    if (!table) return fail(std::move(table).error());
+    table_.emplace(std::move(*table));
+    cgroups_ = setup_cgroup_root(opts_.cgroup_root);
+    const std::string root_path = cgroups_.root ? cgroups_.root->path() : std::string();
+    facts_ = ServerFacts{.own_pidns = host_.own_pidns_ino,
+                         .isolation = opts_.isolation,
+                         .disallow_sharing_agent_pidns = opts_.disallow_sharing_agent_pidns,
+                         .per_namespace_pid_max = host_.per_namespace_pid_max,
+                         .cgroup_root = cgroups_.root ? std::string_view(cgroups_.root->path()) : std::string_view(),
+                         .no_cgroup_reason = cgroups_.no_cgroup_reason};
+    if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
+        pool_.emplace(io_,
+                      WarmPool::Config{opts_.warm_pool, host_.shim, cgroups_.root ? &*cgroups_.root : nullptr,
+                                       [this] { return launches_in_flight_ > 0; }, [this] { return next_cgroup_name(); }},
+                      [this] { maybe_stop(); });
+        pool_->start();
+    }
+    if (!opts_.socket_path.empty()) {
+        listener_.emplace(io_, PeerPolicy(host_.own_pidns_ino, root_path),
+                          [this](UniqueFd fd) { add_connection(std::move(fd)); });
+        if (auto ok = listener_->listen(opts_.socket_path); !ok) return fail(std::move(ok).error());
+    }
+    if (initial) add_connection(std::move(initial));
+
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](error_code ec, int sig) {
+        if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    });
+    spdlog::debug("server {} ready, shim {}", ::getpid(), host_.shim);
+    return {};
+}
+
+int run_server(const ServerOptions& options, UniqueFd initial_connection) {
+    Server server(options);
+    if (!server.start(std::move(initial_connection))) return 1;
+    return server.run();
+}
+
+Result<Client> start_server_before_threads(const ServerOptions& options) {
+    if (int n = procfs::thread_count(); n != 1)
+        return Error{Errc::unavailable,
+                     fmt::format("start_server_before_threads: this process has {} threads; the "
+                                 "server can only be forked before any thread is started",
+                                 n)};
+    auto pair = seqpacket_pair();
+    if (!pair) return std::move(pair).error();
+    auto& [client_end, server_end] = *pair;
+    const pid_t pid = ::fork();
+    if (pid < 0) return sys_error(Errc::internal, "fork failed", errno);
+    if (pid == 0) {
+        client_end.reset();
+        ::setsid(); // out of the caller's terminal: its Ctrl-C is for the caller to forward
+        // A server with a socket outlives its agent, so that the agent can reconnect after a
+        // crash: it is nobody's child to wait for (double fork).
+        if (!options.socket_path.empty() && ::fork() != 0) ::_exit(0);
+        ::_exit(run_server(options, std::move(server_end)));
+    }
+    server_end.reset();
+    if (!options.socket_path.empty()) {
+        ::waitpid(pid, nullptr, 0);
+        return Client(std::move(client_end));
+    }
+    UniqueFd pidfd(sys::pidfd_open(pid, 0));
+    Client client(std::move(client_end));
+    if (!pidfd) {
+        Error e = sys_error(Errc::internal, "pidfd_open(server) failed", errno);
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        return e;
+    }
+    client.own_server(std::move(pidfd));
+    return client;
+}
+
+} // namespace nsfork

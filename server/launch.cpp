@@ -1,0 +1,100 @@
+#include "launch.hpp"
+
+#include "base/pidfd.hpp"
+#include "base/unix_socket.hpp"
+#include "launcher/plan.hpp"
+#include "launcher/spawn.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+namespace nsfork {
+
+using Descriptor = boost::asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, const Target& target,
+                                                     LaunchSpec& spec, std::string_view cgroup_name,
+                                                     LaunchStatistics& statistics) {
+    // Until it is handed to the record, a failure's unwinding kills and removes the leaf.
+    std::optional<Cgroup> cgroup;
+    if (!target.where.cgroup_parent.empty()) {
+        auto made = Cgroup::create(std::string(target.where.cgroup_parent), std::string(cgroup_name));
+        if (!made) return std::move(made).error();
+        cgroup.emplace(std::move(*made));
+    }
+    UniqueFd cgroup_dir;
+    if (cgroup) {
+        auto dir = cgroup->open_dir();
+        if (!dir) return std::move(dir).error();
+        cgroup_dir = std::move(*dir);
+        spec.cgroup_fd = cgroup_dir.get();
+    }
+    // The command comes as a plan on a socket, as it does for a warm container, unless it is
+    // too large for one datagram: then through the shim's exec.
+    auto plan = encode_plan(spec);
+    UniqueFd ours, theirs;
+    if (plan) {
+        auto pair = seqpacket_pair();
+        if (!pair) return Error{Errc::launch_failed, pair.error().message, pair.error().sys_errno};
+        ours = std::move(pair->first);
+        theirs = std::move(pair->second);
+        spec.plan_fd = theirs.get();
+    }
+    Result<Spawned> spawned = Error{};
+    {
+        const LaunchStatistics::Clone timing(statistics); // not the server's own work
+        spawned = spawn(spec);
+    }
+    if (!spawned) return std::move(spawned).error();
+    const pid_t pid = spawned->pid;
+    std::shared_ptr<ContainerRecord> c;
+    if (plan) {
+        theirs.reset();
+        // Queued for the shim to read once it runs; if it dies first, its setup report says why.
+        if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
+            spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
+        c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()), Descriptor(io, ours.release()));
+        c->setup_report = std::move(spawned->report);
+    } else {
+        c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()),
+                                              Descriptor(io, spawned->report.release()));
+    }
+    c->info.pid = pid;
+    c->cgroup = std::move(cgroup);
+    return c;
+}
+
+std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const LaunchSpec& spec,
+                                     bool filesystem_isolation) {
+    if (!pool || target.parent || target.pidns || !target.where.new_pid_namespace || !filesystem_isolation ||
+        spec.pid_max)
+        return nullptr;
+    auto plan = encode_plan(spec);
+    if (!plan) return nullptr; // too large for a datagram: the classic cold path
+    auto e = pool->take();
+    if (!e) return nullptr;
+    if (auto sent = send_plan(e->plan.native_handle(), *plan, spec); !sent) {
+        spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);
+        // Killed and left to be reaped; its cgroup goes with the entry, once empty. The launch
+        // takes the cold path.
+        (void)signal_pidfd(e->pidfd.native_handle(), SIGKILL);
+        e->pidfd.async_wait(Descriptor::wait_read, [e](error_code) {
+            (void)reap(e->pidfd.native_handle());
+            e->cgroup.reset(); // its destructor removes the leaf, empty now
+        });
+        return nullptr;
+    }
+    return e;
+}
+
+Result<void> exec_outcome(ContainerRecord& c) {
+    auto outcome = read_exec_report(c.report->native_handle(), c.command, c.cwd);
+    if (outcome || !c.setup_report || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno)
+        return outcome;
+    auto setup = read_exec_report(c.setup_report.get(), c.command, c.cwd);
+    return setup ? outcome : setup; // an OK there only meant "the shim is up"
+}
+
+} // namespace nsfork

@@ -1,0 +1,176 @@
+// A container's life after its launch: the exec report answers the Launch, the exit is reaped
+// and announced, the cgroup drains, and a destroyed tree is forgotten once it settled.
+#include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
+
+#include "server/loop.hpp"
+
+#include "base/pidfd.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/replies.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+
+namespace nsfork {
+
+using Descriptor = boost::asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+namespace {
+
+// Logs a transition the state machine refused: a bug, but not one to take the server down for.
+void expect(bool legal, const ContainerRecord& c, const char* transition) {
+    if (!legal) spdlog::error("container {}: {} refused in phase {}", c.info.id, transition, to_string(c.phase()));
+}
+
+} // namespace
+
+// Writes `c`'s current description into the status table.
+void Server::publish(const ContainerRecord& c) { table_->publish(c.info.slot, c.info); }
+
+void Server::watch_report(const Record& c) {
+    c->report->async_wait(Descriptor::wait_read, [this, c](error_code ec) {
+        if (ec || !c->report) return;
+        auto outcome = exec_outcome(*c);
+        if (!outcome && outcome.error().sys_errno == EAGAIN) return watch_report(c); // spurious wake-up
+        finish_launch(*c, std::move(outcome));
+    });
+}
+
+// Answers the Launch once the init reported: exec succeeded, or why not.
+void Server::finish_launch(ContainerRecord& c, Result<void> outcome) {
+    const LaunchStatistics::Handler timer(statistics_);
+    statistics_.answered();
+    const Waiter w = *c.launcher;
+    c.launcher.reset();
+    --launches_in_flight_;
+    // The reply first (after the state it reports is written to the status table); the table's
+    // sleepers are woken, the report channel closed and a refill scheduled after it, while the
+    // client is on its way.
+    struct After {
+        Server& s;
+        ContainerRecord& c;
+        ~After() {
+            s.table_->wake_readers();
+            c.report.reset();
+            c.setup_report.reset();
+            if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
+        }
+    } after{*this, c};
+    if (outcome && !c.kill_sent()) {
+        flatbuffers::FlatBufferBuilder fbb(256);
+        const int pidfd = c.pidfd.native_handle();
+        if (c.exec_reported()) {
+            c.info.state = c.wire_state();
+            table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
+            write_launch_reply(fbb, w.seq, c.info);
+        } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
+            ContainerInfo ran = c.info;
+            ran.state = State::running;
+            table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
+            write_launch_reply(fbb, w.seq, ran);
+        }
+        return reply(w, fbb, std::span<const int>(&pidfd, 1));
+    }
+    Error e = outcome ? Error{} : std::move(outcome).error();
+    if (c.kill_sent()) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};
+    spdlog::debug("launch {} failed: {}", c.info.id, e.message);
+    destroy(c); // killed first (a failed launch may leave its shim running), then discarded
+    expect(c.launch_failed(), c, "launch_failed");
+    reply_error(w, e);
+}
+
+void Server::watch_exit(const Record& c) {
+    c->pidfd.async_wait(Descriptor::wait_read, [this, c](error_code ec) {
+        if (ec) return;
+        auto reaped = try_reap(c->pidfd.native_handle());
+        if (!reaped) {
+            spdlog::error("container {}: {}", c->info.id, reaped.error().message);
+            return;
+        }
+        if (!*reaped) return watch_exit(c); // not a zombie yet
+        on_exit(c, **reaped);
+    });
+}
+
+void Server::on_exit(const Record& c, ExitStatus status) {
+    --live_;
+    expect(c->reaped(), *c, "reaped");
+    // The first process is gone, so is every writer of the report pipe: the read cannot block.
+    if (c->report) {
+        auto outcome = exec_outcome(*c);
+        if (!outcome && outcome.error().sys_errno == EAGAIN) // a writer outlives the init: should not be
+            outcome = Error{Errc::launch_failed, "the container's init exited before it reported"};
+        finish_launch(*c, std::move(outcome));
+    }
+    c->info.exit = status;
+    c->info.state = c->wire_state();
+    publish(*c);
+    spdlog::debug("container {} ended: status {}", c->info.id, status.shell_code());
+    for (const Waiter& w : std::exchange(c->waiters, {})) {
+        flatbuffers::FlatBufferBuilder fbb(256);
+        write_wait_reply(fbb, w.seq, c->info);
+        reply(w, fbb);
+    }
+    // Nothing of a container outlives its first process: not what it left in its cgroup (a
+    // shared namespace does not do that for us), not the containers nested in it.
+    if (c->cgroup && !c->own_pidns) (void)c->cgroup->kill();
+    for (const std::string& child : c->children)
+        if (auto n = registry_.find(child)) registry_.kill(*n, kill_);
+    watch_emptied(c);
+}
+
+// Marks `c` drained once its cgroup has no process left, watching cgroup.events (POLLPRI).
+void Server::watch_emptied(const Record& c) {
+    if (!c->cgroup) {
+        expect(c->drained(), *c, "drained");
+        return settle_up(c->info.id);
+    }
+    if (!c->events) {
+        auto fd = c->cgroup->open_events();
+        if (!fd) {
+            spdlog::error("container {}: {}", c->info.id, fd.error().message);
+            expect(c->drained(), *c, "drained");
+            return settle_up(c->info.id);
+        }
+        c->events.emplace(io_, fd->release());
+    }
+    // Armed before the check below, so that a change in between is not missed.
+    c->events->async_wait(Descriptor::wait_error, [this, c](error_code ec) {
+        if (!ec && !c->is_drained()) watch_emptied(c);
+    });
+    auto populated = c->cgroup->populated();
+    if (populated && *populated) return;
+    expect(c->drained(), *c, "drained");
+    c->events.reset();
+    settle_up(c->info.id);
+}
+
+// Sends the kill: its own namespace, SIGKILL to pid 1 and the kernel does the rest; shared, the cgroup.
+void Server::kill_one(ContainerRecord& c) {
+    Result<void> ok = c.own_pidns || !c.cgroup ? signal_pidfd(c.pidfd.native_handle(), SIGKILL) : c.cgroup->kill();
+    if (!ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+}
+
+// Kills `c` and everything nested in it; they are forgotten once all of them settled.
+void Server::destroy(ContainerRecord& c) { registry_.request_destroy(c, kill_); }
+
+void Server::settle_up(const std::string& id) {
+    if (registry_.settle_up(id, forget_)) maybe_stop();
+}
+
+// What forgetting a container releases: its cgroup, its status table slot; its Destroys are answered.
+void Server::forget_one(ContainerRecord& c) {
+    if (c.cgroup)
+        if (auto ok = c.cgroup->remove(); !ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+    c.info.state = c.wire_state();
+    table_->release(c.info.slot);
+    for (const Waiter& w : std::exchange(c.destroyers, {})) {
+        flatbuffers::FlatBufferBuilder fbb(256);
+        write_destroy_reply(fbb, w.seq, c.info);
+        reply(w, fbb);
+    }
+}
+
+} // namespace nsfork

@@ -1,0 +1,120 @@
+#include "listener.hpp"
+
+#include "base/procfs.hpp"
+#include "protocol/client.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/messages.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+namespace nsfork {
+
+using Descriptor = boost::asio::posix::stream_descriptor;
+using boost::system::error_code;
+
+PeerPolicy::PeerPolicy(ino_t own_pidns, const std::string& cgroup_root) : own_pidns_(own_pidns), own_uid_(::geteuid()) {
+    if (cgroup_root.empty()) return;
+    const std::string mount = procfs::cgroup2_mount();
+    if (cgroup_root.compare(0, mount.size(), mount) == 0) root_prefix_ = cgroup_root.substr(mount.size()) + "/";
+}
+
+std::string PeerPolicy::refuse(int fd) const {
+    ucred cred{};
+    socklen_t len = sizeof cred;
+    if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) return "cannot read the peer's credentials";
+    if (cred.uid != 0 && cred.uid != own_uid_) return fmt::format("uid {} may not use this nsfork server", cred.uid);
+    // A peer in an ancestor namespace is invisible to us (pid 0): it is above the server, fine.
+    // One we can see must be in our own namespace (not a container's below it) and outside our
+    // containers' cgroups (a container that shares our namespace).
+    if (cred.pid == 0) return {};
+    const ino_t ns = procfs::pid_namespace_inode(cred.pid);
+    if (ns != 0 && ns != own_pidns_)
+        return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
+    if (!root_prefix_.empty() && procfs::cgroup2_path(cred.pid).starts_with(root_prefix_))
+        return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
+    return {};
+}
+
+Result<void> Listener::listen(const std::string& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    if (path.size() >= sizeof addr.sun_path)
+        return Error{Errc::bad_request, "socket path too long: " + path};
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+
+    struct stat st;
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return Error{Errc::unavailable, path + " exists and is not a socket"};
+        if (Client::connect(path)) return Error{Errc::unavailable, "a server already listens on " + path};
+        ::unlink(path.c_str()); // stale: nobody answers
+    }
+    UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!sock) return sys_error(Errc::internal, "socket failed", errno);
+    // The file is created 0600 from the start: no window in which another user could connect.
+    const mode_t old_mask = ::umask(0177);
+    const int rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    const int bind_errno = errno;
+    ::umask(old_mask);
+    if (rc < 0) return sys_error(Errc::unavailable, "cannot bind " + path, bind_errno);
+    if (::listen(sock.get(), SOMAXCONN) < 0) return sys_error(Errc::internal, "listen failed", errno);
+    path_ = path;
+    sock_.emplace(io_, sock.release());
+    arm();
+    spdlog::info("listening on {}", path);
+    return {};
+}
+
+void Listener::close() {
+    if (!sock_) return;
+    sock_.reset();
+    backoff_timer_.cancel();
+    ::unlink(path_.c_str());
+}
+
+void Listener::arm() {
+    sock_->async_wait(Descriptor::wait_read, [this](error_code ec) {
+        if (!ec && sock_) accept_ready();
+    });
+}
+
+// Accepts every pending connection; refused peers are told why on seq 0 and closed.
+void Listener::accept_ready() {
+    for (;;) {
+        UniqueFd fd(::accept4(sock_->native_handle(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+        if (!fd) {
+            if (errno == EINTR || errno == ECONNABORTED) continue;
+            if (errno == EAGAIN) break;
+            // Out of fds (or memory): the pending connection stays readable, so waiting for
+            // readiness again would spin. Try again a little later, and say so once.
+            if (!backoff_) spdlog::warn("accept4 failed: {}; retrying every 50 ms", std::strerror(errno));
+            backoff_ = true;
+            backoff_timer_.expires_after(std::chrono::milliseconds(50));
+            backoff_timer_.async_wait([this](error_code ec) {
+                if (!ec && sock_) accept_ready();
+            });
+            return;
+        }
+        backoff_ = false;
+        if (auto refused = policy_.refuse(fd.get()); !refused.empty()) {
+            spdlog::warn("refused a connection: {}", refused);
+            flatbuffers::FlatBufferBuilder fbb(256);
+            write_error_reply(fbb, 0, Error{Errc::not_permitted, refused});
+            (void)send_datagram(fd.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+            continue;
+        }
+        on_connection_(std::move(fd));
+    }
+    arm();
+}
+
+} // namespace nsfork

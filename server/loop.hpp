@@ -1,0 +1,99 @@
+// The Server: one io_context, its connections, the registry, and the request handlers
+// (server.cpp). Included by server.cpp and embedding.cpp only (it pulls in Asio).
+#pragma once
+
+#include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
+
+#include "protocol/nsfork_generated.h"
+#include "protocol/status_table.hpp"
+#include "server/connection.hpp"
+#include "server/container.hpp"
+#include "server/launch.hpp"
+#include "server/listener.hpp"
+#include "server/pool.hpp"
+#include "server/preflight.hpp"
+#include "server/server.hpp"
+#include "server/statistics.hpp"
+
+#include <boost/asio/signal_set.hpp>
+#include <unistd.h>
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+namespace nsfork {
+
+class Server final : public ConnectionOwner {
+public:
+    explicit Server(const ServerOptions& options) : opts_(options), signals_(io_) {}
+
+    // Checks the host, sets up and starts listening; on failure, tells `initial` why (seq 0).
+    Result<void> start(UniqueFd initial);
+    int run() {
+        io_.run();
+        return 0;
+    }
+
+    void handle(Connection& conn, Datagram& datagram) override;
+    void connection_closed(std::uint64_t id) override;
+
+private:
+    using Record = std::shared_ptr<ContainerRecord>;
+    void add_connection(UniqueFd fd);
+
+    void on_hello(Connection& c, std::uint32_t seq);
+    void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds);
+    void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
+    void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
+    void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
+    void on_list(Connection& c, std::uint32_t seq);
+    void on_attach(Connection& c, std::uint32_t seq, const wire::Attach& req);
+
+    Result<Target> target(const wire::Launch& req, int join_fd);
+    std::string auto_id();
+    std::string next_cgroup_name();
+    void publish(const ContainerRecord& c);
+    void watch_report(const Record& c);
+    void watch_exit(const Record& c);
+    void watch_emptied(const Record& c);
+    void finish_launch(ContainerRecord& c, Result<void> outcome);
+    void on_exit(const Record& c, ExitStatus status);
+    void kill_one(ContainerRecord& c);
+    void destroy(ContainerRecord& c);
+    void settle_up(const std::string& id);
+    void forget_one(ContainerRecord& c);
+
+    void reply(const Waiter& w, const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
+    void reply_error(const Waiter& w, const Error& e);
+
+    void shutdown(const char* why);
+    void maybe_stop();
+
+    // One thread, and nothing posts from another: no locking in the scheduler or the reactor.
+    boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
+    ServerOptions opts_;
+    HostFacts host_;
+    CgroupRoot cgroups_;
+    ServerFacts facts_; // for placement; its views point into host_, cgroups_ and opts_
+    std::optional<StatusTableWriter> table_;
+    std::optional<WarmPool> pool_;
+    std::optional<Listener> listener_;
+    boost::asio::signal_set signals_;
+    std::map<std::uint64_t, std::shared_ptr<Connection>> conns_;
+    Registry registry_;
+    Registry::Kill kill_ = [this](ContainerRecord& c) { kill_one(c); };
+    Registry::OnForget forget_ = [this](ContainerRecord& c) { forget_one(c); };
+    LaunchStatistics statistics_;
+    std::uint64_t next_conn_ = 1;
+    std::uint64_t next_auto_id_ = 1;
+    const pid_t own_pid_ = ::getpid(); // the server is its own process from construction on
+    const std::string auto_id_prefix_ = "nsfork-" + std::to_string(own_pid_) + "-";
+    std::uint64_t next_cgroup_ = 1;
+    std::size_t live_ = 0; // containers not yet reaped
+    bool stopping_ = false;
+    std::size_t launches_in_flight_ = 0; // answered Launch requests pending their exec report
+};
+
+} // namespace nsfork
