@@ -7,6 +7,8 @@
 #include <poll.h>
 #include <spdlog/spdlog.h>
 
+#include <cstring>
+
 namespace nsfork {
 
 using Descriptor = boost::asio::posix::stream_descriptor;
@@ -93,10 +95,35 @@ void Connection::send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const
         spdlog::warn("connection {}: {} replies unread, disconnecting", id_, outbox_.size());
         return close();
     }
-    queued_fds_ += fds.size();
     Outgoing out{{bytes.begin(), bytes.end()}, {}};
-    for (int fd : fds) out.fds.emplace_back(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+    out.fds.reserve(fds.size());
+    for (int fd : fds) {
+        UniqueFd copy(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (!copy) return queue_instead(seq, errno);
+        out.fds.push_back(std::move(copy));
+    }
+    queued_fds_ += out.fds.size();
     outbox_.push_back(std::move(out));
+    if (outbox_.size() == 1) arm_write();
+}
+
+// The server is out of fds (or memory) to hold a reply's fds until the client reads: the reply
+// is replaced by an error on the same seq. A client copes with that as with any refused request
+// (the container, if the reply was about one, is still there to Attach to); closing the
+// connection instead would destroy every container tied to it, and queueing the reply without
+// its fds would desynchronise the client's fd roles.
+void Connection::queue_instead(std::uint32_t seq, int err) {
+    // Said once per connection: a client that never reads would otherwise fill the log.
+    spdlog::log(std::exchange(warned_fds_, true) ? spdlog::level::debug : spdlog::level::warn,
+                "connection {}: cannot keep a reply's fds until the client reads ({}): sending an error instead",
+                id_, std::strerror(err));
+    flatbuffers::FlatBufferBuilder fbb(256);
+    write_error_reply(fbb, seq,
+                      sys_error(Errc::unavailable,
+                                "the server could not keep this reply's file descriptors until the "
+                                "client read it",
+                                err));
+    outbox_.push_back(Outgoing{{fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()}, {}});
     if (outbox_.size() == 1) arm_write();
 }
 

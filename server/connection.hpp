@@ -37,7 +37,8 @@ public:
 
     std::uint64_t id() const { return id_; }
     void start() { arm_read(); }
-    // Sends now, or queues (fds duplicated) while the client's socket is full.
+    // Sends now, or queues (fds duplicated) while the client's socket is full; when they cannot
+    // be duplicated, an error reply on the same seq is queued instead.
     void send(const flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
     void close();
 
@@ -49,6 +50,7 @@ private:
     void arm_read();
     void read_ready();
     void arm_write();
+    void queue_instead(std::uint32_t seq, int err);
 
     ConnectionOwner& owner_;
     std::uint64_t id_;
@@ -56,6 +58,7 @@ private:
     std::deque<Outgoing> outbox_;
     std::size_t queued_fds_ = 0;
     bool closed_ = false;
+    bool warned_fds_ = false; // queue_instead said so once
 };
 
 } // namespace nsfork

@@ -3,6 +3,8 @@
 #include "base/procfs.hpp"
 #include "base/pidfd.hpp"
 #include "base/syscalls.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/messages.hpp"
 
 #include <catch2/catch.hpp>
 #include <poll.h>
@@ -13,6 +15,11 @@
 
 #include <csignal>
 #include <cstdlib>
+#include <dirent.h>
+#include <fcntl.h>
+
+#include <chrono>
+#include <thread>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -315,4 +322,106 @@ TEST_CASE("server: SIGTERM to the server kills its containers before it exits") 
     CHECK(server.stop() == ExitStatus{0, 0});
     CHECK(processes_in_pidns(ct->pidns_inode()).empty());
     CHECK_FALSE(client.list()); // the connection is gone
+}
+
+namespace {
+
+// How many fds process `pid` has open.
+std::size_t open_fds(pid_t pid) {
+    std::size_t n = 0;
+    if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
+        while (const dirent* e = ::readdir(d))
+            if (e->d_name[0] != '.') ++n;
+        ::closedir(d);
+    }
+    return n;
+}
+
+// A raw SOCK_SEQPACKET connection to `path`, bypassing the client library.
+UniqueFd seqpacket_connect(const std::string& path) {
+    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    REQUIRE(fd);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    return fd;
+}
+
+} // namespace
+
+// The server keeps a reply's fds (here: the status table's, in every HelloReply) for a client
+// that does not read, by duplicating them. When it has no fd left for that, the reply becomes an
+// error on the same seq and the connection carries on; it used to queue fd -1, and the send of
+// that reply failed (EBADF) and dropped the connection with every reply after it.
+TEST_CASE("server: a reply whose fds cannot be kept for a slow client becomes an error, and the connection lives on") {
+    require_root();
+    using namespace std::chrono_literals;
+    constexpr std::size_t kLimit = 64, kFree = 4;
+    ServerProcess server({}, {"/usr/bin/prlimit", "--nofile=64:64"});
+    REQUIRE(server.connect().hello()); // settled: its warm pool (if any) is up
+    std::this_thread::sleep_for(200ms);
+    // Idle connections take the server's fds until only kFree are left.
+    std::vector<UniqueFd> idle;
+    const std::size_t used = open_fds(server.pid());
+    REQUIRE(used + kFree + 1 < kLimit);
+    for (std::size_t i = used; i + kFree + 1 < kLimit; ++i) idle.push_back(seqpacket_connect(server.socket()));
+    UniqueFd slow = seqpacket_connect(server.socket());
+    for (auto deadline = std::chrono::steady_clock::now() + 10s;
+         open_fds(server.pid()) < kLimit - kFree && std::chrono::steady_clock::now() < deadline;)
+        std::this_thread::sleep_for(10ms);
+    REQUIRE(open_fds(server.pid()) == kLimit - kFree);
+
+    // Far more Hellos than its socket holds, none read: the server queues the rest.
+    constexpr std::uint32_t kHellos = 1500;
+    REQUIRE(::fcntl(slow.get(), F_SETFL, O_NONBLOCK) == 0);
+    for (std::uint32_t seq = 1; seq <= kHellos;) {
+        flatbuffers::FlatBufferBuilder fbb;
+        fbb.Finish(wire::CreateRequestMessage(fbb, seq, wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()));
+        auto sent = send_datagram(slow.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+        if (!sent && sent.error().sys_errno == EAGAIN) {
+            std::this_thread::sleep_for(1ms);
+            continue;
+        }
+        REQUIRE(sent);
+        ++seq;
+    }
+    std::this_thread::sleep_for(300ms); // the server reads and answers them all
+
+    // Every request is answered, in order: a HelloReply with its fd, or an error without one.
+    std::size_t hellos = 0, errors = 0;
+    for (std::uint32_t seq = 1; seq <= kHellos; ++seq) {
+        pollfd p{slow.get(), POLLIN, 0};
+        REQUIRE(::poll(&p, 1, 10000) == 1);
+        auto got = recv_datagram(slow.get());
+        REQUIRE(got);
+        const wire::ReplyMessage* m = verify_reply(got->bytes);
+        REQUIRE(m);
+        REQUIRE(m->seq() == seq);
+        if (m->reply_as_HelloReply()) {
+            CHECK(got->fds.size() == 1);
+            ++hellos;
+        } else {
+            REQUIRE(m->reply_as_Error());
+            const Error e = read_error(*m->reply_as_Error());
+            CHECK(e.code == Errc::unavailable);
+            CHECK(e.sys_errno == EMFILE);
+            CHECK(got->fds.empty());
+            ++errors;
+        }
+    }
+    CHECK(hellos > 0);
+    CHECK(errors > 0);
+    // Once read, fds are free again, and the same connection is answered in full.
+    flatbuffers::FlatBufferBuilder fbb;
+    fbb.Finish(wire::CreateRequestMessage(fbb, kHellos + 1, wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()));
+    REQUIRE(send_datagram(slow.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {}));
+    pollfd p{slow.get(), POLLIN, 0};
+    REQUIRE(::poll(&p, 1, 10000) == 1);
+    auto last = recv_datagram(slow.get());
+    REQUIRE(last);
+    const wire::ReplyMessage* m = verify_reply(last->bytes);
+    REQUIRE(m);
+    CHECK(m->seq() == kHellos + 1);
+    CHECK(m->reply_as_HelloReply());
 }
