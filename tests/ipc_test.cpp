@@ -454,7 +454,10 @@ TEST_CASE("ipc: a client assigned another connection reads that server's status 
     require_root();
     ServerProcess one, two;
     Client a = one.connect();
-    auto ct = a.launch({.argv = {probe(), "sleep", "100"}, .env = {kPath}});
+    LaunchOptions sleeper;
+    sleeper.argv = {probe(), "sleep", "100"};
+    sleeper.env = {kPath};
+    auto ct = a.launch(sleeper);
     REQUIRE(ct);
     Client x = two.connect();
     REQUIRE(x.hello()); // maps the second server's table
