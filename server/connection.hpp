@@ -1,5 +1,5 @@
 // One client connection of the server: reads request datagrams, queues replies for a client
-// that reads slowly. Included by server.cpp only (it pulls in Asio).
+// that reads slowly. Included by the server's own files only (it pulls in Asio).
 #pragma once
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared

@@ -1,5 +1,5 @@
-// The Server: one io_context, its connections, the registry, and the request handlers
-// (server.cpp). Included by server.cpp and embedding.cpp only (it pulls in Asio).
+// The Server: one io_context, its connections, the registry; its request handlers (server.cpp),
+// containers' life (lifecycle.cpp) and start (embedding.cpp). Included by those only (Asio).
 #pragma once
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared

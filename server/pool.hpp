@@ -1,7 +1,7 @@
 // The warm pool: pid + mount namespaces made ahead of time, /proc mounted, cgroup made, the
 // shim already running as their pid 1 and waiting on a socket for a container's plan. A launch
 // that takes one skips clone, mount and the shim's exec (KERNEL.md, "Init design and launch
-// latency"). Included by server.cpp only (it pulls in Asio).
+// latency"). Included by the server's own files only (it pulls in Asio).
 #pragma once
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
