@@ -5,9 +5,11 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
+#include <cstring> // sigabbrev_np
+#include <functional>
 
 #ifndef NSFORK_VERSION
 #error "NSFORK_VERSION comes from project(nsfork VERSION ...)"
@@ -48,6 +50,7 @@ void add_socket(CLI::App* app, std::string& socket) {
     app->add_option("--socket", socket, "the server's socket")->type_name("PATH");
 }
 
+// The error of a verb that talks to a server and was given none.
 std::optional<std::string> socket_required(const std::string& socket) {
     if (socket.empty()) return "--socket PATH is required";
     return std::nullopt;
@@ -98,7 +101,7 @@ Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::str
     app->add_option("--max-request-bytes", max_request, "the largest request accepted (default 64 MiB)")->type_name("N");
     app->add_option("--warm-pool", warm_pool, "namespaces kept ready (default 2, 0: none)")->type_name("N");
     return {app, [&o, &warm_pool, &max_request]() -> std::optional<std::string> {
-                if (o.socket.empty()) return "--socket PATH is required";
+                if (auto missing = socket_required(o.socket)) return missing;
                 if (!warm_pool.empty() && !(o.warm_pool = number_in<std::uint32_t>(warm_pool, 0, 1024)))
                     return "--warm-pool takes a number of namespaces from 0 to 1024";
                 if (!max_request.empty() &&
