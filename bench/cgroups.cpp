@@ -1,5 +1,7 @@
 #include "cgroups.hpp"
 
+#include "base/procfs.hpp"
+
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/stat.h>
@@ -10,32 +12,10 @@
 #include <csignal>
 #include <cstring>
 #include <ctime>
-#include <fstream>
-#include <sstream>
 
 namespace nsfork::bench {
 
 namespace {
-
-// Mount points of /proc/self/mountinfo whose fstype is `fstype` and, if `option` is not empty,
-// whose super options include it. Only mounts of a hierarchy's root ("/") count.
-std::vector<std::string> mounts_of(const std::string& fstype, const std::string& option) {
-    std::vector<std::string> out;
-    std::ifstream in("/proc/self/mountinfo");
-    std::string line;
-    while (std::getline(in, line)) {
-        const auto dash = line.find(" - ");
-        if (dash == std::string::npos) continue;
-        std::istringstream head(line.substr(0, dash)), tail(line.substr(dash + 3));
-        std::string id, parent, dev, root, point, type, source, options;
-        head >> id >> parent >> dev >> root >> point;
-        tail >> type >> source >> options;
-        if (type != fstype || root != "/") continue;
-        if (!option.empty() && ("," + options + ",").find("," + option + ",") == std::string::npos) continue;
-        out.push_back(point);
-    }
-    return out;
-}
 
 std::string read_text(int fd) {
     std::string out;
@@ -57,20 +37,15 @@ void sleep_us(long us) {
 } // namespace
 
 Result<std::string> own_cgroup2_dir() {
-    const auto points = mounts_of("cgroup2", "");
+    const auto points = procfs::mount_points("cgroup2");
     if (points.empty()) return Error{Errc::unavailable, "no cgroup2 hierarchy is mounted"};
-    std::ifstream in("/proc/self/cgroup");
-    std::string line;
-    while (std::getline(in, line))
-        if (line.rfind("0::", 0) == 0) {
-            const std::string rel = line.substr(3);
-            return points.front() + (rel == "/" ? "" : rel);
-        }
-    return Error{Errc::unavailable, "/proc/self/cgroup has no cgroup2 (0::) line"};
+    const std::string rel = procfs::cgroup2_path();
+    if (rel.empty()) return Error{Errc::unavailable, "/proc/self/cgroup has no cgroup2 (0::) line"};
+    return points.front() + (rel == "/" ? "" : rel);
 }
 
 Result<std::string> freezer_root() {
-    const auto points = mounts_of("cgroup", "freezer");
+    const auto points = procfs::mount_points("cgroup", "freezer");
     if (points.empty()) return Error{Errc::unavailable, "no cgroup v1 freezer hierarchy is mounted"};
     return points.front();
 }

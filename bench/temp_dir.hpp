@@ -1,25 +1,10 @@
-// A private temporary directory, removed with everything in it when the owner goes.
+// The bench's temporary directories are the test-support library's (testing/temp_dir.hpp).
 #pragma once
 
-#include "base/error.hpp"
-
-#include <string>
-#include <utility>
+#include "testing/temp_dir.hpp"
 
 namespace nsfork::bench {
 
-class TempDir {
-public:
-    // mkdtemp under $TMPDIR (or /tmp), named after `what`.
-    static Result<TempDir> create(const std::string& what);
-    TempDir(TempDir&& o) noexcept : path_(std::exchange(o.path_, {})) {}
-    TempDir& operator=(TempDir&&) = delete;
-    ~TempDir();
-    const std::string& path() const { return path_; }
-
-private:
-    explicit TempDir(std::string path) : path_(std::move(path)) {}
-    std::string path_;
-};
+using testing::TempDir;
 
 } // namespace nsfork::bench

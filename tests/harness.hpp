@@ -1,12 +1,20 @@
-// What the integration tests share: root checks, a real server process, running commands.
+// What the integration tests share: root checks, a real server process, running commands. The
+// mechanisms live in the test-support library (testing/, shared with bench/); this layer turns
+// their errors into Catch2 failures.
 #pragma once
 
 #include "base/exit_status.hpp"
 #include "base/fd.hpp"
 #include "protocol/client.hpp"
+#include "testing/poll.hpp"
+#include "testing/process.hpp"
+#include "testing/server_process.hpp"
+#include "testing/temp_dir.hpp"
+#include "testing/wire.hpp"
 
 #include <sys/types.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -25,10 +33,10 @@ class TempDir {
 public:
     TempDir();
     ~TempDir();
-    const std::string& path() const { return path_; }
+    const std::string& path() const { return dir_.path(); }
 
 private:
-    std::string path_;
+    testing::TempDir dir_;
 };
 
 // A real `nsfork serve` process on a socket in a temporary directory; SIGTERM and reaped on
@@ -39,16 +47,14 @@ public:
     // test process itself could not restore).
     explicit ServerProcess(std::vector<std::string> extra_args = {}, std::vector<std::string> wrapper = {});
     ~ServerProcess();
-    const std::string& socket() const { return socket_; }
-    pid_t pid() const { return pid_; }
+    const std::string& socket() const { return serve_->socket(); }
+    pid_t pid() const { return serve_->pid(); }
     Client connect() const;
     // Stops it now (SIGTERM), returns its exit status.
-    ExitStatus stop();
+    ExitStatus stop() { return serve_->stop(); }
 
 private:
-    TempDir dir_;
-    std::string socket_;
-    pid_t pid_ = -1;
+    std::optional<testing::ServeProcess> serve_;
 };
 
 // A pipe, both ends close-on-exec.
@@ -57,12 +63,9 @@ struct Pipe {
     Pipe();
 };
 
-// Reads `fd` to EOF.
-std::string read_all(int fd);
-// Reads one line (without '\n') from `fd`, byte by byte so nothing past it is consumed.
-std::string read_line(int fd);
-// Splits on '\n', dropping empty lines.
-std::vector<std::string> lines(const std::string& text);
+using testing::lines;
+using testing::read_all;
+using testing::read_line;
 
 // Launches `argv` on `client` with stdout (and stderr) captured, waits, and destroys it.
 struct RunResult {
@@ -73,25 +76,25 @@ struct RunResult {
 RunResult run(Client& client, std::vector<std::string> argv, std::vector<std::string> env = {});
 
 // Runs a program (not in a container) with stdout and stderr captured.
-struct ProcessResult {
-    int exit_code = -1; // shell convention: 128+N when killed by signal N
-    std::string out, err;
-};
+using testing::ProcessResult;
 ProcessResult run_process(const std::vector<std::string>& argv);
 
-// Whether `pid` is a live process (a zombie is not: it is dead, waiting for its reaper).
-bool alive(pid_t pid);
+// /proc seen from outside (testing/process.hpp). Zombies are not alive: here they can outlive
+// the test, as this machine's pid 1 does not reap orphans. More there, in nsfork::testing
+// (fd_count, children_of, default_cgroup_root), with eventually() (testing/poll.hpp) and raw
+// requests (testing/wire.hpp): not imported here, as some test files still define their own.
+using testing::alive;
+using testing::cgroup_of;
+using testing::cgroup_procs;
+using testing::processes_in_pidns;
 
-// Pids (host view) of the live processes whose pid namespace has inode `pidns` (zombies are
-// dead: here they can outlive the test, as this machine's pid 1 does not reap orphans).
-std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
+// A raw connection to the server at `socket` (testing/wire.hpp).
+testing::RawConnection raw_connection(const std::string& socket);
 
-// The cgroup v2 directory of a live process (from /proc/PID/cgroup and the cgroup2 mount).
-std::string cgroup_of(pid_t pid);
-// The pids listed in a cgroup directory's cgroup.procs.
-std::vector<pid_t> cgroup_procs(const std::string& dir);
+// A Launch through the client library of `argv` with `id` and kPath; the caller destroys it.
+Container launch_with(Client& client, const std::string& id, std::vector<std::string> argv);
 
 // The PATH a container gets in the tests.
-inline const char* kPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+inline const char* kPath = testing::kTestPath;
 
 } // namespace nsfork::test

@@ -1,0 +1,77 @@
+// Requests built by hand and sent raw: what a hostile or crashed client sends, past every check
+// of the client library (missing required fields, unknown kinds, too many fds).
+#pragma once
+
+#include "base/error.hpp"
+#include "base/fd.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/messages.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace nsfork::testing {
+
+using Bytes = std::vector<std::uint8_t>;
+
+// The PATH a container gets in the tests.
+inline constexpr const char* kTestPath = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// The bytes of a finished builder.
+Bytes bytes_of(const flatbuffers::FlatBufferBuilder& fbb);
+// A RequestMessage of any union type (even one the schema does not know) over `body`.
+Bytes request(std::uint32_t seq, std::uint8_t type, flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body);
+
+Bytes hello(std::uint32_t seq);
+
+// The fields of a Launch; an unset optional is left out of the message.
+struct LaunchFields {
+    std::optional<std::string> id;
+    std::optional<std::vector<std::string>> argv = std::vector<std::string>{"/bin/true"};
+    std::vector<std::string> env{kTestPath};
+    std::optional<std::string> cwd;
+    std::vector<std::uint8_t> roles; // FdRole values, unchecked
+    std::optional<std::string> parent;
+    bool share_pid_namespace = false;
+    bool tie_to_connection = false;
+};
+// A Launch request; built field by field so that even a missing required argv can be sent.
+Bytes launch_request(std::uint32_t seq, const LaunchFields& f);
+
+Bytes wait_request(std::uint32_t seq, const std::string& id);
+Bytes kill_request(std::uint32_t seq, const std::string& id, int signal);
+Bytes destroy_request(std::uint32_t seq, const std::string& id);
+// A Wait, Kill or Destroy table with no id (required by the schema), in a RequestMessage.
+Bytes without_id(std::uint32_t seq, wire::Request type);
+// A Body envelope on `seq` that says the real message is the first `size` bytes of the memfd
+// sent as the datagram's first fd.
+Bytes body_envelope(std::uint32_t seq, std::uint64_t size);
+
+// A connection to a server socket that sends whatever bytes and fds a test makes.
+class RawConnection {
+public:
+    static Result<RawConnection> connect(const std::string& socket_path);
+
+    int fd() const { return sock_.get(); }
+    void close() { sock_.reset(); }
+    std::uint32_t next_seq() { return seq_++; }
+
+    // Sends one datagram with `fds` in SCM_RIGHTS; returns 0 or the errno of sendmsg. Its own
+    // sendmsg, not sys::send_with_fds: it must be able to send more fds than the protocol allows.
+    int send(const Bytes& bytes, std::span<const int> fds = {}, int flags = 0);
+
+    // The next datagram from the server; Errc::disconnected once it closed, Errc::unavailable
+    // if nothing came within `timeout`.
+    Result<Datagram> receive(std::chrono::milliseconds timeout = std::chrono::seconds(10));
+
+private:
+    explicit RawConnection(UniqueFd sock) : sock_(std::move(sock)) {}
+    UniqueFd sock_;
+    std::uint32_t seq_ = 1;
+};
+
+} // namespace nsfork::testing
