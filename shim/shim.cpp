@@ -1,5 +1,7 @@
 // nsfork-shim: pid 1 of a container's pid namespace. It starts the command, forwards it every
-// signal, reaps every process that ends up its child, and exits with the command's status.
+// signal but those of kNeverForwarded, reaps every process that ends up its child, and exits
+// with the command's status. main() reads top to bottom: arguments, block signals, signalfd,
+// (receive the plan,) spawn the command, then supervise() until the command is reaped.
 //
 // C++ on C headers only, built by musl-gcc as a small static binary: the launcher execs it on
 // every launch, and exec cost grows with the binary (KERNEL.md, "Init design").
@@ -13,18 +15,17 @@
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "base/exit_codes.h"
+#include "base/fdpass.h"
 #include "launcher/exec_report.h"
 #include "launcher/shim_plan.h"
 
 extern char **environ;
 
 namespace {
-
-constexpr int kExitShimError = 125;
-constexpr int kExitCannotExecute = 126;
-constexpr int kExitNotFound = 127;
 
 // Writes "nsfork-shim: " and the parts as one line in a single write, so it never interleaves.
 void say(const char *a, const char *b = "", const char *c = "", const char *d = "") {
@@ -58,7 +59,7 @@ void report(int fd, int32_t stage, int32_t error) {
     const int error = errno;
     report(report_fd, NSFORK_STAGE_SHIM_SETUP, error);
     say(what, ": ", strerror(error));
-    _exit(kExitShimError);
+    _exit(NSFORK_EXIT_FAILED);
 }
 
 // The fds the launcher may hand the shim; -1 when absent.
@@ -133,7 +134,7 @@ int spawn_command(char **argv, pid_t *pid) {
         sigprocmask(SIG_SETMASK, &none, nullptr);
         execvp(argv[0], argv);
         exec_error = errno;
-        _exit(kExitNotFound);
+        _exit(NSFORK_EXIT_NOT_FOUND);
     }
     if (child < 0) return errno;
     if (const int error = exec_error) {
@@ -144,76 +145,29 @@ int spawn_command(char **argv, pid_t *pid) {
     return 0;
 }
 
-// The plan received on --plan: the datagram and the pointers into it.
-struct Plan {
-    char **argv;
-    char **envp;
-    const char *cwd;
-};
-
 char g_plan[NSFORK_PLAN_MAX];
-char *g_pointers[NSFORK_PLAN_MAX + 2]; // every string takes at least its NUL
+char *g_pointers[NSFORK_PLAN_MAX_POINTERS(NSFORK_PLAN_MAX)];
 
 // Waits for the plan on `sock` and wires the stdio fds it carries to their slots among 0, 1
 // and 2 (the others stay our /dev/null). Returns false when the server went away (closed the
 // socket) or sent something malformed.
-bool receive_plan(int sock, Plan *plan) {
-    iovec iov{g_plan, sizeof g_plan};
-    alignas(cmsghdr) char control[CMSG_SPACE(3 * sizeof(int))];
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    ssize_t n;
-    do n = recvmsg(sock, &msg, MSG_CMSG_CLOEXEC);
-    while (n < 0 && errno == EINTR);
-    nsfork_plan header;
-    if (n < ssize_t(sizeof header) || (msg.msg_flags & MSG_CTRUNC)) return false;
-    memcpy(&header, g_plan, sizeof header);
+bool receive_plan(int sock, nsfork_parsed_plan *plan) {
     int stdio[3];
     size_t count = 0;
-    for (cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
-        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) return false;
-        count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-        if (count > 3) return false;
-        memcpy(stdio, CMSG_DATA(c), count * sizeof(int));
-    }
+    int flags = 0;
+    const ssize_t n = nsfork_recv_with_fds(sock, g_plan, sizeof g_plan, stdio, 3, &count, &flags);
+    bool ok = n > 0 && !(flags & (MSG_TRUNC | MSG_CTRUNC)) &&
+              nsfork_parse_plan(g_plan, size_t(n), g_pointers, sizeof g_pointers / sizeof *g_pointers, plan) == 0;
     size_t next_fd = 0;
-    for (int slot = 0; slot < 3; ++slot) {
-        if (!(header.stdio & (1u << slot))) continue;
-        if (next_fd == count) return false;
-        const int fd = stdio[next_fd++];
-        if (dup2(fd, slot) < 0) return false; // dup2 clears close-on-exec on 0..2
-        if (fd > 2) close(fd);
+    for (int slot = 0; ok && slot < 3; ++slot) {
+        if (!(plan->stdio & (1u << slot))) continue;
+        if (next_fd == count) ok = false;
+        else if (dup2(stdio[next_fd++], slot) < 0) ok = false; // dup2 clears close-on-exec on 0..2
     }
-    if (next_fd != count || header.stdio > 7) return false;
-    const size_t strings = size_t(n) - sizeof header;
-    if (header.magic != NSFORK_PLAN_MAGIC || header.size != strings || header.argc == 0 ||
-        size_t(header.argc) + header.envc + 1 > strings || g_plan[n - 1] != '\0')
-        return false;
-    // Split the strings: argc argv, envc env, then the cwd.
-    char *p = g_plan + sizeof header;
-    char *const end = g_plan + n;
-    auto next = [&]() -> char * {
-        if (p >= end) return nullptr;
-        char *string = p;
-        p += strnlen(p, size_t(end - p)) + 1;
-        return string;
-    };
-    char **out = g_pointers;
-    plan->argv = out;
-    for (uint32_t i = 0; i < header.argc; ++i) {
-        if (!(*out++ = next())) return false;
-    }
-    *out++ = nullptr;
-    plan->envp = out;
-    for (uint32_t i = 0; i < header.envc; ++i) {
-        if (!(*out++ = next())) return false;
-    }
-    *out++ = nullptr;
-    plan->cwd = next();
-    return plan->cwd && p == end;
+    if (next_fd != count) ok = false;
+    for (size_t i = 0; i < count; ++i)
+        if (stdio[i] > 2) close(stdio[i]);
+    return ok;
 }
 
 // Reaps every exited child, orphans included; returns the command's exit code once it is among
@@ -225,6 +179,95 @@ int reap_children(pid_t command) {
         if (pid <= 0) return -1; // 0: none exited yet; ECHILD: no child left
         if (pid == command) {
             return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+        }
+    }
+}
+
+// Signals never forwarded to the command. SIGCHLD is ours: it drives the reaping. SIGKILL and
+// SIGSTOP never reach a signalfd (they cannot be caught); listed to say so. SIGTTIN and SIGTTOU
+// are the kernel's notice of background I/O on a controlling terminal, which a container (its
+// own session, no terminal of ours) has none of: one reaching us was sent by hand and would
+// only tell the command something false. SIGTSTP is forwarded: the container has no terminal
+// to send ^Z, so one reaching us was asked for (`nsfork kill -TSTP`), and a command with a
+// handler (a shell, an editor) acts on it; without one the kernel discards it anyway, as the
+// command's process group is orphaned.
+constexpr int kNeverForwarded[] = {SIGCHLD, SIGKILL, SIGSTOP, SIGTTIN, SIGTTOU};
+
+bool never_forwarded(int sig) {
+    for (int s : kNeverForwarded)
+        if (s == sig) return true;
+    return false;
+}
+
+// Decimal text of a small non-negative number, for messages (no stdio: says one write each).
+const char *decimal(unsigned value, char (&buf)[16]) {
+    char *p = buf + sizeof buf;
+    *--p = '\0';
+    do *--p = char('0' + value % 10);
+    while ((value /= 10) && p > buf);
+    return p;
+}
+
+// Says a line about a failure in the supervision loop, at most once a second: a persistent
+// error must not flood the container's stderr.
+void say_limited(const char *a, const char *b, const char *c) {
+    static timespec last{};
+    timespec now{};
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (last.tv_sec != 0 && now.tv_sec - last.tv_sec < 1) return;
+    last = now;
+    say(a, b, ": ", c);
+}
+
+// Once the command runs, pid 1 is no longer allowed to bail (catatonit): our exit would kill
+// the whole container. A failed call is said (EINTR and EAGAIN are not failures) and retried,
+// after a pause so that an error that persists does not spin a CPU.
+void transient_failure(const char *what, int error) {
+    if (error == EINTR || error == EAGAIN) return;
+    say_limited("supervision: ", what, strerror(error));
+    const timespec pause{0, 10 * 1000 * 1000};
+    nanosleep(&pause, nullptr);
+}
+
+// Forwards `sig` to the command. Safe by pid: until we reap it, its pid cannot be reused; a
+// zombie command takes a signal without error. ESRCH cannot happen then, and if it does the
+// command is gone all the same: only other errors are said.
+void forward(pid_t command, int sig) {
+    if (kill(command, sig) == 0 || errno == ESRCH) return;
+    char buf[16];
+    say_limited("cannot forward signal ", decimal(unsigned(sig), buf), strerror(errno));
+}
+
+// The supervision loop: reaps on SIGCHLD, forwards the other signals, and in a shared pid
+// namespace kills the container's cgroup if the server dies. Exits with the command's status
+// once it is reaped, and for no other reason.
+[[noreturn]] void supervise(pid_t command, int sfd, const Fds &fds) {
+    // In a shared pid namespace our death would not end the container: if the server dies, we
+    // kill the container's whole cgroup (us included). Polled, so a server that died before
+    // we got here is seen at once.
+    pollfd watch[2] = {{sfd, POLLIN, 0}, {fds.server, POLLIN, 0}};
+    const nfds_t watched = fds.server >= 0 ? 2 : 1;
+    for (;;) {
+        if (poll(watch, watched, -1) < 0) {
+            transient_failure("poll", errno);
+            continue;
+        }
+        if (watched == 2 && watch[1].revents) {
+            if (write(fds.kill, "1", 1) != 1) kill(command, SIGKILL);
+            watch[1].fd = -1; // once is enough; SIGCHLD ends us next
+        }
+        if (!(watch[0].revents & POLLIN)) continue;
+        signalfd_siginfo si;
+        const ssize_t n = read(sfd, &si, sizeof si);
+        if (n != ssize_t(sizeof si)) {
+            transient_failure("read of the signalfd", n < 0 ? errno : EIO);
+            continue;
+        }
+        const int sig = int(si.ssi_signo);
+        if (sig == SIGCHLD) {
+            if (const int code = reap_children(command); code >= 0) _exit(code);
+        } else if (!never_forwarded(sig)) {
+            forward(command, sig);
         }
     }
 }
@@ -247,7 +290,7 @@ int main(int argc, char **argv) {
     if (cmd == 0) {
         report(report_fd, NSFORK_STAGE_SHIM_SETUP, EINVAL);
         say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] (-- CMD [ARG...] | --plan=N)");
-        return kExitShimError;
+        return NSFORK_EXIT_FAILED;
     }
 
     reset_dispositions();
@@ -271,8 +314,8 @@ int main(int argc, char **argv) {
         // then wait for the container's plan: sent at once on a cold start, at launch when warm.
         report(report_fd, NSFORK_STAGE_OK, 0);
         if (report_fd >= 0) close(report_fd);
-        Plan plan;
-        if (!receive_plan(fds.plan, &plan)) _exit(kExitShimError); // discarded by the server
+        nsfork_parsed_plan plan{};
+        if (!receive_plan(fds.plan, &plan)) _exit(NSFORK_EXIT_FAILED); // discarded by the server
         report_fd = fds.plan; // the launch's outcome goes back on the plan's socket
         // Signals that arrived while we were a pool entry are not the command's.
         for (pollfd p{sfd, POLLIN, 0}; poll(&p, 1, 0) == 1;) {
@@ -281,9 +324,9 @@ int main(int argc, char **argv) {
         }
         if (strcmp(plan.cwd, "/") != 0 && chdir(plan.cwd) < 0) { // we start at "/" (shim_plan.h)
             report(report_fd, NSFORK_STAGE_CWD, errno);
-            _exit(kExitShimError);
+            _exit(NSFORK_EXIT_FAILED);
         }
-        environ = plan.envp; // posix_spawnp looks PATH up in our environ
+        environ = plan.envp; // execvp, after spawn_command's vfork, looks PATH up in our environ
         command_argv = plan.argv;
     }
 
@@ -293,32 +336,9 @@ int main(int argc, char **argv) {
         // the same failure twice on `nsfork run`'s terminal.
         if (report_fd >= 0) report(report_fd, NSFORK_STAGE_EXEC_COMMAND, error);
         else say("cannot execute '", command_argv[0], "': ", strerror(error));
-        return error == ENOENT || error == ENOTDIR ? kExitNotFound : kExitCannotExecute;
+        return error == ENOENT || error == ENOTDIR ? NSFORK_EXIT_NOT_FOUND : NSFORK_EXIT_CANNOT_EXECUTE;
     }
     report(report_fd, NSFORK_STAGE_OK, 0);
     if (report_fd >= 0) close(report_fd);
-    const int events = sfd;
-
-    // In a shared pid namespace our death would not end the container: if the server dies, we
-    // kill the container's whole cgroup (us included). Polled, so a server that died before
-    // we got here is seen at once.
-    pollfd watch[2] = {{events, POLLIN, 0}, {fds.server, POLLIN, 0}};
-    const nfds_t watched = fds.server >= 0 ? 2 : 1;
-    for (;;) {
-        if (poll(watch, watched, -1) < 0) fail_setup(-1, "cannot poll");
-        if (watched == 2 && watch[1].revents) {
-            if (write(fds.kill, "1", 1) != 1) kill(command, SIGKILL);
-            watch[1].fd = -1; // once is enough; SIGCHLD ends us next
-        }
-        if (!(watch[0].revents & POLLIN)) continue;
-        signalfd_siginfo si;
-        if (read(events, &si, sizeof si) != sizeof si) fail_setup(-1, "cannot read signalfd");
-        if (si.ssi_signo == SIGCHLD) {
-            if (const int code = reap_children(command); code >= 0) return code;
-        } else {
-            // Safe by pid: until we reap it, the command's pid cannot be reused. A zombie
-            // command is killed without error; any error (ESRCH) is ignored all the same.
-            kill(command, static_cast<int>(si.ssi_signo));
-        }
-    }
+    supervise(command, sfd, fds);
 }

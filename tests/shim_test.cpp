@@ -512,3 +512,39 @@ TEST_CASE("shim: a launcher gone before the report does not kill the command wit
     run.close_stdin();
     REQUIRE(run.wait() == 5);
 }
+
+TEST_CASE("shim: SIGTTIN and SIGTTOU sent to the shim are never forwarded") {
+    // The command traps both and USR1; TTIN and TTOU go first, USR1 after a pause: a forwarded
+    // TTIN or TTOU would print its line before "usr1".
+    ShimRun run({.command = {"/bin/sh", "-c",
+                             "trap 'echo ttin' TTIN; trap 'echo ttou' TTOU; trap 'echo usr1; exit 9' USR1;"
+                             " echo ready; while :; do read x; done"}});
+    REQUIRE(read_line(run.stdout_fd()) == "ready");
+    REQUIRE(kill(run.pid(), SIGTTIN) == 0);
+    REQUIRE(kill(run.pid(), SIGTTOU) == 0);
+    std::this_thread::sleep_for(200ms);
+    REQUIRE(kill(run.pid(), SIGUSR1) == 0);
+    REQUIRE(run.wait() == 9);
+    CHECK(read_all(run.stdout_fd()) == "usr1\n");
+    CHECK(run.stderr_text().empty());
+}
+
+TEST_CASE("shim: SIGTSTP sent to the shim is forwarded to a command that handles it") {
+    ShimRun run({.command = {"/bin/sh", "-c", "trap 'echo tstp; exit 8' TSTP; echo ready; while :; do read x; done"}});
+    REQUIRE(read_line(run.stdout_fd()) == "ready");
+    REQUIRE(kill(run.pid(), SIGTSTP) == 0);
+    REQUIRE(run.wait() == 8);
+    CHECK(read_all(run.stdout_fd()) == "tstp\n");
+}
+
+TEST_CASE("shim: signals racing with the command's exit are forwarded without an error") {
+    // A burst of signals while the command exits: those that find it a zombie, or gone, must
+    // neither print an error nor change the exit code.
+    ShimRun run({.command = {"/bin/sh", "-c", "trap '' USR1; echo ready; read x; exit 3"}});
+    REQUIRE(read_line(run.stdout_fd()) == "ready");
+    run.close_stdin();
+    for (int i = 0; i < 2000 && kill(run.pid(), SIGUSR1) == 0 && process_state(run.pid()) != 'Z'; ++i) {
+    }
+    REQUIRE(run.wait() == 3);
+    CHECK(run.stderr_text().empty());
+}
