@@ -6,6 +6,7 @@
 #   scripts/dev.sh asan   build with ASan+UBSan into ./build-asan, run the whole suite, leaks checked
 #   scripts/dev.sh fuzz [SECONDS]  build the libFuzzer target with clang into ./build-fuzz, replay
 #                         tests/fuzz/regressions, then fuzz for SECONDS (default 60)
+#   scripts/dev.sh unit-unprivileged  run the built unit tests (nsfork-unit) as nobody (uid 65534)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -30,8 +31,12 @@ install_missing() {
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 }
 
+# CI builds (CI=true) treat warnings as errors; a developer's build only shows them.
+WERROR=OFF
+[[ ${CI:-} == true ]] && WERROR=ON
+
 build() {
-    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+    cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSFORK_WERROR="$WERROR" "$@" >/dev/null
     cmake --build "$BUILD_DIR" -j "$(nproc)"
 }
 
@@ -39,7 +44,7 @@ build() {
 # test that produced it (UBSan halts, ASan exits non-zero).
 asan() {
     local dir=${ASAN_BUILD_DIR:-build-asan}
-    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSFORK_SANITIZE=ON >/dev/null
+    cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNSFORK_SANITIZE=ON -DNSFORK_WERROR="$WERROR" >/dev/null
     cmake --build "$dir" -j "$(nproc)"
     ASAN_OPTIONS=detect_leaks=1 \
     UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
@@ -69,6 +74,17 @@ fuzz() {
     tail -n 20 "$dir/fuzz.log"
 }
 
+# The unit tests need no root: run them as nobody, so that one that starts to need it fails
+# here. The build dir must be readable and its binaries executable by others.
+unit_unprivileged() {
+    local unit
+    unit=$(realpath "$BUILD_DIR/bin/nsfork-unit")
+    if [[ ! -x $unit ]]; then echo "$unit is not built" >&2; return 1; fi
+    echo "running $unit as uid 65534"
+    # From /tmp: nobody may not be able to write (or even read) the current directory.
+    (cd /tmp && setpriv --reuid=65534 --regid=65534 --clear-groups "$unit")
+}
+
 case "${1:-}" in
 demo)
     install_missing
@@ -89,12 +105,15 @@ asan)
     install_missing
     asan
     ;;
+unit-unprivileged)
+    unit_unprivileged
+    ;;
 fuzz)
     install_missing "${FUZZ_PACKAGES[@]}"
     fuzz "${2:-60}"
     ;;
 *)
-    echo "usage: scripts/dev.sh demo|test|build|asan|fuzz [SECONDS]" >&2
+    echo "usage: scripts/dev.sh demo|test|build|asan|fuzz [SECONDS]|unit-unprivileged" >&2
     exit 2
     ;;
 esac
