@@ -14,10 +14,23 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <mutex>
 
 extern char** environ;
 
 namespace nsfork::testing {
+
+namespace {
+
+std::mutex spawned_mutex;
+std::vector<pid_t> spawned_pids;
+
+} // namespace
+
+std::vector<pid_t> spawned() {
+    const std::lock_guard lock(spawned_mutex);
+    return spawned_pids;
+}
 
 Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd, int err_fd) {
     std::vector<char*> args;
@@ -31,6 +44,8 @@ Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd, int err_fd
     const int rc = argv.empty() ? EINVAL : ::posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
     posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) return sys_error(Errc::unavailable, "cannot start " + (argv.empty() ? "nothing" : argv[0]), rc);
+    const std::lock_guard lock(spawned_mutex);
+    spawned_pids.push_back(pid);
     return pid;
 }
 

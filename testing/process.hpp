@@ -16,6 +16,10 @@ namespace nsfork::testing {
 // `err_fd` as its stdout and stderr (-1: inherited). The caller reaps it.
 Result<pid_t> spawn(const std::vector<std::string>& argv, int out_fd = -1, int err_fd = -1);
 
+// Every pid spawn() started in this process, in order: the suite's leak check looks for the
+// cgroup trees of servers among them (nsfork-<pid>) after the tests.
+std::vector<pid_t> spawned();
+
 // The shell convention for a waitpid status: the exit code, or 128+N when killed by signal N.
 int shell_code(int wstatus);
 
