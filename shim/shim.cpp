@@ -54,7 +54,7 @@ void report(int fd, int32_t stage, int32_t error) {
     }
 }
 
-// Reports a failure of the shim's own setup (errno is the cause) and exits 125.
+// Reports a failure of the shim's own setup (errno is the cause) and exits NSFORK_EXIT_FAILED.
 [[noreturn]] void fail_setup(int report_fd, const char *what) {
     const int error = errno;
     report(report_fd, NSFORK_STAGE_SHIM_SETUP, error);
