@@ -1,6 +1,7 @@
 #include "client.hpp"
 
 #include "base/pidfd.hpp"
+#include "base/unix_socket.hpp"
 #include "protocol/messages.hpp"
 
 #include <sys/socket.h>
@@ -18,14 +19,11 @@ struct Client::Reply : Received<wire::ReplyMessage> {};
 constexpr std::uint64_t kMaxReplyBody = 1ULL << 30;
 
 Result<Client> Client::connect(const std::string& socket_path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof addr.sun_path)
-        return Error{Errc::bad_request, "socket path too long: " + socket_path};
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    auto addr = unix_address(socket_path);
+    if (!addr) return std::move(addr).error();
     UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!sock) return sys_error(Errc::internal, "socket failed", errno);
-    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) < 0)
         return sys_error(Errc::disconnected, "cannot connect to nsfork server at " + socket_path,
                          errno);
     return Client(std::move(sock));

@@ -41,8 +41,13 @@ Result<Datagram> recv_datagram(int sock) {
         if (::poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP)))
             return Error{Errc::disconnected, "peer closed the connection"};
     }
-    if (flags & MSG_CTRUNC)
+    // The kernel cuts the fds short when they do not fit (more than kMaxFds came) and when it
+    // cannot install one of them here (we are out of fds): only the first fills every slot.
+    if ((flags & MSG_CTRUNC) && count == kMaxFds)
         return Error{Errc::protocol, "datagram carried more than " + std::to_string(kMaxFds) + " fds"};
+    if (flags & MSG_CTRUNC)
+        return Error{Errc::unavailable, "a datagram's fds could not all be received: this process is out of fds",
+                     EMFILE};
     if (flags & MSG_TRUNC)
         return Error{Errc::protocol,
                      "datagram larger than " + std::to_string(kMaxDatagram / 1024) + " KiB"};

@@ -2,6 +2,7 @@
 
 #include "base/procfs.hpp"
 #include "protocol/client.hpp"
+#include "base/unix_socket.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/messages.hpp"
 
@@ -45,11 +46,8 @@ std::string PeerPolicy::refuse(int fd) const {
 }
 
 Result<void> Listener::listen(const std::string& path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (path.size() >= sizeof addr.sun_path)
-        return Error{Errc::bad_request, "socket path too long: " + path};
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    auto addr = unix_address(path);
+    if (!addr) return std::move(addr).error();
 
     struct stat st;
     if (::lstat(path.c_str(), &st) == 0) {
@@ -62,7 +60,7 @@ Result<void> Listener::listen(const std::string& path) {
     if (!sock) return sys_error(Errc::internal, "socket failed", errno);
     // The file is created 0600 from the start: no window in which another user could connect.
     const mode_t old_mask = ::umask(0177);
-    const int rc = ::bind(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr);
+    const int rc = ::bind(sock.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr);
     const int bind_errno = errno;
     ::umask(old_mask);
     if (rc < 0) return sys_error(Errc::unavailable, "cannot bind " + path, bind_errno);
