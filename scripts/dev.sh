@@ -80,9 +80,16 @@ unit_unprivileged() {
     local unit
     unit=$(realpath "$BUILD_DIR/bin/nsfork-unit")
     if [[ ! -x $unit ]]; then echo "$unit is not built" >&2; return 1; fi
-    echo "running $unit as uid 65534"
-    # From /tmp: nobody may not be able to write (or even read) the current directory.
-    (cd /tmp && setpriv --reuid=65534 --regid=65534 --clear-groups "$unit")
+    # A copy in a directory of its own: nobody may not be able to reach the build tree (a clone
+    # under /root), nor write the current directory.
+    local dir rc=0
+    dir=$(mktemp -d /tmp/nsfork-unit.XXXXXX)
+    chmod 755 "$dir"
+    install -m 755 "$unit" "$dir/nsfork-unit"
+    echo "running nsfork-unit as uid 65534"
+    (cd "$dir" && setpriv --reuid=65534 --regid=65534 --clear-groups ./nsfork-unit) || rc=$?
+    rm -rf "$dir"
+    return "$rc"
 }
 
 case "${1:-}" in
