@@ -1,5 +1,6 @@
 // Zero-copy IPC and reconnection: sealed memfd bodies, the status table, re-attaching, and what
 // happens when a client or the server dies.
+#include "badinput.hpp"
 #include "harness.hpp"
 #include "launcher/cgroup.hpp"
 #include "base/pidfd.hpp"
@@ -57,10 +58,9 @@ private:
 // Sends a request built by hand, with `body` as the Body memfd, and returns the reply's error
 // message ("" for a non-error reply).
 std::string send_with_body(Client& client, int body_fd, std::uint64_t declared) {
-    flatbuffers::FlatBufferBuilder fbb;
-    fbb.Finish(wire::CreateRequestMessage(fbb, 77, wire::Request::Body, wire::CreateBody(fbb, declared).Union()));
+    const testing::Bytes envelope = testing::body_envelope(77, declared);
     const int fds[] = {body_fd};
-    REQUIRE(send_datagram(client.native_handle(), {fbb.GetBufferPointer(), fbb.GetSize()}, fds));
+    REQUIRE(send_datagram(client.native_handle(), envelope, fds));
     auto got = recv_datagram(client.native_handle());
     REQUIRE(got);
     auto reply = open_reply(std::move(*got), 1 << 20);
@@ -68,25 +68,6 @@ std::string send_with_body(Client& client, int body_fd, std::uint64_t declared) 
     CHECK(reply->message->seq() == 77);
     const wire::Error* e = reply->message->reply_as_Error();
     return e ? str(e->message()) : "";
-}
-
-// A finished Launch request of about `env_bytes`, as bytes.
-std::vector<std::uint8_t> launch_request(std::size_t env_bytes) {
-    flatbuffers::FlatBufferBuilder fbb;
-    auto argv = fbb.CreateVectorOfStrings(std::vector<std::string>{probe(), "exit", "0"});
-    auto env = fbb.CreateVectorOfStrings(big_env(env_bytes));
-    auto launch = wire::CreateLaunch(fbb, 0, argv, env);
-    fbb.Finish(wire::CreateRequestMessage(fbb, 77, wire::Request::Launch, launch.Union()));
-    return {fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize()};
-}
-
-// A memfd holding `bytes` with exactly `seals`.
-UniqueFd memfd_with(const std::vector<std::uint8_t>& bytes, int seals) {
-    UniqueFd fd(::memfd_create("test-body", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-    REQUIRE(fd);
-    REQUIRE(::write(fd.get(), bytes.data(), bytes.size()) == static_cast<ssize_t>(bytes.size()));
-    if (seals) REQUIRE(::fcntl(fd.get(), F_ADD_SEALS, seals) == 0);
-    return fd;
 }
 
 } // namespace
@@ -146,23 +127,27 @@ TEST_CASE("ipc: request bodies must be sealed, whole and within the cap") {
     require_root();
     ServerProcess server({"--max-request-bytes", std::to_string(2 << 20)});
     Client client = server.connect();
-    const auto request = launch_request(1 << 20);
+    testing::LaunchFields fields;
+    fields.argv = {probe(), "exit", "0"};
+    fields.env = big_env(1 << 20);
+    const auto request = testing::launch_request(77, fields);
     constexpr int all = F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL;
     const std::string unsealed =
         "message body memfd is not sealed (it needs F_SEAL_WRITE, F_SEAL_SHRINK, F_SEAL_GROW and F_SEAL_SEAL)";
 
-    CHECK(send_with_body(client, memfd_with(request, 0).get(), request.size()) == unsealed);
-    CHECK(send_with_body(client, memfd_with(request, F_SEAL_SHRINK | F_SEAL_GROW).get(), request.size()) == unsealed);
-    CHECK(send_with_body(client, memfd_with(request, all).get(), request.size() + 100) ==
+    CHECK(send_with_body(client, badinput::memfd_with(request, 0).get(), request.size()) == unsealed);
+    CHECK(send_with_body(client, badinput::memfd_with(request, F_SEAL_SHRINK | F_SEAL_GROW).get(), request.size()) == unsealed);
+    CHECK(send_with_body(client, badinput::memfd_with(request, all).get(), request.size() + 100) ==
           "message body is truncated: " + std::to_string(request.size() + 100) + " bytes declared, the memfd holds " +
               std::to_string(request.size()));
-    const auto big = launch_request(3 << 20);
-    CHECK(send_with_body(client, memfd_with(big, all).get(), big.size()) ==
+    fields.env = big_env(3 << 20);
+    const auto big = testing::launch_request(77, fields);
+    CHECK(send_with_body(client, badinput::memfd_with(big, all).get(), big.size()) ==
           "message body of " + std::to_string(big.size()) + " bytes exceeds the limit of 2097152 bytes");
     Pipe not_memfd;
     CHECK(send_with_body(client, not_memfd.read.get(), 100) == "message body fd is not a sealable memfd");
     // A whole, sealed body within the cap launches.
-    CHECK(send_with_body(client, memfd_with(request, all).get(), request.size()) == "");
+    CHECK(send_with_body(client, badinput::memfd_with(request, all).get(), request.size()) == "");
     // And the same connection keeps working.
     CHECK(run(client, {probe(), "exit", "4"}).status.code == 4);
 }

@@ -9,10 +9,9 @@
 
 #include <chrono>
 #include <csignal>
-#include <fstream>
 #include <functional>
+#include <optional>
 #include <regex>
-#include <thread>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -21,14 +20,17 @@ namespace {
 
 // Polls the server's status until `ready` holds (bounded: the pool refills in milliseconds).
 ServerStatus await_pool(Client& client, const std::function<bool(const ServerStatus&)>& ready) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
-        auto s = client.status();
-        REQUIRE(s);
-        if (ready(*s)) return *s;
-        REQUIRE(std::chrono::steady_clock::now() < deadline);
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    std::optional<ServerStatus> last;
+    const bool held = testing::eventually(
+        [&] {
+            auto s = client.status();
+            REQUIRE(s);
+            last = *s;
+            return ready(*last);
+        },
+        std::chrono::seconds(10), std::chrono::milliseconds(5));
+    REQUIRE(held);
+    return *last;
 }
 
 // `probe view` in a container named "view", with what differs by server alone normalized.
@@ -58,14 +60,6 @@ const std::vector<std::string> kPrivateMounts = {"/usr/bin/unshare", "--mount", 
 // Runs a server in the mount namespace of process `pid`.
 std::vector<std::string> mounts_of(pid_t pid) {
     return {"/usr/bin/nsenter", "-t", std::to_string(pid), "-m", "--"};
-}
-
-// The server's children that are not containers: its pool entries.
-std::vector<pid_t> children_of(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(pid) + "/children");
-    std::vector<pid_t> out;
-    for (pid_t p; f >> p;) out.push_back(p);
-    return out;
 }
 
 } // namespace
@@ -102,7 +96,7 @@ TEST_CASE("pool: a ready entry waits at the root, keeping no directory of the se
                    ? std::string(target) : std::string("?");
     };
     REQUIRE(cwd_of(server.pid()) != "/");
-    const auto entries = children_of(server.pid());
+    const auto entries = testing::children_of(server.pid());
     REQUIRE(entries.size() == 2);
     for (pid_t pid : entries) CHECK(cwd_of(pid) == "/");
 }
@@ -122,7 +116,7 @@ TEST_CASE("pool: a warm container is scheduled as a cold one, whatever the serve
     Client warm = warm_server.connect();
     Client cold = cold_server.connect();
     await_pool(warm, [](const ServerStatus& s) { return s.pool_ready == 2; });
-    for (pid_t entry : children_of(warm_server.pid())) {
+    for (pid_t entry : testing::children_of(warm_server.pid())) {
         CHECK(::sched_getscheduler(entry) == SCHED_BATCH);
         errno = 0;
         CHECK(::getpriority(PRIO_PROCESS, static_cast<id_t>(entry)) == 5);
@@ -164,12 +158,12 @@ TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
     ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
     Client client = server.connect();
     await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
-    const auto entries = children_of(server.pid());
+    const auto entries = testing::children_of(server.pid());
     REQUIRE(entries.size() == 2);
     for (pid_t p : entries) REQUIRE(::kill(p, SIGKILL) == 0);
     auto s = await_pool(client, [](const ServerStatus& st) { return st.pool_discarded >= 2 && st.pool_ready == 2; });
     CHECK(s.pool_served == 0);
-    for (pid_t p : children_of(server.pid())) CHECK(std::find(entries.begin(), entries.end(), p) == entries.end());
+    for (pid_t p : testing::children_of(server.pid())) CHECK(std::find(entries.begin(), entries.end(), p) == entries.end());
     auto r = run(client, {probe(), "exit", "6"});
     CHECK(r.status.code == 6);
     CHECK(client.status()->pool_served == 1);

@@ -10,13 +10,10 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 
 #include <csignal>
 #include <cstdlib>
-#include <dirent.h>
-#include <fcntl.h>
 
 #include <chrono>
 #include <thread>
@@ -324,32 +321,6 @@ TEST_CASE("server: SIGTERM to the server kills its containers before it exits") 
     CHECK_FALSE(client.list()); // the connection is gone
 }
 
-namespace {
-
-// How many fds process `pid` has open.
-std::size_t open_fds(pid_t pid) {
-    std::size_t n = 0;
-    if (DIR* d = ::opendir(("/proc/" + std::to_string(pid) + "/fd").c_str())) {
-        while (const dirent* e = ::readdir(d))
-            if (e->d_name[0] != '.') ++n;
-        ::closedir(d);
-    }
-    return n;
-}
-
-// A raw SOCK_SEQPACKET connection to `path`, bypassing the client library.
-UniqueFd seqpacket_connect(const std::string& path) {
-    UniqueFd fd(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-    REQUIRE(fd);
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-    REQUIRE(::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-    return fd;
-}
-
-} // namespace
-
 // The server keeps a reply's fds (here: the status table's, in every HelloReply) for a client
 // that does not read, by duplicating them. When it has no fd left for that, the reply becomes an
 // error on the same seq and the connection carries on; it used to queue fd -1, and the send of
@@ -362,28 +333,23 @@ TEST_CASE("server: a reply whose fds cannot be kept for a slow client becomes an
     REQUIRE(server.connect().hello()); // settled: its warm pool (if any) is up
     std::this_thread::sleep_for(200ms);
     // Idle connections take the server's fds until only kFree are left.
-    std::vector<UniqueFd> idle;
-    const std::size_t used = open_fds(server.pid());
+    std::vector<testing::RawConnection> idle;
+    const std::size_t used = testing::fd_count(server.pid());
     REQUIRE(used + kFree + 1 < kLimit);
-    for (std::size_t i = used; i + kFree + 1 < kLimit; ++i) idle.push_back(seqpacket_connect(server.socket()));
-    UniqueFd slow = seqpacket_connect(server.socket());
-    for (auto deadline = std::chrono::steady_clock::now() + 10s;
-         open_fds(server.pid()) < kLimit - kFree && std::chrono::steady_clock::now() < deadline;)
-        std::this_thread::sleep_for(10ms);
-    REQUIRE(open_fds(server.pid()) == kLimit - kFree);
+    for (std::size_t i = used; i + kFree + 1 < kLimit; ++i) idle.push_back(raw_connection(server.socket()));
+    testing::RawConnection slow = raw_connection(server.socket());
+    testing::eventually([&] { return testing::fd_count(server.pid()) >= kLimit - kFree; });
+    REQUIRE(testing::fd_count(server.pid()) == kLimit - kFree);
 
     // Far more Hellos than its socket holds, none read: the server queues the rest.
     constexpr std::uint32_t kHellos = 1500;
-    REQUIRE(::fcntl(slow.get(), F_SETFL, O_NONBLOCK) == 0);
     for (std::uint32_t seq = 1; seq <= kHellos;) {
-        flatbuffers::FlatBufferBuilder fbb;
-        fbb.Finish(wire::CreateRequestMessage(fbb, seq, wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()));
-        auto sent = send_datagram(slow.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
-        if (!sent && sent.error().sys_errno == EAGAIN) {
+        const int err = slow.send(testing::hello(seq), {}, MSG_DONTWAIT);
+        if (err == EAGAIN) {
             std::this_thread::sleep_for(1ms);
             continue;
         }
-        REQUIRE(sent);
+        REQUIRE(err == 0);
         ++seq;
     }
     std::this_thread::sleep_for(300ms); // the server reads and answers them all
@@ -391,9 +357,7 @@ TEST_CASE("server: a reply whose fds cannot be kept for a slow client becomes an
     // Every request is answered, in order: a HelloReply with its fd, or an error without one.
     std::size_t hellos = 0, errors = 0;
     for (std::uint32_t seq = 1; seq <= kHellos; ++seq) {
-        pollfd p{slow.get(), POLLIN, 0};
-        REQUIRE(::poll(&p, 1, 10000) == 1);
-        auto got = recv_datagram(slow.get());
+        auto got = slow.receive(10s);
         REQUIRE(got);
         const wire::ReplyMessage* m = verify_reply(got->bytes);
         REQUIRE(m);
@@ -413,12 +377,8 @@ TEST_CASE("server: a reply whose fds cannot be kept for a slow client becomes an
     CHECK(hellos > 0);
     CHECK(errors > 0);
     // Once read, fds are free again, and the same connection is answered in full.
-    flatbuffers::FlatBufferBuilder fbb;
-    fbb.Finish(wire::CreateRequestMessage(fbb, kHellos + 1, wire::Request::Hello, wire::CreateHello(fbb, kProtocolVersion).Union()));
-    REQUIRE(send_datagram(slow.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {}));
-    pollfd p{slow.get(), POLLIN, 0};
-    REQUIRE(::poll(&p, 1, 10000) == 1);
-    auto last = recv_datagram(slow.get());
+    REQUIRE(slow.send(testing::hello(kHellos + 1)) == 0);
+    auto last = slow.receive(10s);
     REQUIRE(last);
     const wire::ReplyMessage* m = verify_reply(last->bytes);
     REQUIRE(m);

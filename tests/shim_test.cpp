@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <chrono>
 #include <fstream>
-#include <functional>
 #include <iterator>
 #include <optional>
 #include <set>
@@ -27,6 +26,7 @@
 #include <utility>
 #include <vector>
 
+#include "harness.hpp"
 #include "launcher/exec_report.h"
 
 #ifndef NSFORK_SHIM_PATH
@@ -38,51 +38,28 @@ extern char **environ;
 namespace {
 
 using namespace std::chrono_literals;
+using nsfork::UniqueFd;
+using nsfork::test::Pipe;
 
 constexpr auto kTimeout = 10s;
 
-// Owns one fd; closes it on destruction.
-class Fd {
-public:
-    Fd() = default;
-    explicit Fd(int fd) : fd_(fd) {}
-    Fd(Fd &&other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-    Fd &operator=(Fd &&other) noexcept {
-        reset(std::exchange(other.fd_, -1));
-        return *this;
-    }
-    ~Fd() { reset(); }
-    int get() const { return fd_; }
-    void reset(int fd = -1) {
-        if (fd_ >= 0) ::close(fd_);
-        fd_ = fd;
-    }
-
-private:
-    int fd_ = -1;
-};
-
-// A close-on-exec pipe whose ends sit at fd 64 or above, so that the dup2 actions that wire the
-// child's low fds can never overwrite one another's source.
-struct Pipe {
-    Fd read, write;
-};
-
 // Moves fd to a close-on-exec fd numbered 64 or more.
-Fd move_high(int fd) {
+UniqueFd move_high(int fd) {
     const int high = fcntl(fd, F_DUPFD_CLOEXEC, 64);
     const int saved = errno;
     ::close(fd);
     errno = saved;
     REQUIRE(high >= 0);
-    return Fd(high);
+    return UniqueFd(high);
 }
 
-// Makes a Pipe (see above).
+// A close-on-exec pipe whose ends sit at fd 64 or above, so that the dup2 actions that wire the
+// child's low fds can never overwrite one another's source.
 Pipe make_pipe() {
-    int fds[2];
-    REQUIRE(pipe2(fds, O_CLOEXEC) == 0);
-    return {move_high(fds[0]), move_high(fds[1])};
+    Pipe p;
+    p.read = move_high(p.read.release());
+    p.write = move_high(p.write.release());
+    return p;
 }
 
 // Waits until fd is readable; fails the test after kTimeout, so that a bug cannot hang the suite.
@@ -122,16 +99,6 @@ std::vector<std::string> lines_of(const std::string &text) {
     std::istringstream in(text);
     for (std::string line; std::getline(in, line);) lines.push_back(line);
     return lines;
-}
-
-// Polls cond every millisecond until it holds or kTimeout passes; a timeout, not a synchroniser.
-bool eventually(const std::function<bool()> &cond) {
-    const auto deadline = std::chrono::steady_clock::now() + kTimeout;
-    while (!cond()) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        std::this_thread::sleep_for(1ms);
-    }
-    return true;
 }
 
 // How to start the shim; the defaults are the launcher's way.
@@ -196,7 +163,7 @@ public:
         posix_spawn_file_actions_destroy(&fa);
         REQUIRE(rc == 0);
         // Not glibc 2.36's pidfd_open: its <sys/pidfd.h> lacks extern "C" and fails to link in C++.
-        pidfd_ = Fd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
+        pidfd_ = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, pid_, 0)));
         if (pidfd_.get() < 0) {
             kill(pid_, SIGKILL);
             waitpid(pid_, nullptr, 0);
@@ -240,18 +207,11 @@ public:
     std::string report_bytes() { return read_all(report_.get()); }
 
     // The shim's current children (from /proc, needs CONFIG_PROC_CHILDREN).
-    std::vector<pid_t> children() const {
-        const std::string path =
-            "/proc/" + std::to_string(pid_) + "/task/" + std::to_string(pid_) + "/children";
-        std::ifstream in(path);
-        std::vector<pid_t> pids;
-        for (pid_t p; in >> p;) pids.push_back(p);
-        return pids;
-    }
+    std::vector<pid_t> children() const { return nsfork::testing::children_of(pid_); }
 
 private:
     pid_t pid_ = 0;
-    Fd pidfd_, in_, out_, err_, report_;
+    UniqueFd pidfd_, in_, out_, err_, report_;
 };
 
 // Runs the shim on a command with stdin at EOF and returns its exit code.
@@ -293,14 +253,6 @@ std::string status_field(const std::string &status, const std::string &key) {
     }
     return "<missing>";
 }
-
-// A temporary path removed (file or empty directory) on destruction.
-struct TempPath {
-    std::string path;
-    ~TempPath() {
-        if (!path.empty()) ::remove(path.c_str());
-    }
-};
 
 } // namespace
 
@@ -350,7 +302,7 @@ TEST_CASE("shim: orphans are reaped while the command runs") {
     const pid_t command = std::stoi(read_line(run.stdout_fd()));
 
     // Unreaped `true`s would stay as zombies; the `cat`s must have become the shim's children.
-    REQUIRE(eventually([&] {
+    REQUIRE(nsfork::testing::eventually([&] {
         const auto kids = run.children();
         if (kids.size() != 11) return false;
         for (pid_t kid : kids) {
@@ -358,20 +310,20 @@ TEST_CASE("shim: orphans are reaped while the command runs") {
             if (kid != command && process_comm(kid) != "cat") return false;
         }
         return true;
-    }));
+    }, kTimeout, 1ms));
 
     // The `cat`s die while the shim is stopped, so their ten SIGCHLDs merge into one pending
     // signal: the shim must still reap them all.
     REQUIRE(kill(run.pid(), SIGSTOP) == 0);
     gate.write.reset();
-    REQUIRE(eventually([&] {
+    REQUIRE(nsfork::testing::eventually([&] {
         const auto kids = run.children();
         return kids.size() == 11 && std::count_if(kids.begin(), kids.end(), [](pid_t kid) {
                                         return process_state(kid) == 'Z';
                                     }) == 10;
-    }));
+    }, kTimeout, 1ms));
     REQUIRE(kill(run.pid(), SIGCONT) == 0);
-    REQUIRE(eventually([&] { return run.children() == std::vector<pid_t>{command}; }));
+    REQUIRE(nsfork::testing::eventually([&] { return run.children() == std::vector<pid_t>{command}; }, kTimeout, 1ms));
     REQUIRE(process_state(command) != 'Z');
 
     run.close_stdin();
@@ -397,16 +349,16 @@ TEST_CASE("shim: command not found exits 127 and reports ENOENT") {
 }
 
 TEST_CASE("shim: a command that is not executable exits 126 and reports EACCES") {
-    TempPath file{"/tmp/nsfork-shim-test-XXXXXX"};
-    const int fd = mkstemp(file.path.data());
+    nsfork::test::TempDir tmp;
+    const std::string file = tmp.path() + "/script", dir = tmp.path() + "/dir";
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     REQUIRE(fd >= 0);
     REQUIRE(write(fd, "#!/bin/sh\nexit 0\n", 17) == 17);
     REQUIRE(fchmod(fd, 0644) == 0);
     close(fd);
-    TempPath dir{"/tmp/nsfork-shim-test-XXXXXX"};
-    REQUIRE(mkdtemp(dir.path.data()) != nullptr);
+    REQUIRE(::mkdir(dir.c_str(), 0700) == 0);
 
-    for (const auto &command : {file.path, dir.path}) {
+    for (const auto &command : {file, dir}) {
         INFO("command " << command);
         ShimRun run({.command = {command}});
         REQUIRE(run.wait() == 126);
