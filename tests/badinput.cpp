@@ -6,24 +6,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <chrono>
-#include <thread>
+#include <functional>
 
 namespace nsfork::test::badinput {
 
-using namespace std::chrono_literals;
-
 Footprint settled_footprint(pid_t pid) {
-    auto take = [&] { return Footprint{testing::fd_count(pid), testing::children_of(pid).size()}; };
-    Footprint last = take();
-    int stable = 0;
-    for (int i = 0; i < 250 && stable < 10; ++i) {
-        std::this_thread::sleep_for(20ms);
-        const Footprint now = take();
-        stable = now == last ? stable + 1 : 0;
-        last = now;
-    }
-    return last;
+    return testing::settled([&] { return Footprint{testing::fd_count(pid), testing::children_of(pid).size()}; },
+                            std::equal_to<>{});
 }
 
 UniqueFd dev_null() {

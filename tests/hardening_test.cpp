@@ -41,14 +41,6 @@ using testing::fd_count;
 // How many direct children the server has: containers not yet reaped, and its warm pool.
 std::size_t child_count(pid_t pid) { return testing::children_of(pid).size(); }
 
-// VmRSS of `pid` in KiB.
-long rss_kib(pid_t pid) {
-    std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-    for (std::string line; std::getline(f, line);)
-        if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-    return -1;
-}
-
 // User plus system CPU time of `pid`, in clock ticks.
 long cpu_ticks(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
@@ -82,17 +74,10 @@ struct Footprint {
 // The server's footprint once its fds, children and cgroups stopped changing (its warm pool
 // refills after a launch): the same for 200 ms, or after 5 s the last one seen.
 Footprint footprint(pid_t server, const std::string& cgroup_root) {
-    auto take = [&] { return Footprint{fd_count(server), child_count(server), cgroups_below(cgroup_root), rss_kib(server)}; };
-    Footprint last = take();
-    int stable = 0;
-    for (int i = 0; i < 250 && stable < 10; ++i) {
-        std::this_thread::sleep_for(20ms);
-        const Footprint now = take();
-        const bool same = now.fds == last.fds && now.children == last.children && now.cgroups == last.cgroups;
-        stable = same ? stable + 1 : 0;
-        last = now;
-    }
-    return last;
+    auto take = [&] { return Footprint{fd_count(server), child_count(server), cgroups_below(cgroup_root), procfs::status_field(server, "VmRSS")}; };
+    return testing::settled(take, [](const Footprint& a, const Footprint& b) {
+        return a.fds == b.fds && a.children == b.children && a.cgroups == b.cgroups;
+    });
 }
 
 // ---- a cgroup subtree the test owns, for servers run with --cgroup-root ----
@@ -343,11 +328,7 @@ TEST_CASE("hardening: the server SIGKILLed with containers running leaves no con
     REQUIRE(processes_in_pidns(own.pidns_inode()).size() == 2);
     REQUIRE(processes_in_pidns(nested.pidns_inode()).size() == 2);
     // Its children: the containers' inits and any warm-pool entries waiting for a launch.
-    std::vector<pid_t> children;
-    {
-        std::ifstream f("/proc/" + std::to_string(server->pid()) + "/task/" + std::to_string(server->pid()) + "/children");
-        for (pid_t pid; f >> pid;) children.push_back(pid);
-    }
+    const std::vector<pid_t> children = testing::children_of(server->pid());
 
     REQUIRE(::kill(server->pid(), SIGKILL) == 0);
     CHECK(server->stop() == ExitStatus{0, SIGKILL});

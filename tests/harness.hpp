@@ -80,9 +80,9 @@ using testing::ProcessResult;
 ProcessResult run_process(const std::vector<std::string>& argv);
 
 // /proc seen from outside (testing/process.hpp). Zombies are not alive: here they can outlive
-// the test, as this machine's pid 1 does not reap orphans. More there, in nsfork::testing
-// (fd_count, children_of, default_cgroup_root), with eventually() (testing/poll.hpp) and raw
-// requests (testing/wire.hpp): not imported here, as some test files still define their own.
+// the test, as this machine's pid 1 does not reap orphans. More there, called by their
+// nsfork::testing names: fd_count, children_of, default_cgroup_root, eventually() and settled()
+// (testing/poll.hpp), and raw requests (testing/wire.hpp).
 using testing::alive;
 using testing::cgroup_of;
 using testing::cgroup_procs;
