@@ -2,6 +2,7 @@
 // the command was exec'd, pidfd included), cold — no pre-made namespace. Against the raw floor
 // and posix_spawn (until exec'd), and against whole tools (until exit observed).
 #include "clock.hpp"
+#include "testing/process.hpp"
 #include "runc_bundle.hpp"
 #include "scenarios.hpp"
 
@@ -152,8 +153,7 @@ Result<void> run_launch(Context& ctx, Report& r) {
         // What the ready pool costs while idle: its processes (one shim each, pid 1 of a ready
         // namespace) and their resident memory.
         long processes = 0, rss_kib = 0;
-        std::ifstream children(fmt::format("/proc/{}/task/{}/children", st->pid, st->pid));
-        for (long pid; children >> pid;) {
+        for (pid_t pid : testing::children_of(st->pid)) {
             ++processes;
             std::ifstream status(fmt::format("/proc/{}/status", pid));
             for (std::string line; std::getline(status, line);)

@@ -3,6 +3,7 @@
 // that failed, and the server's fds, children, cgroups and memory against where they started.
 // Not part of a default run: name it (`nsfork-bench soak`).
 #include "clock.hpp"
+#include "testing/process.hpp"
 #include "base/procfs.hpp"
 #include "scenarios.hpp"
 #include "serve_process.hpp"
@@ -31,10 +32,8 @@ Footprint footprint_of(pid_t server) {
     Footprint f;
     namespace fs = std::filesystem;
     std::error_code ec;
-    for (auto it = fs::directory_iterator(fmt::format("/proc/{}/fd", server), ec); !ec && it != fs::directory_iterator(); ++it)
-        ++f.fds;
-    std::ifstream children(fmt::format("/proc/{}/task/{}/children", server, server));
-    for (long pid; children >> pid;) ++f.children;
+    f.fds = static_cast<long>(testing::fd_count(server));
+    f.children = static_cast<long>(testing::children_of(server).size());
     const std::string root = fmt::format("{}/nsfork-{}", procfs::cgroup2_mount(), server);
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator(); ++it)
         f.cgroups += it->is_directory();
