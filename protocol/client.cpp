@@ -81,12 +81,19 @@ Result<std::uint32_t> Client::send(flatbuffers::FlatBufferBuilder& fbb, std::spa
     return next_seq_++;
 }
 
+// The reply to a request as its caller gets it: an Error reply becomes the Error it carries,
+// whether it came at once or early (kept while another request was answered).
+Result<std::shared_ptr<Client::Reply>> Client::answer(std::shared_ptr<Reply> reply) {
+    if (const wire::Error* e = reply->message->reply_as_Error()) return read_error(*e);
+    return reply;
+}
+
 Result<std::shared_ptr<Client::Reply>> Client::receive(std::uint32_t seq) {
     for (;;) {
         if (auto early = early_.find(seq); early != early_.end()) {
             auto reply = std::move(early->second);
             early_.erase(early);
-            return reply;
+            return answer(std::move(reply));
         }
         auto got = recv_datagram(sock_.get());
         // A peer that closed with our request unread resets us (ECONNRESET) even though its
@@ -108,8 +115,7 @@ Result<std::shared_ptr<Client::Reply>> Client::receive(std::uint32_t seq) {
         // seq 0 is the server's own word, sent when it cannot serve at all (e.g. a failed start).
         if (message->seq() == 0)
             if (const wire::Error* e = message->reply_as_Error()) return read_error(*e);
-        if (const wire::Error* e = message->reply_as_Error(); e && message->seq() == seq) return read_error(*e);
-        if (message->seq() == seq) return reply;
+        if (message->seq() == seq) return answer(std::move(reply));
         early_.emplace(message->seq(), std::move(reply));
     }
 }

@@ -105,6 +105,7 @@ private:
     struct Reply;
     Result<std::uint32_t> send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
     Result<std::shared_ptr<Reply>> receive(std::uint32_t seq);
+    static Result<std::shared_ptr<Reply>> answer(std::shared_ptr<Reply> reply);
     template <class Build>
     Result<std::shared_ptr<Reply>> call(Build&& build, std::span<const int> fds = {});
 

@@ -138,12 +138,9 @@ TEST_CASE("client: an error reply becomes an Error with the server's code, messa
     CHECK(killed.error().sys_errno == ENOENT);
 }
 
-// KNOWN BUG (protocol/client.cpp, Client::receive): a reply taken from the early store is
-// returned without the Error check a fresh one gets, so an early Error reaches receive_wait as
-// "server answered Wait with another reply" instead of the server's code and message. Marked
-// [!shouldfail] until receive() checks early replies for an Error too: drop the tag then.
-TEST_CASE("client: an error reply for another seq is kept for that request, not given to the current one",
-          "[!shouldfail]") {
+// An early Error reply used to skip the Error check a fresh one gets: receive_wait said "server
+// answered Wait with another reply" instead of the server's code and message.
+TEST_CASE("client: an error reply for another seq is kept for that request, not given to the current one") {
     auto [client, server] = connected();
     auto waiting = client.send_wait("a");
     REQUIRE(waiting);
