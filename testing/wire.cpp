@@ -86,7 +86,8 @@ Result<RawConnection> RawConnection::connect(const std::string& socket_path) {
     return RawConnection(std::move(sock));
 }
 
-int RawConnection::send(const Bytes& bytes, std::span<const int> fds, int flags) {
+// Its own sendmsg, not sys::send_with_fds: it must be able to send more fds than the protocol allows.
+int send_raw(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds, int flags) {
     iovec iov{const_cast<std::uint8_t*>(bytes.data()), bytes.size()};
     msghdr msg{};
     msg.msg_iov = &iov;
@@ -101,7 +102,7 @@ int RawConnection::send(const Bytes& bytes, std::span<const int> fds, int flags)
         c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
         std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
     }
-    return ::sendmsg(sock_.get(), &msg, MSG_NOSIGNAL | flags) < 0 ? errno : 0;
+    return ::sendmsg(sock, &msg, MSG_NOSIGNAL | flags) < 0 ? errno : 0;
 }
 
 Result<Datagram> RawConnection::receive(std::chrono::milliseconds timeout) {

@@ -51,6 +51,10 @@ Bytes without_id(std::uint32_t seq, wire::Request type);
 // sent as the datagram's first fd.
 Bytes body_envelope(std::uint32_t seq, std::uint64_t size);
 
+// sendmsg of `bytes` with `fds` in SCM_RIGHTS on `sock`, past every check of send_datagram (it
+// can send more fds than the protocol allows); never raises SIGPIPE. Returns 0 or the errno.
+int send_raw(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds = {}, int flags = 0);
+
 // A connection to a server socket that sends whatever bytes and fds a test makes.
 class RawConnection {
 public:
@@ -60,9 +64,10 @@ public:
     void close() { sock_.reset(); }
     std::uint32_t next_seq() { return seq_++; }
 
-    // Sends one datagram with `fds` in SCM_RIGHTS; returns 0 or the errno of sendmsg. Its own
-    // sendmsg, not sys::send_with_fds: it must be able to send more fds than the protocol allows.
-    int send(const Bytes& bytes, std::span<const int> fds = {}, int flags = 0);
+    // Sends one datagram with `fds` in SCM_RIGHTS (send_raw); returns 0 or the errno of sendmsg.
+    int send(const Bytes& bytes, std::span<const int> fds = {}, int flags = 0) {
+        return send_raw(sock_.get(), bytes, fds, flags);
+    }
 
     // The next datagram from the server; Errc::disconnected once it closed, Errc::unavailable
     // if nothing came within `timeout`.

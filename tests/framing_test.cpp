@@ -6,7 +6,6 @@
 #include <fcntl.h>
 #include <sys/socket.h>
 
-#include <cstring>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -33,20 +32,8 @@ TEST_CASE("framing: too many fds is a protocol error and leaks none") {
     REQUIRE(pair);
     std::vector<int> many(kMaxFds + 4, pair->first.get());
     // Sent raw: send_datagram itself refuses more than kMaxFds.
-    std::uint8_t byte = 0;
-    iovec iov{&byte, 1};
-    std::vector<char> control(CMSG_SPACE(sizeof(int) * many.size()));
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.data();
-    msg.msg_controllen = control.size();
-    cmsghdr* cm = CMSG_FIRSTHDR(&msg);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int) * many.size());
-    std::memcpy(CMSG_DATA(cm), many.data(), sizeof(int) * many.size());
-    REQUIRE(::sendmsg(pair->first.get(), &msg, 0) == 1);
+    const std::uint8_t byte = 0;
+    REQUIRE(testing::send_raw(pair->first.get(), {&byte, 1}, many) == 0);
     auto d = recv_datagram(pair->second.get());
     REQUIRE_FALSE(d);
     CHECK(d.error().code == Errc::protocol);
