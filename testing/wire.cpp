@@ -1,5 +1,7 @@
 #include "testing/wire.hpp"
 
+#include "base/unix_socket.hpp"
+
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -75,13 +77,11 @@ Bytes body_envelope(std::uint32_t seq, std::uint64_t size) {
 }
 
 Result<RawConnection> RawConnection::connect(const std::string& socket_path) {
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (socket_path.size() >= sizeof addr.sun_path) return Error{Errc::bad_request, "socket path too long: " + socket_path};
-    std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+    auto addr = unix_address(socket_path);
+    if (!addr) return std::move(addr).error();
     UniqueFd sock(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
     if (!sock) return sys_error(Errc::internal, "socket", errno);
-    if (::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0)
+    if (::connect(sock.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0)
         return sys_error(Errc::unavailable, "cannot connect to " + socket_path, errno);
     return RawConnection(std::move(sock));
 }
