@@ -12,6 +12,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,25 @@ struct LaunchSpec {
                                         // socket (plan.hpp) instead of through its exec
     bool sched_idle = false;            // the child sets itself up at SCHED_IDLE, and stays so
                                         // until the caller gives it a policy (warm pool entries)
+
+    // The command's process (travel in the plan; the shim applies them to the command only).
+    bool new_session = true;            // the init makes a session of its own (every server
+                                        // launch); false: it stays in the caller's session, so
+                                        // the command can use the caller's terminal (nsfork run)
+    bool foreground = false;            // with !new_session: the command's process group takes
+                                        // the terminal's foreground while it runs (job control)
+    bool tty = false;                   // a pseudo-terminal of the container's own (devpts
+                                        // mounted inside): the command's stdio and controlling
+                                        // terminal; its master comes back with the exec report
+    bool kill_group = false;            // forwarded signals go to the command's process group
+    std::uint64_t signal_mask = 0;      // the command's blocked signals (bit N-1: signal N)
+    std::uint64_t ignored_signals = 0;  // signals the command starts with SIG_IGN (bit N-1)
+    std::optional<uid_t> uid;           // run the command as this user (and group) ...
+    std::optional<gid_t> gid;
+    std::optional<std::vector<gid_t>> groups; // ... with these supplementary groups (empty: none)
+    std::vector<int> extra_fds;         // the command's fds 3, 4, ... (runc's --preserve-fds);
+                                        // borrowed like stdio. An env entry LISTEN_PID=... is
+                                        // rewritten to the command's pid as seen inside
 };
 
 // A started first process. Its exec outcome arrives on `report` (see read_exec_report).

@@ -35,6 +35,16 @@ struct LaunchOptions {
     int join_pidns_fd = -1;               // join this pid namespace fd, or a pidfd's namespace
     bool tie_to_connection = false;       // destroyed when this client's connection closes
     std::uint32_t pid_max = 0;            // bound its processes: its own pid namespace's pid_max
+    // The command's process (see LaunchSpec in launcher/spawn.hpp).
+    bool tty = false;                     // a pseudo-terminal of its own: Container::terminal()
+                                          // is its master (stdio are then the terminal's)
+    bool kill_group = false;              // signals to the container reach the command's group
+    std::uint64_t signal_mask = 0;        // the command's blocked signals (bit N-1: signal N)
+    std::uint64_t ignored_signals = 0;    // signals the command starts ignoring (bit N-1)
+    std::optional<uid_t> uid;             // the command's user and group ...
+    std::optional<gid_t> gid;
+    std::optional<std::vector<gid_t>> groups; // ... and supplementary groups
+    std::vector<int> extra_fds;           // the command's fds 3, 4, ... (--preserve-fds)
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.

@@ -1,0 +1,21 @@
+/* Job control across the container boundary (nsfork run on the caller's terminal). When the
+ * plan asks for it, the shim keeps its plan socket after the exec report and uses it as a
+ * channel with its launcher, one record per datagram:
+ *   shim -> launcher  NSFORK_JOB_STOPPED: the command was stopped by `signal` (^Z, SIGTTIN...);
+ *                     the shim has given the terminal's foreground back to the launcher's group.
+ *   launcher -> shim  NSFORK_JOB_CONTINUE: the launcher was continued (`fg`): the shim makes the
+ *                     command's process group the foreground again and sends it SIGCONT.
+ * Plain C: the musl-static shim and the C++ launcher share it. */
+#ifndef NSFORK_JOB_CONTROL_H
+#define NSFORK_JOB_CONTROL_H
+
+#include <stdint.h>
+
+enum nsfork_job_kind { NSFORK_JOB_STOPPED = 1, NSFORK_JOB_CONTINUE = 2 };
+
+struct nsfork_job_event {
+    int32_t kind;   /* enum nsfork_job_kind */
+    int32_t signal; /* NSFORK_JOB_STOPPED: the stop signal; else 0 */
+};
+
+#endif
