@@ -1,8 +1,9 @@
 /* Job control across the container boundary (nsfork run on the caller's terminal). When the
  * plan asks for it, the shim keeps its plan socket after the exec report and uses it as a
  * channel with its launcher, one record per datagram:
- *   shim -> launcher  NSFORK_JOB_STOPPED: the command was stopped by `signal` (^Z, SIGTTIN...);
- *                     the shim has given the terminal's foreground back to the launcher's group.
+ *   shim -> launcher  NSFORK_JOB_STOPPED: the command was stopped by `signal` (^Z, SIGTTIN...).
+ *                     The launcher takes the terminal's foreground back (its group is not visible
+ *                     inside the container) and stops itself, so that its shell sees the job stop.
  *   launcher -> shim  NSFORK_JOB_CONTINUE: the launcher was continued (`fg`): the shim makes the
  *                     command's process group the foreground again and sends it SIGCONT.
  * Plain C: the musl-static shim and the C++ launcher share it. */
