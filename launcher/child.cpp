@@ -60,7 +60,7 @@ void wire_fds(const ChildPlan& p) noexcept {
 } // namespace
 
 void fail(int report_fd, nsfork_stage stage, int error) noexcept {
-    const nsfork_exec_report r{stage, error};
+    const nsfork_exec_report r{stage, error, 0, 0};
     // A short or failed write leaves EOF-without-record, which the parent reports as a death.
     [[maybe_unused]] ssize_t n = ::write(report_fd, &r, sizeof r);
     ::_exit(NSFORK_EXIT_FAILED);
@@ -74,8 +74,11 @@ void run(const ChildPlan& p) noexcept {
     }
     // Signals stay blocked (the parent blocked them all before clone3): the init inherits the
     // full mask and unblocks only through its signalfd, so no signal is lost before it is ready.
-    // Its own session, so that a terminal's job-control signals never reach the container.
-    if (::setsid() < 0) fail(report, NSFORK_STAGE_SESSION, errno);
+    // Its own session, so that a terminal's job-control signals never reach the container. Or,
+    // on the caller's terminal (nsfork run), the caller's session but a process group of its
+    // own: a signal to the caller's group (^C, `kill %1`) then reaches the launcher alone, which
+    // forwards it once, and not the init too, which would forward it a second time.
+    if ((p.new_session ? ::setsid() : ::setpgid(0, 0)) < 0) fail(report, NSFORK_STAGE_SESSION, errno);
     // Die with the server. A parent that died before the prctl took effect would go unnoticed
     // (getppid() is 0 in a new pid namespace), so look at the parent's pidfd afterwards: readable
     // means it has exited. A shared-namespace init is not killed: it must live to kill its

@@ -79,6 +79,7 @@ struct ChildPlan {
     bool mount_proc;
     const char* pid_max;      // decimal, written to the new namespace's pid_max; nullptr: none
     bool sched_idle;
+    bool new_session;         // a session of its own; else a process group of its own
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 

@@ -12,6 +12,11 @@
 #include <cerrno>
 #include <csignal>
 #include <optional>
+#include <string>
+
+extern "C" {
+#include "launcher/shim_plan.h"
+}
 
 namespace nsfork {
 
@@ -51,6 +56,7 @@ public:
             .mount_proc = spec.mount_proc && spec.new_mount_namespace,
             .pid_max = pid_max_.empty() ? nullptr : pid_max_.c_str(),
             .sched_idle = spec.sched_idle,
+            .new_session = spec.new_session,
         };
         // In the table's order, so that the child's fd kFirstInitFd+i is what args_ named it.
         std::size_t next = 0;
@@ -113,8 +119,34 @@ const char* stage_name(int stage) {
     case NSFORK_STAGE_CGROUP: return "placing in the cgroup";
     case NSFORK_STAGE_PID_MAX: return "setting the pid namespace's pid_max";
     case NSFORK_STAGE_SCHED: return "setting its scheduling policy";
+    case NSFORK_STAGE_USER: return "switching the command's user";
+    case NSFORK_STAGE_TERMINAL: return "setting up the command's terminal";
+    case NSFORK_STAGE_COMMAND_FDS: return "passing the command's extra fds";
+    case NSFORK_STAGE_COMMAND_SIGNALS: return "setting the command's blocked and ignored signals";
     default: return "unknown stage";
     }
+}
+
+// The first of the command's settings that only a plan carries, or nullptr: a launch too large
+// for a plan (its argv and env go through the shim's exec) cannot have them.
+const char* needs_plan(const LaunchSpec& spec) {
+    if (spec.foreground) return "the terminal's foreground";
+    if (spec.tty) return "a terminal";
+    if (spec.kill_group) return "signals to the command's process group";
+    if (spec.signal_mask) return "a blocked signal mask";
+    if (spec.ignored_signals) return "ignored signals";
+    if (spec.uid || spec.gid || spec.groups) return "a user switch";
+    if (!spec.extra_fds.empty()) return "extra fds";
+    return nullptr;
+}
+
+// "user 1000:100", "user 1000", "group 100", or the supplementary groups alone.
+std::string switched_to(const nsfork_exec_report& report) {
+    if (report.uid == NSFORK_NO_ID && report.gid == NSFORK_NO_ID) return "the supplementary groups";
+    if (report.uid == NSFORK_NO_ID) return "group " + std::to_string(report.gid);
+    std::string user = "user " + std::to_string(report.uid);
+    if (report.gid != NSFORK_NO_ID) user += ":" + std::to_string(report.gid);
+    return user;
 }
 
 // Receives the one fd the intermediate sends; EOF (it failed) gives -1.
@@ -130,10 +162,34 @@ UniqueFd receive_pidfd(int sock) {
 
 } // namespace
 
+Result<void> check_command_settings(const LaunchSpec& spec) {
+    if (spec.extra_fds.size() > NSFORK_PLAN_MAX_EXTRA_FDS)
+        return Error{Errc::bad_request, "too many extra fds: " + std::to_string(spec.extra_fds.size()) +
+                                            " (at most " + std::to_string(NSFORK_PLAN_MAX_EXTRA_FDS) + ")"};
+    for (int fd : spec.extra_fds)
+        if (fd < 0) return Error{Errc::bad_request, "bad extra fd " + std::to_string(fd)};
+    // (uid_t)-1 means "unchanged" to the kernel's set*id calls, and is refused by setuid itself.
+    if (spec.uid == static_cast<uid_t>(-1) || spec.gid == static_cast<gid_t>(-1))
+        return Error{Errc::bad_request, "bad user or group id 4294967295"};
+    if (spec.tty && !spec.new_mount_namespace)
+        return Error{Errc::bad_request,
+                     "a terminal of the container's own needs a mount namespace of its own (its devpts is mounted there)"};
+    if (spec.tty && spec.foreground)
+        return Error{Errc::bad_request,
+                     "a terminal of the container's own and the caller's terminal's foreground exclude each other"};
+    if (spec.foreground && spec.new_session)
+        return Error{Errc::bad_request, "the caller's terminal's foreground needs the caller's session"};
+    return {};
+}
+
 Result<Spawned> spawn(const LaunchSpec& spec) {
     if (spec.plan_fd < 0 && (spec.argv.empty() || spec.argv[0].empty()))
         return Error{Errc::bad_request, "empty command (argv is empty)"};
     if (spec.init_path.empty()) return Error{Errc::internal, "no init (nsfork-shim) configured"};
+    if (auto checked = check_command_settings(spec); !checked) return std::move(checked).error();
+    if (const char* setting = spec.plan_fd < 0 ? needs_plan(spec) : nullptr)
+        return Error{Errc::bad_request, std::string("the command's arguments and environment are too large (over ") +
+                                            std::to_string(NSFORK_PLAN_MAX) + " bytes) for a launch with " + setting};
 
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) < 0)
@@ -235,16 +291,29 @@ Error exec_report_error(const nsfork_exec_report& report, const std::string& com
     if (report.stage == NSFORK_STAGE_CWD)
         return sys_error(Errc::launch_failed, "cannot change to working directory '" + cwd + "'",
                          report.error);
+    if (report.stage == NSFORK_STAGE_USER)
+        return sys_error(Errc::launch_failed, "cannot switch to " + switched_to(report), report.error);
     return sys_error(Errc::launch_failed, std::string("container setup failed while ") +
                                               stage_name(report.stage),
                      report.error);
 }
 
-Result<void> read_exec_report(int report_fd, const std::string& command, const std::string& cwd) {
+Result<void> read_exec_report(int report_fd, const std::string& command, const std::string& cwd,
+                              UniqueFd* terminal) {
     nsfork_exec_report report{};
     ssize_t n;
-    do n = ::read(report_fd, &report, sizeof report);
-    while (n < 0 && errno == EINTR);
+    if (terminal) {
+        int fd = -1;
+        std::size_t count = 0;
+        int flags = 0;
+        n = sys::recv_with_fds(report_fd, &report, sizeof report, &fd, 1, &count, &flags);
+        terminal->reset(count == 1 ? fd : -1);
+        if (n == sizeof report && report.stage == NSFORK_STAGE_OK && (!*terminal || (flags & MSG_CTRUNC)))
+            return Error{Errc::internal, "the exec report came without the container's terminal"};
+    } else {
+        do n = ::read(report_fd, &report, sizeof report);
+        while (n < 0 && errno == EINTR);
+    }
     // On a plan socket, a shim that died with its plan unread resets the connection: gone all the same.
     if (n < 0 && errno == ECONNRESET) n = 0;
     if (n < 0) return sys_error(Errc::internal, "cannot read the exec report", errno);

@@ -45,7 +45,10 @@ struct LaunchSpec {
     // The command's process (travel in the plan; the shim applies them to the command only).
     bool new_session = true;            // the init makes a session of its own (every server
                                         // launch); false: it stays in the caller's session, so
-                                        // the command can use the caller's terminal (nsfork run)
+                                        // the command can use the caller's terminal (nsfork run),
+                                        // in a process group of its own (so that the caller's
+                                        // group signals reach the command once, forwarded by the
+                                        // launcher, not a second time through the init)
     bool foreground = false;            // with !new_session: the command's process group takes
                                         // the terminal's foreground while it runs (job control)
     bool tty = false;                   // a pseudo-terminal of the container's own (devpts
@@ -56,7 +59,9 @@ struct LaunchSpec {
     std::uint64_t ignored_signals = 0;  // signals the command starts with SIG_IGN (bit N-1)
     std::optional<uid_t> uid;           // run the command as this user (and group) ...
     std::optional<gid_t> gid;
-    std::optional<std::vector<gid_t>> groups; // ... with these supplementary groups (empty: none)
+    std::optional<std::vector<gid_t>> groups; // ... with these supplementary groups (empty: none;
+                                        // nullopt: none when uid or gid is set, as runc does, so
+                                        // that a switch never keeps the server's groups)
     std::vector<int> extra_fds;         // the command's fds 3, 4, ... (runc's --preserve-fds);
                                         // borrowed like stdio. An env entry LISTEN_PID=... is
                                         // rewritten to the command's pid as seen inside
@@ -77,10 +82,22 @@ Result<Spawned> spawn(const LaunchSpec& spec);
 // (a launch whose command comes later, in a plan).
 std::string command_name(const LaunchSpec& spec);
 
+// Refuses (Errc::bad_request, naming why) settings of the command's process that cannot go
+// together: more extra fds than a plan carries (NSFORK_PLAN_MAX_EXTRA_FDS) or a negative one,
+// uid or gid (id_t)-1 (the kernel's "unchanged"), a
+// terminal of its own without a mount namespace of its own (devpts is mounted there) or with
+// the caller's foreground, the caller's foreground in a session of its own. spawn() and
+// send_plan() check it; a server can call it when it parses a request.
+Result<void> check_command_settings(const LaunchSpec& spec);
+
 // Reads the one report record from `report_fd` (blocking unless the fd is non-blocking; on a
 // non-blocking fd with nothing yet, returns Errc::internal with sys_errno EAGAIN). Success means
 // the command was exec'd. `command` and `cwd` are named in error messages.
-Result<void> read_exec_report(int report_fd, const std::string& command, const std::string& cwd);
+// With `terminal` (only for a launch with spec.tty, reading its plan socket) the OK record's fd,
+// the master of the container's pseudo-terminal, goes there; one missing is an error. Without,
+// the read is a plain read(2), as cheap as before terminals existed.
+Result<void> read_exec_report(int report_fd, const std::string& command, const std::string& cwd,
+                              UniqueFd* terminal = nullptr);
 
 // The Error for a report record that is not NSFORK_STAGE_OK.
 Error exec_report_error(const nsfork_exec_report& report, const std::string& command,

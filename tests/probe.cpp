@@ -60,7 +60,8 @@ void sleep_ms(long ms) {
 
 int usage() {
     std::fputs("usage: nsfork-probe pid|ppid|pidns|fds|env|ps|sleep|exit N|signal-self N|"
-               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd|view|forkbomb\n",
+               "can-signal PID|trap SIG...|daemon N|orphans N|zombies|cwd|view|forkbomb|group-signal|"
+               "group-trap SIG\n",
                stderr);
     return 2;
 }
@@ -153,6 +154,9 @@ void view() {
 
 volatile sig_atomic_t g_caught = 0;
 void on_signal(int sig) { g_caught = sig; }
+
+volatile sig_atomic_t g_usr1 = 0;
+void count_usr1(int) { g_usr1 = g_usr1 + 1; }
 
 } // namespace
 
@@ -259,6 +263,39 @@ int main(int argc, char** argv) {
         std::printf("forked %ld (%s)\nready\n", made, strerrorname_np(errno));
         std::fflush(stdout);
         sleep_forever();
+    } else if (verb == "group-signal") {
+        // `kill -USR1 0`, then how many times SIGUSR1 arrived. The count is taken once a SIGUSR2
+        // sent to pid 1 came back forwarded: pid 1 reads its signals lowest first, so a SIGUSR1
+        // it got from our group would have been forwarded, and delivered, before it.
+        std::signal(SIGUSR1, count_usr1);
+        std::signal(SIGUSR2, on_signal);
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::kill(0, SIGUSR1);
+        ::kill(1, SIGUSR2);
+        while (!g_caught) ::pause();
+        std::printf("usr1 %d\n", static_cast<int>(g_usr1));
+    } else if (verb == "group-trap") {
+        // This process and a child of it (same process group) wait for signal SIG; each says
+        // when it caught it. "ready" once both handle it.
+        std::signal(static_cast<int>(arg), on_signal);
+        sigset_t none;
+        ::sigemptyset(&none);
+        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        std::fflush(stdout);
+        const pid_t child = ::fork();
+        if (child < 0) return 1;
+        const char* who = child == 0 ? "child" : "parent";
+        if (child != 0) {
+            std::printf("ready\n");
+            std::fflush(stdout);
+        }
+        while (!g_caught) ::pause();
+        std::printf("%s caught %d\n", who, static_cast<int>(g_caught));
+        std::fflush(stdout);
+        if (child == 0) return 0;
+        ::waitpid(child, nullptr, 0);
     } else if (verb == "zombies") {
         // Zombies visible in /proc, after giving pid 1 up to 5 s to reap them.
         int zombies = 0;

@@ -223,7 +223,7 @@ int run_shim(const std::vector<std::string> &command) {
 
 // The report bytes holding exactly one record.
 std::string record_bytes(int32_t stage, int32_t error) {
-    const nsfork_exec_report r{stage, error};
+    const nsfork_exec_report r{stage, error, 0, 0};
     return std::string(reinterpret_cast<const char *>(&r), sizeof r);
 }
 
