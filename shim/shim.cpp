@@ -143,7 +143,7 @@ void reset_dispositions() {
 struct CommandSetup {
     nsfork_plan settings{};          // flags, signals, uid, gid, ngroups and extra_fds of the plan
     const uint32_t *groups = nullptr; // settings.ngroups of them
-    int extra_fds[NSFORK_PLAN_MAX_EXTRA_FDS] = {}; // settings.extra_fds, all at 64 or above
+    int extra_fds[NSFORK_PLAN_MAX_EXTRA_FDS] = {}; // settings.extra_fds, at kExtraFdsFloor or above
     int terminal = -1;               // the caller's terminal (NSFORK_PLAN_FOREGROUND), if any
     int pty_master = -1;             // the container's pseudo-terminal (NSFORK_PLAN_TTY) ...
     int pty_slave = -1;              // ... and the command's side of it
@@ -151,10 +151,10 @@ struct CommandSetup {
     bool has(uint32_t flag) const { return settings.flags & flag; }
 };
 
-// Where the extra fds wait in the shim, above every target (3 + NSFORK_PLAN_MAX_EXTRA_FDS) and
-// every fd of ours, so that wiring them to 3, 4, ... never overwrites one not yet wired.
-constexpr int kExtraFdsFloor = 64;
-static_assert(kExtraFdsFloor > 3 + NSFORK_PLAN_MAX_EXTRA_FDS);
+// Where the extra fds wait in the shim: above every target (3 .. 3 + NSFORK_PLAN_MAX_EXTRA_FDS - 1),
+// so that wiring them to 3, 4, ... never overwrites one not yet wired. Our own fds there are
+// overwritten in the command only, which needs none of them by then.
+constexpr int kExtraFdsFloor = 3 + NSFORK_PLAN_MAX_EXTRA_FDS;
 
 // Raw system calls for the vfork child: musl's setuid, setgid and setgroups synchronise every
 // thread of the process (__synccall), which a vfork child sharing our memory must not do.

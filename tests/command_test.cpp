@@ -472,3 +472,44 @@ TEST_CASE("command: in the foreground of the caller's terminal, stopped by ^Z an
     CHECK(testing::eventually([&] { return ::tcgetpgrp(master.get()) == command && process_state(command) == 'S'; }));
     CHECK(finish() == 0);
 }
+
+TEST_CASE("command: a shim that waited for its plan (a warm pool entry) sets the command up the same way") {
+    require_root();
+    // As the pool does: the shim is up and waiting before the command exists.
+    auto pair = seqpacket_pair();
+    REQUIRE(pair);
+    auto& [ours, theirs] = *pair;
+    LaunchSpec entry;
+    entry.init_path = NSFORK_SHIM_PATH;
+    entry.plan_fd = theirs.get();
+    auto spawned = spawn(entry);
+    REQUIRE(spawned);
+    theirs.reset();
+    REQUIRE(read_exec_report(spawned->report.get(), "nsfork-shim", "/"));
+
+    Pipe out, extra;
+    auto spec = probe_spec({"view"}, out.write.get());
+    spec.cwd = "/tmp";
+    spec.signal_mask = bit(SIGUSR1);
+    spec.ignored_signals = bit(SIGHUP);
+    spec.uid = 1000;
+    spec.groups = std::vector<gid_t>{30};
+    spec.extra_fds = {extra.write.get()};
+    auto plan = encode_plan(spec);
+    REQUIRE(plan);
+    REQUIRE(send_plan(ours.get(), *plan, spec));
+    auto outcome = read_exec_report(ours.get(), spec.argv[0], spec.cwd);
+    out.write.reset();
+    extra.write.reset();
+    const std::string text = read_all(out.read.get());
+    auto status = reap(spawned->pidfd.get());
+    REQUIRE(outcome);
+    CHECK(status->code == 0);
+    CHECK(field(text, "pgrp") == "2");
+    CHECK(field(text, "self.SigBlk") == hex16(bit(SIGUSR1)));
+    CHECK(field(text, "self.SigIgn") == hex16(bit(SIGHUP)));
+    CHECK(field(text, "self.Uid") == "1000\t1000\t1000\t1000");
+    CHECK(field(text, "self.Groups") == "30");
+    CHECK(field(text, "self.fds") == "0->/dev/null 1->pipe 2->pipe 3->pipe");
+    CHECK(field(text, "cwd") == "/tmp");
+}
