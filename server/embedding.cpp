@@ -7,6 +7,7 @@
 #include "base/procfs.hpp"
 #include "base/syscalls.hpp"
 #include "base/unix_socket.hpp"
+#include "base/userns.hpp"
 #include "protocol/messages.hpp"
 
 #include <spdlog/sinks/stdout_sinks.h>
@@ -20,6 +21,18 @@ namespace nsfork {
 
 using boost::system::error_code;
 
+namespace {
+
+// Tells the embedding client on `initial` why its server did not start, as the Error reply to
+// its first request (seq 0 answers any).
+void tell_initial(int initial, const Error& e) {
+    flatbuffers::FlatBufferBuilder fbb(256);
+    write_error_reply(fbb, 0, e);
+    (void)send_datagram(initial, {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+}
+
+} // namespace
+
 Result<void> Server::start(UniqueFd initial) {
     spdlog::set_default_logger(std::make_shared<spdlog::logger>(
         "nsfork", std::make_shared<spdlog::sinks::stderr_sink_st>()));
@@ -28,11 +41,7 @@ Result<void> Server::start(UniqueFd initial) {
 
     auto fail = [&](Error e) -> Result<void> {
         spdlog::error("{}", e.message);
-        if (initial) { // tell the embedding client why, on seq 0
-            flatbuffers::FlatBufferBuilder fbb(256);
-            write_error_reply(fbb, 0, e);
-            (void)send_datagram(initial.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
-        }
+        if (initial) tell_initial(initial.get(), e);
         return e;
     };
     if (opts_.log_level != "off" && spdlog::get_level() == spdlog::level::off)
@@ -44,7 +53,16 @@ Result<void> Server::start(UniqueFd initial) {
     auto table = StatusTableWriter::create();
     if (!table) return fail(std::move(table).error());
     table_.emplace(std::move(*table));
-    cgroups_ = setup_cgroup_root(opts_.cgroup_root);
+    // Without root, cgroups only inside a subtree delegated to our user; else none, and destroy
+    // is by pid namespace (the kernel kills a namespace with its init).
+    if (std::string why = cgroup_delegation_refusal(opts_.cgroup_root); !why.empty()) {
+        // Normal without root (no delegation), worth a warning with it.
+        spdlog::log(in_user_namespace() ? spdlog::level::info : spdlog::level::warn,
+                    "no cgroups: {}; launches that share a pid namespace will be refused", why);
+        cgroups_.no_cgroup_reason = std::move(why);
+    } else {
+        cgroups_ = setup_cgroup_root(opts_.cgroup_root);
+    }
     const std::string root_path = cgroups_.root ? cgroups_.root->path() : std::string();
     facts_ = ServerFacts{.own_pidns = host_.own_pidns_ino,
                          .isolation = opts_.isolation,
@@ -98,6 +116,12 @@ Result<Client> start_server_before_threads(const ServerOptions& options) {
         // A server with a socket outlives its agent, so that the agent can reconnect after a
         // crash: it is nobody's child to wait for (double fork).
         if (!options.socket_path.empty() && ::fork() != 0) ::_exit(0);
+        // An agent without root gets a rootless server: root in a user namespace of its own,
+        // which only this process enters (the agent's credentials stay as they are).
+        if (auto entered = enter_user_namespace(); !entered) {
+            tell_initial(server_end.get(), entered.error());
+            ::_exit(1);
+        }
         ::_exit(run_server(options, std::move(server_end)));
     }
     server_end.reset();

@@ -60,9 +60,8 @@ Result<HostFacts> check_host(const ServerOptions& opts) {
                                  "threads: start it before creating any thread",
                                  n)};
     if (auto ok = check_policy(opts.isolation, opts.disallow_sharing_agent_pidns); !ok) return std::move(ok).error();
-    if (::geteuid() != 0)
-        return Error{Errc::unavailable,
-                     "nsfork needs root (CAP_SYS_ADMIN) to create pid and mount namespaces"};
+    // Root, or root in a user namespace of its own (rootless): what creating namespaces needs.
+    if (auto ok = check_privilege(opts.isolation); !ok) return std::move(ok).error();
     if (std::string old = kernel_too_old(); !old.empty()) return Error{Errc::unavailable, old};
     HostFacts facts;
     // Before 6.14 pid_max is global: writing it from a container would change the host's.
