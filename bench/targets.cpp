@@ -170,6 +170,16 @@ std::vector<Target> judge_targets(const Report& r) {
                                 "and start-up is paid on every run, before the launch itself."));
         else out.push_back(not_run(goal, "cli scenario or unshare not measured"));
     }
+    { // cli, rootless
+        const std::string goal = "whole-process rootless nsfork run <= 1.0x unshare -rpf";
+        const Figure* f = r.find("cli", "/bin/true as uid 65534 (setpriv), in a user namespace, spawn until reaped",
+                                 "nsfork run (rootless)");
+        if (auto x = f ? ratio(*f, "unshare -rpf --mount-proc") : std::nullopt)
+            out.push_back(judge(goal, *x, 1.0, true, fmt::format("{:.2f}x unshare -rpf", *x),
+                                "As for root, `nsfork run`'s own exec and start-up (a dynamically linked C++ "
+                                "binary), then the user namespace it enters before the launch."));
+        else out.push_back(not_run(goal, "cli scenario's rootless rows or unshare not measured"));
+    }
     { // the server's own work per launch
         const std::string goal = "server time per launch <= 50 us (excluding clone and exec)";
         auto fs = all_named(r, "launch", "cold server");
