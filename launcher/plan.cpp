@@ -25,23 +25,29 @@ std::uint32_t plan_flags(const LaunchSpec& spec) {
     return flags;
 }
 
-} // namespace
+// The bytes of the strings a plan of `argv`, `env` and `cwd` carries.
+std::size_t strings_size(const std::vector<std::string>& argv, const std::vector<std::string>& env,
+                         const std::string& cwd) {
+    std::size_t size = cwd.size() + 1;
+    for (const auto& a : argv) size += a.size() + 1;
+    for (const auto& e : env) size += e.size() + 1;
+    return size;
+}
 
-std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
+// The plan of `spec`'s settings with `argv`, `env` and `cwd` (all empty: settings-only).
+std::optional<std::vector<std::uint8_t>> encode(const LaunchSpec& spec, const std::vector<std::string>& argv,
+                                                const std::vector<std::string>& env, const std::string& cwd) {
     if (!check_command_settings(spec)) return std::nullopt;
     const std::size_t ngroups = spec.groups ? spec.groups->size() : 0;
-    std::size_t size = ngroups * sizeof(std::uint32_t);
-    for (const auto& a : spec.argv) size += a.size() + 1;
-    for (const auto& e : spec.env) size += e.size() + 1;
-    size += spec.cwd.size() + 1;
+    const std::size_t size = ngroups * sizeof(std::uint32_t) + strings_size(argv, env, cwd);
     if (sizeof(nsfork_plan) + size > NSFORK_PLAN_MAX) return std::nullopt;
     std::uint32_t stdio = 0;
     for (unsigned i = 0; i < 3; ++i)
         if (spec.stdio[i] >= 0) stdio |= 1u << i;
     const nsfork_plan header{
         .magic = NSFORK_PLAN_MAGIC,
-        .argc = static_cast<std::uint32_t>(spec.argv.size()),
-        .envc = static_cast<std::uint32_t>(spec.env.size()),
+        .argc = static_cast<std::uint32_t>(argv.size()),
+        .envc = static_cast<std::uint32_t>(env.size()),
         .size = static_cast<std::uint32_t>(size),
         .stdio = stdio,
         .flags = plan_flags(spec),
@@ -60,10 +66,26 @@ std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
         std::memcpy(out.data() + sizeof header + i * sizeof gid, &gid, sizeof gid);
     }
     auto add = [&](const std::string& s) { out.insert(out.end(), s.c_str(), s.c_str() + s.size() + 1); };
-    for (const auto& a : spec.argv) add(a);
-    for (const auto& e : spec.env) add(e);
-    add(spec.cwd);
+    for (const auto& a : argv) add(a);
+    for (const auto& e : env) add(e);
+    add(cwd);
     return out;
+}
+
+} // namespace
+
+bool command_fits_plan(const LaunchSpec& spec) {
+    const std::size_t groups = spec.groups ? spec.groups->size() * sizeof(std::uint32_t) : 0;
+    return sizeof(nsfork_plan) + groups + strings_size(spec.argv, spec.env, spec.cwd) <= NSFORK_PLAN_MAX;
+}
+
+std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
+    return encode(spec, spec.argv, spec.env, spec.cwd);
+}
+
+std::optional<std::vector<std::uint8_t>> encode_cold_plan(const LaunchSpec& spec) {
+    if (command_fits_plan(spec)) return encode_plan(spec);
+    return encode(spec, {}, {}, ""); // too large: argv, env and cwd go through the shim's exec
 }
 
 Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec) {
@@ -79,7 +101,7 @@ Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const La
 }
 
 Result<PlannedLaunch> spawn_planned(LaunchSpec spec) {
-    auto plan = encode_plan(spec);
+    auto plan = encode_cold_plan(spec);
     UniqueFd ours, theirs;
     if (plan) {
         auto pair = seqpacket_pair();
@@ -93,7 +115,7 @@ Result<PlannedLaunch> spawn_planned(LaunchSpec spec) {
     PlannedLaunch launch{std::move(*spawned), std::move(ours)};
     if (plan) {
         theirs.reset(); // the shim's copy: our reads see EOF if it dies
-        // Queued for the shim to read once it runs; if it died first, its setup report says why.
+        // Queued for the shim to read once it runs; if it dies first, its setup report says why.
         (void)send_plan(launch.channel.get(), *plan, spec);
     }
     return launch;

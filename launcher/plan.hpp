@@ -14,9 +14,19 @@
 namespace nsfork {
 
 // The plan datagram for `spec`'s command (argv, env, cwd and its process's settings); nullopt
-// when it exceeds NSFORK_PLAN_MAX (the launch then passes argv, env and cwd the classic way,
-// through the shim's exec) or when check_command_settings refuses `spec` (spawn() then says why).
+// when it exceeds NSFORK_PLAN_MAX (a cold launch then takes encode_cold_plan's, a warm one none)
+// or when check_command_settings refuses `spec` (spawn() then says why).
 std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec);
+
+// The plan of a cold launch: encode_plan's, or, for a command too large for one, a settings-only
+// plan (shim_plan.h): the command's process settings and fds, while its argv, env and cwd go
+// through the shim's exec, which spawn() arranges when the plan socket it is given goes with a
+// command that fits no plan. nullopt only when check_command_settings refuses `spec`. Not for a
+// warm pool entry, whose shim has no command of its own: that takes encode_plan's or none.
+std::optional<std::vector<std::uint8_t>> encode_cold_plan(const LaunchSpec& spec);
+
+// Whether `spec`'s argv, env and cwd fit one plan datagram (else they go through the exec).
+bool command_fits_plan(const LaunchSpec& spec);
 
 // Sends `plan` on `sock` with those of `spec`'s stdio fds that are given, then its extra fds.
 Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const LaunchSpec& spec);
@@ -25,12 +35,11 @@ Result<void> send_plan(int sock, const std::vector<std::uint8_t>& plan, const La
 struct PlannedLaunch {
     Spawned spawned;  // spawned.report: the init's setup report (an OK once the shim is up)
     UniqueFd channel; // the plan socket: the command's exec report, then, with spec.foreground,
-                      // the job-control channel (job_control.h); empty on the classic path
+                      // the job-control channel (job_control.h)
 };
 
-// Spawns `spec` (its plan_fd is ours to set) and sends it its plan; a command too large for a
-// plan goes the classic way (spawn() refuses settings that need a plan). Only from a
-// single-threaded process, like spawn().
+// Spawns `spec` (its plan_fd is ours to set) and sends it its plan (encode_cold_plan's). Only
+// from a single-threaded process, like spawn().
 Result<PlannedLaunch> spawn_planned(LaunchSpec spec);
 
 // Waits for the command's exec (see read_exec_report) and, with spec.tty, receives its

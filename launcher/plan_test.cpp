@@ -195,11 +195,28 @@ TEST_CASE("plan: an empty environment parses to an empty envp") {
     CHECK(parsed.plan.header.stdio == 0);
 }
 
-TEST_CASE("plan: a plan larger than one datagram is not encoded") {
-    LaunchSpec spec;
-    spec.argv = {"true"};
+TEST_CASE("plan: a plan larger than one datagram is not encoded; a cold launch's carries its settings alone") {
+    LaunchSpec spec = sample_spec();
     spec.env = {"BIG=" + std::string(NSFORK_PLAN_MAX, 'x')};
+    spec.kill_group = true;
+    spec.extra_fds = {9};
+    CHECK_FALSE(command_fits_plan(spec));
     CHECK_FALSE(encode_plan(spec));
+    auto bytes = encode_cold_plan(spec);
+    REQUIRE(bytes);
+    Parsed parsed(*bytes);
+    REQUIRE(parsed.ok);
+    CHECK(parsed.plan.header.argc == 0); // argv, env and cwd go through the exec
+    CHECK(parsed.plan.argv[0] == nullptr);
+    CHECK(parsed.plan.envp[0] == nullptr);
+    CHECK(std::string(parsed.plan.cwd).empty());
+    CHECK(parsed.plan.header.flags == NSFORK_PLAN_KILL_GROUP);
+    CHECK(parsed.plan.header.extra_fds == 1);
+    CHECK(parsed.plan.header.stdio == 0b110);
+
+    spec.env = {"SMALL=1"};
+    CHECK(command_fits_plan(spec));
+    CHECK(encode_cold_plan(spec) == encode_plan(spec)); // fits: the whole plan
 }
 
 TEST_CASE("plan: the shim refuses malformed plans") {
@@ -209,7 +226,10 @@ TEST_CASE("plan: the shim refuses malformed plans") {
     CHECK_FALSE(Parsed(raw_plan(NSFORK_PLAN_MAGIC, 1, 0, 7, 0, std::string("cmd\0/\0", 6))).ok); // size > bytes
     CHECK_FALSE(Parsed(raw_plan(NSFORK_PLAN_MAGIC, 1, 0, 5, 0, std::string("cmd\0/\0", 6))).ok); // size < bytes
     CHECK_FALSE(Parsed(raw_plan(NSFORK_PLAN_MAGIC, 1, 0, 6, 8, std::string("cmd\0/\0", 6))).ok); // unknown stdio bit
-    CHECK_FALSE(Parsed(well_formed(std::string("/\0", 2), 0)).ok);                               // argc 0
+    CHECK_FALSE(Parsed(well_formed(std::string("/\0", 2), 0)).ok);                               // argc 0 with a cwd
+    CHECK(Parsed(well_formed(std::string("\0", 1), 0)).ok);                                       // settings-only
+    CHECK_FALSE(Parsed(well_formed(std::string("A=1\0\0", 5), 0, 1)).ok);                         // env, no command
+    CHECK_FALSE(Parsed(well_formed(std::string("cmd\0\0", 5))).ok);                               // command, no cwd
     CHECK_FALSE(Parsed(well_formed(std::string("cmd\0/", 5))).ok);                               // cwd lacks its NUL
     CHECK_FALSE(Parsed(well_formed(std::string("cmd\0/\0", 6), 2)).ok);                           // fewer strings than argc
     CHECK_FALSE(Parsed(well_formed(std::string("cmd\0/\0", 6), 1, 1)).ok);                        // no cwd left

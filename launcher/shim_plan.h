@@ -12,8 +12,10 @@
  *
  * Every launch whose plan fits NSFORK_PLAN_MAX goes this way, cold (sent right after clone) or
  * warm (sent to a shim waiting in the pool), so that both look the same from inside. A larger
- * plan (a huge environment) is passed the classic way, as the shim's own argv and environment;
- * that way carries none of the command's settings (spawn() refuses a launch that has some).
+ * command (a huge environment) is passed the classic way, as the shim's own argv after "--" and
+ * its environment, in the working directory it starts in; its plan then carries the rest alone
+ * (a settings-only plan: `argc` and `envc` 0, the working directory ""), so that the command is
+ * set up all the same.
  * Plain C: the musl-static shim and the C++ launcher share it. */
 #ifndef NSFORK_SHIM_PLAN_H
 #define NSFORK_SHIM_PLAN_H
@@ -66,13 +68,14 @@ struct nsfork_parsed_plan {
     const uint32_t *groups; /* header.ngroups group ids */
     char **argv;            /* argc strings, NULL-terminated */
     char **envp;            /* envc strings, NULL-terminated */
-    const char *cwd;
+    const char *cwd;        /* "" in a settings-only plan (and only there) */
 };
 
 /* Parses the plan datagram `buf` of `n` bytes in place (the strings and groups stay in `buf`,
  * which must be aligned for uint32_t); the argv and envp arrays go to `pointers`, which has room
  * for `max_pointers`. Returns 0, or -1 for a malformed plan: short, misaligned, bad magic, `size`
- * not the bytes after the header, no command, unknown stdio or flag bits, a foreground with its
+ * not the bytes after the header, an environment without a command, a working directory ""
+ * with a command or another one without, unknown stdio or flag bits, a foreground with its
  * own terminal, too many extra fds, a uid, gid or groups present without their flag, more groups
  * than bytes, a string missing its NUL, more strings than announced or than fit. */
 static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t max_pointers,
@@ -83,7 +86,8 @@ static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t
     uint32_t i, strings;
     if (n < sizeof header || (uintptr_t)buf % sizeof(uint32_t) != 0) return -1;
     memcpy(&header, buf, sizeof header);
-    if (header.magic != NSFORK_PLAN_MAGIC || header.size != n - sizeof header || header.argc == 0 ||
+    if (header.magic != NSFORK_PLAN_MAGIC || header.size != n - sizeof header ||
+        (header.argc == 0 && header.envc != 0) ||
         header.stdio > 7 || (header.flags & ~NSFORK_PLAN_ALL_FLAGS) != 0 ||
         (header.flags & (NSFORK_PLAN_FOREGROUND | NSFORK_PLAN_TTY)) ==
             (NSFORK_PLAN_FOREGROUND | NSFORK_PLAN_TTY) ||
@@ -106,19 +110,17 @@ static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t
     for (i = 0; i < header.argc + header.envc + 1; ++i) {
         char *nul = (char *)memchr(p, '\0', (size_t)(end - p));
         if (!nul) return -1;
-        if (i == header.argc + header.envc) {
-            out->cwd = p;
-        } else {
-            *next_pointer++ = p;
-            if (i + 1 == header.argc) {
-                *next_pointer++ = NULL;
-                out->envp = next_pointer;
-            }
+        if (i == header.argc) { /* argv ends, envp begins */
+            *next_pointer++ = NULL;
+            out->envp = next_pointer;
         }
+        if (i == header.argc + header.envc) out->cwd = p;
+        else *next_pointer++ = p;
         p = nul + 1;
     }
     *next_pointer = NULL; /* ends envp */
     out->header = header;
+    if ((header.argc == 0) != (out->cwd[0] == '\0')) return -1; /* settings-only, or a full plan */
     return p == end ? 0 : -1; /* more strings than announced */
 }
 

@@ -5,6 +5,7 @@
 #include "base/unix_socket.hpp"
 #include "launcher/child.hpp"
 #include "launcher/pidns.hpp"
+#include "launcher/plan.hpp"
 
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -26,16 +27,18 @@ namespace {
 class PlanStorage {
 public:
     PlanStorage(const LaunchSpec& spec, bool watch_server)
-        : use_{.watch_server = watch_server, .plan = spec.plan_fd >= 0} {
+        : use_{.watch_server = watch_server, .plan = spec.plan_fd >= 0},
+          // A command too large for a plan comes through the exec, beside a settings-only plan.
+          command_in_exec_(!use_.plan || (!spec.argv.empty() && !command_fits_plan(spec))) {
         args_ = {spec.init_path};
         for (const InitFdSlot& slot : kInitFdSlots)
             if (use_.uses(slot.role)) args_.push_back(slot.shim_option + std::to_string(use_.fd_of(slot.role)));
-        if (use_.plan) { // argv, env and cwd come in the plan
-            envp_ = pointers({});
-        } else {
+        if (command_in_exec_) {
             args_.push_back("--");
             args_.insert(args_.end(), spec.argv.begin(), spec.argv.end());
             envp_ = pointers(spec.env);
+        } else { // argv, env and cwd come in the plan
+            envp_ = pointers({});
         }
         argv_ = pointers(args_);
         if (spec.pid_max) pid_max_ = std::to_string(spec.pid_max);
@@ -47,7 +50,7 @@ public:
             .argv = argv_.data(),
             .envp = envp_.data(),
             // With a plan, the shim starts at the root (shim_plan.h), not in the server's cwd.
-            .cwd = use_.plan ? "/" : spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
+            .cwd = !command_in_exec_ ? "/" : spec.cwd.empty() ? nullptr : spec.cwd.c_str(),
             .stdio = {spec.stdio[0], spec.stdio[1], spec.stdio[2]},
             .init_fds = {},
             .parent_pidfd = parent_pidfd,
@@ -83,6 +86,7 @@ private:
     }
 
     InitFdUse use_;
+    bool command_in_exec_; // argv, env and cwd through the exec (else in the plan)
     std::vector<std::string> args_;
     std::string pid_max_;
     std::vector<char*> argv_;
@@ -127,8 +131,8 @@ const char* stage_name(int stage) {
     }
 }
 
-// The first of the command's settings that only a plan carries, or nullptr: a launch too large
-// for a plan (its argv and env go through the shim's exec) cannot have them.
+// The first of the command's settings that only a plan carries, or nullptr: a launch without a
+// plan socket cannot have them.
 const char* needs_plan(const LaunchSpec& spec) {
     if (spec.foreground) return "the terminal's foreground";
     if (spec.tty) return "a terminal";
@@ -188,8 +192,8 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
     if (spec.init_path.empty()) return Error{Errc::internal, "no init (nsfork-shim) configured"};
     if (auto checked = check_command_settings(spec); !checked) return std::move(checked).error();
     if (const char* setting = spec.plan_fd < 0 ? needs_plan(spec) : nullptr)
-        return Error{Errc::bad_request, std::string("the command's arguments and environment are too large (over ") +
-                                            std::to_string(NSFORK_PLAN_MAX) + " bytes) for a launch with " + setting};
+        return Error{Errc::bad_request, std::string("cannot launch with ") + setting +
+                                            ": no plan socket to carry it (launcher/plan.hpp, encode_cold_plan)"};
 
     int pipe_fds[2];
     if (::pipe2(pipe_fds, O_CLOEXEC) < 0)

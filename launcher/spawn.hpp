@@ -38,7 +38,9 @@ struct LaunchSpec {
     std::uint32_t pid_max = 0;          // with a new pid namespace: its own pid_max (Linux 6.14+),
                                         // which bounds its processes; 0: the kernel's default
     int plan_fd = -1;                   // the init gets argv, env and cwd as a plan on this
-                                        // socket (plan.hpp) instead of through its exec
+                                        // socket (plan.hpp) instead of through its exec, and the
+                                        // command's settings below; a command too large for a
+                                        // plan still comes through the exec (encode_cold_plan)
     bool sched_idle = false;            // the child sets itself up at SCHED_IDLE, and stays so
                                         // until the caller gives it a policy (warm pool entries)
 

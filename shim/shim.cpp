@@ -101,8 +101,9 @@ bool parse_fd(const char *digits, int *fd) {
     return true;
 }
 
-// Parses "[--report-fd=N] [--server-fd=N --kill-fd=N] (-- CMD [ARG...] | --plan=N)"; returns
-// CMD's index in argv (argc with --plan), or 0 on bad usage.
+// Parses "[--report-fd=N] [--server-fd=N --kill-fd=N] [--plan=N] [-- CMD [ARG...]]" with a
+// command, a plan or both (a command too large for its plan: shim_plan.h); returns CMD's index in
+// argv (argc without one), or 0 on bad usage.
 int parse_args(int argc, char **argv, Fds *fds) {
     struct Option {
         const char *prefix;
@@ -112,7 +113,7 @@ int parse_args(int argc, char **argv, Fds *fds) {
     for (int i = 1; i < argc; ++i) {
         if (strcmp(argv[i], "--") == 0) {
             const bool paired = (fds->server < 0) == (fds->kill < 0);
-            return paired && fds->plan < 0 && i + 1 < argc ? i + 1 : 0;
+            return paired && i + 1 < argc ? i + 1 : 0;
         }
         bool known = false;
         for (const Option &o : options) {
@@ -476,7 +477,7 @@ int main(int argc, char **argv) {
     int report_fd = fds.report;
     if (cmd == 0) {
         report(report_fd, NSFORK_STAGE_SHIM_SETUP, EINVAL);
-        say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] (-- CMD [ARG...] | --plan=N)");
+        say("usage: nsfork-shim [--report-fd=N] [--server-fd=N --kill-fd=N] [--plan=N] [-- CMD [ARG...]]");
         return NSFORK_EXIT_FAILED;
     }
 
@@ -506,18 +507,25 @@ int main(int argc, char **argv) {
         nsfork_parsed_plan plan{};
         if (!receive_plan(fds.plan, &plan, &setup)) _exit(NSFORK_EXIT_FAILED); // discarded by the server
         report_fd = fds.plan; // the launch's outcome goes back on the plan's socket
+        // A settings-only plan goes with a command of our own, a full one without.
+        if ((plan.header.argc == 0) != (cmd < argc)) {
+            errno = EINVAL;
+            fail_setup(report_fd, "a plan whose command does not match the arguments");
+        }
         // Signals that arrived while we were a pool entry are not the command's.
         for (pollfd p{sfd, POLLIN, 0}; poll(&p, 1, 0) == 1;) {
             signalfd_siginfo stale;
             if (read(sfd, &stale, sizeof stale) != sizeof stale) break;
         }
-        at_root = strcmp(plan.cwd, "/") == 0;
-        if (!at_root && chdir(plan.cwd) < 0) { // we start at "/" (shim_plan.h)
-            report(report_fd, NSFORK_STAGE_CWD, errno);
-            _exit(NSFORK_EXIT_FAILED);
+        if (plan.header.argc > 0) {
+            at_root = strcmp(plan.cwd, "/") == 0;
+            if (!at_root && chdir(plan.cwd) < 0) { // we start at "/" (shim_plan.h)
+                report(report_fd, NSFORK_STAGE_CWD, errno);
+                _exit(NSFORK_EXIT_FAILED);
+            }
+            environ = plan.envp; // execvp, after spawn_command's vfork, looks PATH up in our environ
+            command_argv = plan.argv;
         }
-        environ = plan.envp; // execvp, after spawn_command's vfork, looks PATH up in our environ
-        command_argv = plan.argv;
         if (setup.has(NSFORK_PLAN_TTY) && !open_pty(&setup)) {
             report(report_fd, NSFORK_STAGE_TERMINAL, errno);
             _exit(NSFORK_EXIT_FAILED);
