@@ -4,6 +4,7 @@
 #include "harness.hpp"
 
 #include "base/procfs.hpp"
+#include "testing/pty.hpp"
 #include "server/server.hpp"
 
 #include <catch2/catch.hpp>
@@ -20,6 +21,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 
 using namespace nsfork;
@@ -102,6 +104,7 @@ public:
     UserServer& operator=(const UserServer&) = delete;
 
     pid_t pid() const { return pid_; }
+    const std::string& socket() const { return socket_; }
     // `nsfork VERB --socket S ARGS...` as the user.
     ProcessResult nsfork(const std::string& verb, std::vector<std::string> args = {}) const {
         args.insert(args.begin(), {bins_.nsfork(), verb, "--socket", socket_});
@@ -370,4 +373,84 @@ TEST_CASE("rootless: sharing the server's pid namespace, the host's, is refused 
     CHECK(r.exit_code == 125);
     CHECK(contains(r.err, "its pid namespace is the host's"));
     CHECK(server.stop() == 0);
+}
+
+// ---- the peer-style cases (bwrap's, tini's, runc's) without root ----
+
+namespace {
+
+// The value of `r`, or the test fails with its error.
+template <class T>
+T must(Result<T> r) {
+    if (!r) FAIL(r.error().message);
+    return std::move(*r);
+}
+
+void must(Result<void> r) {
+    if (!r) FAIL(r.error().message);
+}
+
+// `nsfork run ARGS...` as the user, as the foreground job of a shell on a new terminal.
+testing::PtyJob user_job(const UserBinaries& bins, std::vector<std::string> args) {
+    args.insert(args.begin(), bins.nsfork());
+    return must(testing::PtyJob::start(as_user(std::move(args))));
+}
+
+// The job's exit code, once it ended.
+int exit_code_of(testing::PtyJob& job) {
+    const int status = must(job.next_status());
+    REQUIRE((WIFEXITED(status) || WIFSIGNALED(status)));
+    return testing::shell_code(status);
+}
+
+} // namespace
+
+TEST_CASE("rootless: the command leads its own process group") {
+    require_root();
+    UserBinaries bins;
+    auto r = run_as_user({bins.nsfork(), "run", "--", "sh", "-c", "cut -d' ' -f1,5 /proc/$$/stat"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "2 2\n");
+}
+
+TEST_CASE("rootless: the caller's ignored signals reach the command (nohup)") {
+    require_root();
+    UserBinaries bins;
+    auto r = run_as_user({"/bin/sh", "-c", "trap '' HUP; exec \"$0\" run -- grep SigIgn /proc/self/status",
+                          bins.nsfork()});
+    CHECK(r.exit_code == 0);
+    const std::string mask = r.out.substr(r.out.find_first_not_of(" \t", r.out.find(':') + 1));
+    CHECK((std::stoull(mask, nullptr, 16) & (1ULL << (SIGHUP - 1))) != 0);
+}
+
+TEST_CASE("rootless: --preserve-fds passes the caller's fds on") {
+    require_root();
+    UserBinaries bins;
+    auto r = run_as_user({"/bin/sh", "-c", "exec 3</dev/null 4</etc/hostname 5</dev/null; exec \"$0\" run "
+                                           "--preserve-fds 2 -- \"$1\" fds",
+                          bins.nsfork(), bins.probe()});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "0\n1\n2\n3\n4\n");
+}
+
+TEST_CASE("rootless: on a terminal the command has it: /dev/tty opens, its group in the foreground") {
+    require_root();
+    UserBinaries bins;
+    testing::PtyJob job = user_job(bins, {"run", "--", "sh", "-c", "exec 3<>/dev/tty && echo ready; read line; echo got $line"});
+    must(job.read_until("ready"));
+    CHECK(job.foreground() != job.job()); // the command's group, not nsfork's
+    must(job.type("this\n"));
+    CHECK(exit_code_of(job) == 0);
+    CHECK(must(job.drain()).find("got this") != std::string::npos);
+    CHECK(job.foreground() == job.job()); // the shell's job again
+}
+
+TEST_CASE("rootless: -t gives the container a terminal of its own") {
+    require_root();
+    UserBinaries bins;
+    testing::PtyJob job = user_job(bins, {"run", "-t", "--", "sh", "-c", "tty; echo ready; read line; echo got $line"});
+    CHECK(must(job.read_until("ready")).find("/dev/pts/0") != std::string::npos); // its own devpts
+    must(job.type("x\r"));
+    CHECK(exit_code_of(job) == 0);
+    CHECK(must(job.drain()).find("got x") != std::string::npos);
 }
