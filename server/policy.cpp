@@ -92,6 +92,10 @@ Result<void> check_privilege(const Isolation& isolation) {
                                      "namespaces, and this process (uid {} there) has none: run it as that "
                                      "namespace's root, or let nsfork make a user namespace of its own",
                                      ::geteuid())};
+        if (::geteuid() == 0)
+            return Error{Errc::unavailable,
+                         "nsfork needs CAP_SYS_ADMIN to create pid and mount namespaces, and this root process "
+                         "lacks it (as in a container started without it)"};
         return Error{Errc::unavailable,
                      "nsfork needs root, or a user namespace of its own, to create pid and mount namespaces: "
                      "`nsfork run` and `nsfork serve` make one for a user without root; a program that runs "
@@ -138,7 +142,7 @@ bool may_leave_sched_idle() {
     rlimit nice{};
     errno = 0;
     const int own = ::getpriority(PRIO_PROCESS, 0);
-    return errno == 0 && ::getrlimit(RLIMIT_NICE, &nice) == 0 && nice.rlim_cur != 0 &&
+    return errno == 0 && ::getrlimit(RLIMIT_NICE, &nice) == 0 &&
            (nice.rlim_cur == RLIM_INFINITY || static_cast<rlim_t>(20 - own) <= nice.rlim_cur);
 }
 

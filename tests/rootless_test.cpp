@@ -324,6 +324,19 @@ TEST_CASE("rootless: a server inside a cgroup delegated to the user gives contai
     CHECK(contains(r.out, "0::" + relative + "/"));
 }
 
+TEST_CASE("rootless: a --cgroup-root the server does not run inside is not used, and launches still work") {
+    require_root();
+    UserBinaries bins;
+    DelegatedCgroup delegated; // the user's, but the server stays where it is (above it)
+    UserServer server(bins, {"--warm-pool", "0", "--cgroup-root", delegated.path()});
+    REQUIRE(server.nsfork("run", {"--detach", "--id", "a", "--", "sleep", "100"}).exit_code == 0);
+    const pid_t pid = listed_pid(server.nsfork("list").out, "a");
+    REQUIRE(pid > 0);
+    CHECK_FALSE(testing::cgroup_of(pid).starts_with(delegated.path() + "/"));
+    CHECK(server.nsfork("destroy", {"a"}).exit_code == 0);
+    CHECK(server.stop() == 0);
+}
+
 // The server enters a parent's pid namespace to make one below it (or to share it), and must
 // then go back to its own: without root it may not (setns needs CAP_SYS_ADMIN over the host's
 // namespace), and launcher/pidns.cpp aborts. Passes once the launcher makes such containers
