@@ -257,6 +257,16 @@ TEST_CASE("rootless: nsfork serve as a user, with run --socket, list and destroy
     CHECK(server.stop() == 0);
 }
 
+TEST_CASE("rootless: nsfork serve --map-current-user runs containers as the user inside too") {
+    require_root();
+    UserBinaries bins;
+    UserServer server(bins, {"--map-current-user", "--warm-pool", "0"});
+    auto r = server.nsfork("run", {"--", "sh", "-c", "id -u; ps -o user= -p 1"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "65534\nnobody\n");
+    CHECK(server.stop() == 0);
+}
+
 TEST_CASE("rootless: the embedded server of an agent without root") {
     require_root();
     UserBinaries bins;
