@@ -160,3 +160,23 @@ TEST_CASE("userns: with user.max_user_namespaces 0 the error names the setting")
                          : "the error does not name the setting: " + ok.error().message;
           }) == "");
 }
+
+TEST_CASE("userns: past the user.max_user_namespaces limit the error says it is reached") {
+    CHECK(as_nobody([]() -> std::string {
+              if (auto ok = enter_user_namespace(UserMapping::current_user); !ok) return ok.error().message;
+              {
+                  std::ofstream limit("/proc/sys/user/max_user_namespaces");
+                  limit << "1\n";
+                  if (!limit.flush()) return "cannot set user.max_user_namespaces to 1 in our namespace";
+              }
+              // The limit counts at every level above: the first one below is within it, a
+              // second one, nested in the first, is not (and the setting reads as unlimited there).
+              if (auto ok = enter_user_namespace(UserMapping::current_user); !ok) return "first: " + ok.error().message;
+              auto ok = enter_user_namespace(UserMapping::current_user);
+              if (ok) return "entered a second user namespace past a limit of 1";
+              if (ok.error().sys_errno != ENOSPC) return "unexpected error: " + ok.error().message;
+              return ok.error().message.find("too many user namespaces") != std::string::npos
+                         ? ""
+                         : "the error does not say the limit is reached: " + ok.error().message;
+          }) == "");
+}
