@@ -30,6 +30,16 @@ std::optional<T> number_in(const std::string& text, unsigned long long min, unsi
     return static_cast<T>(n);
 }
 
+// The most fds --preserve-fds passes on (the kernel takes at most 253 in one datagram).
+constexpr unsigned kMaxPreservedFds = 253;
+
+// UID[:GID] or NAME[:GROUP]: one or two non-empty parts (names are resolved later, by run).
+bool valid_user_spec(const std::string& spec) {
+    const auto colon = spec.find(':');
+    if (colon == std::string::npos) return !spec.empty();
+    return colon > 0 && colon + 1 < spec.size() && spec.find(':', colon + 1) == std::string::npos;
+}
+
 // A usage error: one line naming the verb, and where to read its usage.
 CommandLine usage_error(const std::string& verb, const std::string& message) {
     const std::string where = verb.empty() ? "nsfork" : "nsfork " + verb;
@@ -56,19 +66,31 @@ std::optional<std::string> socket_required(const std::string& socket) {
     return std::nullopt;
 }
 
-Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max) {
+Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max, std::string& preserve_fds) {
     auto* app = top.add_subcommand("run", "launch a command in a new pid namespace and wait for it");
     add_socket(app, o.socket);
-    app->add_option("--id", o.id, "the container's id (default: one the server picks)")->type_name("ID");
-    app->add_option("--parent", o.parent, "nest the container in this one")->type_name("ID");
-    app->add_flag("--share-pid-namespace", o.share_pidns, "share the parent's (or the server's) pid namespace");
+    app->add_option("--id", o.id, "the container's id (default: one nsfork picks)")->type_name("ID");
+    app->add_option("--parent", o.parent, "nest the container in this one (needs --socket)")->type_name("ID");
+    app->add_flag("--share-pid-namespace", o.share_pidns, "share the parent's (or the caller's) pid namespace");
     app->add_option("--join-pidns", o.join_pidns, "launch into this pid namespace (/proc/PID/ns/pid)")->type_name("PATH");
     // One K=V per --env: a vector would otherwise swallow the command that follows it.
     app->add_option("--env", o.env, "set K=V in the container's environment (repeatable)")
         ->type_name("K=V")
         ->allow_extra_args(false);
+    app->add_option("--unsetenv", o.unsetenv, "remove NAME from the inherited environment (repeatable)")
+        ->type_name("NAME")
+        ->allow_extra_args(false);
     app->add_flag("--clear-env", o.clear_env, "start from a default PATH only, not this environment");
     app->add_option("--cwd", o.cwd, "working directory (default: the caller's)")->type_name("DIR");
+    app->add_option("--user", o.user, "run the command as this user (and group)")->type_name("UID[:GID]");
+    app->add_option("--groups", o.groups, "its supplementary groups (default: the user's)")->type_name("LIST");
+    app->add_flag("-t,--tty", o.tty, "give the command a terminal of its own, relayed to ours");
+    app->add_flag("--new-session", o.new_session, "a session of its own, not the caller's (no /dev/tty)");
+    app->add_flag("--kill-group", o.kill_group, "signals forwarded reach the command's whole process group");
+    app->add_flag("--die-with-parent", o.die_with_parent, "destroy the container when our parent dies");
+    app->add_option("--preserve-fds", preserve_fds, "pass our fds 3..3+N-1 on as the command's")->type_name("N");
+    app->add_flag("--map-current-user", o.map_current_user,
+                  "rootless: map our user to itself inside, not to root");
     app->add_flag("--detach", o.detach, "print the id and return; stdio is /dev/null (needs --socket)");
     app->add_flag("--json", o.json, "print the container as JSON");
     app->add_option("--pid-max", pid_max, "pid_max of the container's own namespace (Linux 6.14+)")->type_name("N");
@@ -77,13 +99,29 @@ Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max) {
     app->positionals_at_end();
     app->footer("Exit code: the command's own (128+N when killed by signal N); 125 when nsfork failed,\n"
                 "126 when the command cannot be executed, 127 when it was not found.");
-    return {app, [&o, &pid_max]() -> std::optional<std::string> {
+    return {app, [&o, &pid_max, &preserve_fds]() -> std::optional<std::string> {
                 if (o.command.empty()) return "no command given (nsfork run [OPTIONS] -- CMD [ARG...])";
                 for (const std::string& kv : o.env)
                     if (kv.find('=') == std::string::npos || kv[0] == '=') return "--env takes K=V, not '" + kv + "'";
-                if (o.detach && o.socket.empty()) return "--detach needs --socket (a private server ends with this command)";
+                for (const std::string& name : o.unsetenv)
+                    if (name.empty() || name.find('=') != std::string::npos)
+                        return "--unsetenv takes a variable's name, not '" + name + "'";
+                if (o.detach && o.socket.empty()) return "--detach needs --socket (a private container ends with this command)";
+                if (!o.parent.empty() && o.socket.empty())
+                    return "--parent needs --socket (a container of this command's own has no siblings)";
+                if (o.map_current_user && !o.socket.empty())
+                    return "--map-current-user applies to a container of this command's own: with --socket, "
+                           "the server's user namespace decides (nsfork serve --map-current-user)";
+                if (o.detach && (o.tty || o.die_with_parent))
+                    return std::string(o.tty ? "--tty" : "--die-with-parent") + " needs a run that waits, not --detach";
+                if (o.user && !valid_user_spec(*o.user)) return "--user takes UID[:GID] or NAME[:GROUP], not '" + *o.user + "'";
                 if (!pid_max.empty() && !(o.pid_max = number_in<std::uint32_t>(pid_max, 1, 4194304)))
                     return "--pid-max takes a number from 1 to 4194304";
+                if (!preserve_fds.empty()) {
+                    auto n = number_in<unsigned>(preserve_fds, 0, kMaxPreservedFds);
+                    if (!n) return "--preserve-fds takes a number of fds from 0 to " + std::to_string(kMaxPreservedFds);
+                    o.preserve_fds = *n;
+                }
                 return std::nullopt;
             }};
 }
@@ -94,6 +132,8 @@ Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::str
     app->add_option("--isolation", o.isolation, "isolators (default: filesystem/linux,namespaces/pid)")->type_name("LIST");
     app->add_flag("--disallow-sharing-agent-pid-namespace", o.disallow_sharing,
                   "refuse every launch into the server's own pid namespace");
+    app->add_flag("--map-current-user", o.map_current_user,
+                  "rootless: map our user to itself inside, not to root");
     app->add_option("--cgroup-root", o.cgroup_root, "the cgroup v2 directory containers live under")->type_name("DIR");
     app->add_option("--log-level", o.log_level, "trace, debug, info, warn, error, critical or off")
         ->type_name("LEVEL")
@@ -115,6 +155,7 @@ Table add_kill(CLI::App& top, KillOptions& o, std::string& signal) {
     auto* app = top.add_subcommand("kill", "send a signal to a container's init");
     add_socket(app, o.socket);
     app->add_option("--signal", signal, "a name (TERM, SIGTERM) or a number")->type_name("SIG")->capture_default_str();
+    app->add_flag("--all", o.all, "signal every process of the container, not only its init");
     app->add_option("ID", o.id, "the container")->required();
     return {app, [&o, &signal]() -> std::optional<std::string> {
                 if (auto missing = socket_required(o.socket)) return missing;
@@ -156,10 +197,10 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     WaitOptions wait;
     KillOptions kill;
     DestroyOptions destroy;
-    std::string pid_max, warm_pool, max_request, signal = "TERM";
+    std::string pid_max, preserve_fds, warm_pool, max_request, signal = "TERM";
     const Table tables[] = {
         add_serve(top, serve, warm_pool, max_request),
-        add_run(top, run, pid_max),
+        add_run(top, run, pid_max, preserve_fds),
         add_simple(top, list, "list", "list the server's containers"),
         add_simple(top, status, "status", "the server's pid and warm pool"),
         add_simple(top, wait, "wait", "wait for a container's end; exit with its status"),
@@ -216,9 +257,12 @@ std::vector<std::string> container_env(const RunOptions& o, const std::vector<st
     std::vector<std::string> env;
     if (o.clear_env) env.emplace_back("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     else env = inherited;
+    const auto remove = [&env](const std::string& name_eq) {
+        std::erase_if(env, [&](const std::string& e) { return e.rfind(name_eq, 0) == 0; });
+    };
+    for (const std::string& name : o.unsetenv) remove(name + "=");
     for (const std::string& kv : o.env) {
-        const std::string name = kv.substr(0, kv.find('=') + 1);
-        std::erase_if(env, [&](const std::string& e) { return e.rfind(name, 0) == 0; });
+        remove(kv.substr(0, kv.find('=') + 1));
         env.push_back(kv);
     }
     return env;

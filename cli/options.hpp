@@ -13,16 +13,22 @@ namespace nsfork::cli {
 
 struct RunOptions {
     std::string socket, id, parent, cwd, join_pidns;
-    std::vector<std::string> env; // K=V entries, in order
+    std::vector<std::string> env;      // K=V entries, in order
+    std::vector<std::string> unsetenv; // names removed from the inherited environment
     bool clear_env = false, detach = false, json = false, share_pidns = false;
+    bool new_session = false, tty = false, kill_group = false, die_with_parent = false;
+    bool map_current_user = false;
     std::optional<std::uint32_t> pid_max;
-    std::vector<std::string> command; // CMD [ARG...]
+    unsigned preserve_fds = 0;          // our fds 3..3+N-1 become the command's
+    std::optional<std::string> user;    // UID[:GID] or NAME[:GROUP], resolved by cli/users.hpp
+    std::optional<std::string> groups;  // comma-separated names or numbers; "" is no group
+    std::vector<std::string> command;   // CMD [ARG...]
 };
 
 struct ServeOptions {
     std::string socket, cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
-    bool disallow_sharing = false;
+    bool disallow_sharing = false, map_current_user = false;
     std::optional<std::uint32_t> warm_pool;
     std::optional<std::uint64_t> max_request_bytes;
 };
@@ -44,6 +50,7 @@ struct WaitOptions {
 struct KillOptions {
     std::string socket, id;
     int signal = 15; // SIGTERM
+    bool all = false; // every process of the container, not only its init
 };
 
 struct DestroyOptions {
@@ -70,7 +77,8 @@ CommandLine parse_command_line(const std::vector<std::string>& argv);
 int parse_signal(std::string_view s);
 
 // The environment a container gets: `inherited` (unless --clear-env: a default PATH only)
-// with the --env entries on top, each replacing an inherited entry of the same name.
+// without the --unsetenv names, then the --env entries on top, each replacing an entry of the
+// same name (as `env -u NAME K=V` does: an --env entry is never unset).
 std::vector<std::string> container_env(const RunOptions& o, const std::vector<std::string>& inherited);
 
 } // namespace nsfork::cli

@@ -24,6 +24,14 @@ Options parsed_as(std::vector<std::string> args) {
     return std::get<Options>(*line.verb);
 }
 
+// The usage error `nsfork ARGS...` gives; fails the test unless it is one (exit code 125).
+std::string error_of(std::vector<std::string> args) {
+    CommandLine line = parse(std::move(args));
+    CHECK_FALSE(line.verb);
+    CHECK(line.exit_code == 125);
+    return line.err;
+}
+
 } // namespace
 
 TEST_CASE("cli options: an option of another verb is refused, naming it, with exit code 125") {
@@ -101,12 +109,6 @@ TEST_CASE("cli options: run takes everything after -- or the first positional as
 }
 
 TEST_CASE("cli options: run refuses a missing command, --detach without --socket, bad numbers and --env") {
-    auto error_of = [](std::vector<std::string> args) {
-        CommandLine line = parse(std::move(args));
-        CHECK_FALSE(line.verb);
-        CHECK(line.exit_code == 125);
-        return line.err;
-    };
     CHECK(error_of({"run"}).find("no command given") != std::string::npos);
     CHECK(error_of({"run", "--detach", "--", "true"}).find("--detach needs --socket") != std::string::npos);
     for (const char* n : {"0", "-1", "4194305", "12x"})
@@ -181,4 +183,56 @@ TEST_CASE("cli options: an option given twice takes its last value, as getopt di
     auto r = parsed_as<RunOptions>({"run", "--id", "x", "--id", "y", "--env", "A=1", "--env", "B=2", "--", "true"});
     CHECK(r.id == "y");
     CHECK(r.env == std::vector<std::string>{"A=1", "B=2"});
+}
+
+TEST_CASE("cli options: run's flags for the command's process, serve's --map-current-user, kill --all") {
+    auto r = parsed_as<RunOptions>({"run", "-t", "--new-session", "--kill-group", "--die-with-parent",
+                                    "--preserve-fds", "2", "--user", "nobody:nogroup", "--groups", "1,2",
+                                    "--unsetenv", "A", "--unsetenv", "B", "--map-current-user", "--", "true"});
+    CHECK(r.tty);
+    CHECK(r.new_session);
+    CHECK(r.kill_group);
+    CHECK(r.die_with_parent);
+    CHECK(r.preserve_fds == 2u);
+    CHECK(r.user == "nobody:nogroup");
+    CHECK(r.groups == "1,2");
+    CHECK(r.unsetenv == std::vector<std::string>{"A", "B"});
+    CHECK(r.map_current_user);
+    CHECK(parsed_as<RunOptions>({"run", "--tty", "--", "true"}).tty);
+    auto d = parsed_as<RunOptions>({"run", "--", "true"});
+    CHECK_FALSE(d.tty);
+    CHECK_FALSE(d.new_session);
+    CHECK(d.preserve_fds == 0u);
+    CHECK_FALSE(d.user);
+    CHECK_FALSE(d.groups);
+    CHECK(parsed_as<RunOptions>({"run", "--groups", "", "--", "true"}).groups == std::string());
+    CHECK(parsed_as<ServeOptions>({"serve", "--socket", "s", "--map-current-user"}).map_current_user);
+    CHECK(parsed_as<KillOptions>({"kill", "--socket", "s", "--all", "web"}).all);
+    CHECK_FALSE(parsed_as<KillOptions>({"kill", "--socket", "s", "web"}).all);
+}
+
+TEST_CASE("cli options: run refuses bad --preserve-fds, --user, --unsetenv and options that need or exclude a server") {
+    for (const char* n : {"-1", "254", "x", "1x"})
+        CHECK(error_of({"run", "--preserve-fds", n, "--", "true"}) ==
+              "nsfork: run: --preserve-fds takes a number of fds from 0 to 253 (see nsfork run --help)\n");
+    for (const char* u : {"", ":0", "0:", "a:b:c"})
+        CHECK(error_of({"run", "--user", u, "--", "true"}) ==
+              "nsfork: run: --user takes UID[:GID] or NAME[:GROUP], not '" + std::string(u) + "' (see nsfork run --help)\n");
+    for (const char* name : {"", "A=b"})
+        CHECK(error_of({"run", "--unsetenv", name, "--", "true"}).find("--unsetenv takes a variable's name") !=
+              std::string::npos);
+    CHECK(error_of({"run", "--parent", "p", "--", "true"}).find("--parent needs --socket") != std::string::npos);
+    CHECK(error_of({"run", "--socket", "s", "--map-current-user", "--", "true"}).find("--map-current-user applies") !=
+          std::string::npos);
+    CHECK(error_of({"run", "--socket", "s", "--detach", "-t", "--", "true"}) ==
+          "nsfork: run: --tty needs a run that waits, not --detach (see nsfork run --help)\n");
+    CHECK(error_of({"run", "--socket", "s", "--detach", "--die-with-parent", "--", "true"})
+              .find("--die-with-parent needs a run that waits") != std::string::npos);
+}
+
+TEST_CASE("cli options: --unsetenv removes inherited names before --env sets, as env -u does") {
+    RunOptions o;
+    o.unsetenv = {"A", "B", "MISSING"};
+    o.env = {"B=set"};
+    CHECK(container_env(o, {"A=1", "AB=2", "B=3", "C=4"}) == std::vector<std::string>{"AB=2", "C=4", "B=set"});
 }

@@ -1,6 +1,7 @@
 #include "cli/verbs.hpp"
 
 #include "base/exit_codes.h"
+#include "base/userns.hpp"
 #include "cli/json.hpp"
 #include "protocol/client.hpp"
 #include "server/server.hpp"
@@ -22,6 +23,9 @@ int fail(const Error& e) {
 }
 
 int serve(const ServeOptions& o) {
+    // Rootless: a user namespace of our own first (a no-op for root), before any thread exists.
+    if (auto ok = enter_user_namespace(o.map_current_user ? UserMapping::current_user : UserMapping::root); !ok)
+        return fail(ok.error());
     ServerOptions so;
     so.socket_path = o.socket;
     so.log_level = o.log_level;
@@ -76,6 +80,7 @@ int wait(const WaitOptions& o) {
 int kill(const KillOptions& o) {
     auto client = Client::connect(o.socket);
     if (!client) return fail(client.error());
+    if (o.all) return fail(NSFORK_EXIT_FAILED, "kill --all: not yet (the server's side lands next)");
     if (auto ok = client->kill(o.id, o.signal); !ok) return fail(ok.error());
     return 0;
 }

@@ -1,12 +1,17 @@
 // The nsfork command line, run as a separate process the way a person runs it.
 #include "harness.hpp"
 
+#include "base/procfs.hpp"
+
 #include <catch2/catch.hpp>
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <csignal>
+#include <fstream>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -23,6 +28,60 @@ ProcessResult nsfork_cli(std::vector<std::string> args) {
 int first_free_fd_of_child() {
     for (int fd = 3;; ++fd)
         if (const int flags = ::fcntl(fd, F_GETFD); flags < 0 || (flags & FD_CLOEXEC)) return fd;
+}
+
+// Runs nsfork with `blocked` blocked and `ignored` ignored, as a caller with that signal state
+// (`nohup`, `trap '' HUP`) would; ours are restored after.
+ProcessResult nsfork_cli_with(std::vector<std::string> args, std::vector<int> blocked, std::vector<int> ignored) {
+    sigset_t mask, saved_mask;
+    ::sigemptyset(&mask);
+    for (int sig : blocked) ::sigaddset(&mask, sig);
+    std::vector<struct sigaction> saved(ignored.size());
+    for (std::size_t i = 0; i < ignored.size(); ++i) {
+        struct sigaction ignore {};
+        ignore.sa_handler = SIG_IGN;
+        ::sigaction(ignored[i], &ignore, &saved[i]);
+    }
+    ::sigprocmask(SIG_BLOCK, &mask, &saved_mask);
+    auto r = nsfork_cli(std::move(args));
+    ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+    for (std::size_t i = 0; i < ignored.size(); ++i) ::sigaction(ignored[i], &saved[i], nullptr);
+    return r;
+}
+
+// The signal set a /proc/PID/status line ("SigIgn:\t0000000000000001") shows, in `text`.
+std::uint64_t signal_set(const std::string& text, const std::string& key) {
+    const auto at = text.find(key + ":");
+    if (at == std::string::npos) return 0;
+    return std::stoull(text.substr(at + key.size() + 1), nullptr, 16);
+}
+
+constexpr std::uint64_t bit(int sig) { return std::uint64_t{1} << (sig - 1); }
+
+// `nsfork ARGS...` started with its stdout on a pipe; the caller reaps it.
+struct Started {
+    pid_t pid;
+    UniqueFd out;
+};
+Started start_cli(std::vector<std::string> args) {
+    args.insert(args.begin(), bin("nsfork"));
+    Pipe out;
+    auto pid = testing::spawn(args, out.write.get());
+    REQUIRE(pid);
+    return {*pid, std::move(out.read)};
+}
+
+int reap_code(pid_t pid) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return testing::shell_code(status);
+}
+
+std::string comm_of(pid_t pid) {
+    std::ifstream f("/proc/" + std::to_string(pid) + "/comm");
+    std::string comm;
+    std::getline(f, comm);
+    return comm;
 }
 
 } // namespace
@@ -221,4 +280,159 @@ TEST_CASE("cli: --env without '=' is a usage error, found before any server star
     CHECK(r.exit_code == 125);
     CHECK(r.err == "nsfork: run: --env takes K=V, not 'NOEQUALS' (see nsfork run --help)\n");
     CHECK(r.out.empty());
+}
+
+TEST_CASE("cli: without --socket no server runs: nsfork-shim is nsfork run's own child, in a cgroup of its own") {
+    require_root();
+    Started run = start_cli({"run", "--", probe(), "sleep"});
+    REQUIRE(read_line(run.out.get()) == "ready");
+    const auto children = testing::children_of(run.pid);
+    REQUIRE(children.size() == 1);
+    CHECK(comm_of(children[0]) == "nsfork-shim");
+    const std::string cgroup = testing::default_cgroup_root(run.pid); // as a server's root is named
+    if (!procfs::cgroup2_mount().empty()) CHECK(cgroup_of(children[0]) == cgroup);
+    ::kill(run.pid, SIGTERM);
+    CHECK(reap_code(run.pid) == 128 + SIGTERM);
+    struct stat st;
+    CHECK(::stat(cgroup.c_str(), &st) < 0); // removed with the container
+}
+
+TEST_CASE("cli: the caller's ignored signals and blocked mask reach the command, with and without a server") {
+    require_root();
+    ServerProcess server;
+    for (bool private_run : {true, false}) {
+        INFO((private_run ? "without a server" : "through nsfork serve"));
+        std::vector<std::string> args = {"run"};
+        if (!private_run) args.insert(args.end(), {"--socket", server.socket()});
+        args.insert(args.end(), {"--", "grep", "^Sig", "/proc/self/status"});
+        // (trap '' HUP; nsfork run -- grep SigIgn /proc/self/status), and `nohup`'s case.
+        auto ignoring = nsfork_cli_with(args, {}, {SIGHUP});
+        CHECK(ignoring.exit_code == 0);
+        CHECK((signal_set(ignoring.out, "SigIgn") & bit(SIGHUP)));
+        auto blocking = nsfork_cli_with(args, {SIGUSR1, SIGHUP}, {});
+        CHECK(blocking.exit_code == 0);
+        CHECK((signal_set(blocking.out, "SigBlk") & (bit(SIGUSR1) | bit(SIGHUP))) == (bit(SIGUSR1) | bit(SIGHUP)));
+        // A caller that does neither passes neither on: not the server's, not nsfork's own.
+        auto plain = nsfork_cli(args);
+        CHECK(signal_set(plain.out, "SigIgn") == 0);
+        CHECK(signal_set(plain.out, "SigBlk") == 0);
+    }
+}
+
+TEST_CASE("cli: --kill-group forwards signals to the command's whole process group") {
+    require_root();
+    for (bool kill_group : {true, false}) {
+        std::vector<std::string> args = {"run"};
+        if (kill_group) args.push_back("--kill-group");
+        args.insert(args.end(), {"--", probe(), "group-trap", std::to_string(SIGUSR1)});
+        Started run = start_cli(args);
+        REQUIRE(read_line(run.out.get()) == "ready");
+        ::kill(run.pid, SIGUSR1);
+        std::vector<std::string> caught = {read_line(run.out.get())};
+        if (kill_group) {
+            caught.push_back(read_line(run.out.get()));
+            std::sort(caught.begin(), caught.end());
+            CHECK(caught == std::vector<std::string>{"child caught 10", "parent caught 10"});
+            CHECK(reap_code(run.pid) == 0);
+        } else {
+            CHECK(caught == std::vector<std::string>{"parent caught 10"}); // the command alone
+            ::kill(run.pid, SIGKILL);
+            reap_code(run.pid);
+        }
+    }
+}
+
+TEST_CASE("cli: --die-with-parent destroys the container when the parent of nsfork run dies") {
+    require_root();
+    ServerProcess server;
+    for (bool private_run : {true, false}) {
+        INFO((private_run ? "without a server" : "through nsfork serve"));
+        std::string command = bin("nsfork") + " run --die-with-parent ";
+        if (!private_run) command += "--socket " + server.socket() + " --id orphan ";
+        // `; :` keeps sh waiting as nsfork's parent rather than exec'ing it.
+        command += "-- " + probe() + " sleep; :";
+        Pipe out;
+        auto parent = testing::spawn({"/bin/sh", "-c", command}, out.write.get());
+        REQUIRE(parent);
+        out.write.reset();
+        REQUIRE(read_line(out.read.get()) == "ready");
+        const auto nsfork = testing::children_of(*parent);
+        REQUIRE(nsfork.size() == 1);
+        const auto pidns = procfs::pid_namespace_inode(nsfork[0]);
+        std::uint64_t container_ns = 0;
+        if (private_run) {
+            const auto shim = testing::children_of(nsfork[0]);
+            REQUIRE(shim.size() == 1);
+            container_ns = procfs::pid_namespace_inode(shim[0]);
+            CHECK(container_ns != pidns);
+        }
+        ::kill(*parent, SIGKILL);
+        reap_code(*parent);
+        CHECK(testing::eventually([&] { return !alive(nsfork[0]); }));
+        if (private_run) {
+            CHECK(testing::eventually([&] { return processes_in_pidns(container_ns).empty(); }));
+        } else {
+            Client client = server.connect();
+            CHECK(testing::eventually([&] {
+                auto listed = client.list();
+                return listed && listed->empty();
+            }));
+        }
+    }
+}
+
+TEST_CASE("cli: --preserve-fds N passes fds 3..3+N-1 on; a closed one is refused, naming it") {
+    require_root();
+    const std::string nsfork = bin("nsfork");
+    auto passed = run_process({"/bin/sh", "-c",
+                               "exec 3</dev/null 4<" + nsfork + " 5</dev/null; exec " + nsfork +
+                                   " run --preserve-fds 2 -- " + probe() + " fds"});
+    CHECK(passed.exit_code == 0);
+    CHECK(passed.out == "0\n1\n2\n3\n4\n"); // not 5: only what was asked
+    auto which = run_process({"/bin/sh", "-c",
+                              "exec 3</dev/null 4<" + nsfork + "; exec " + nsfork +
+                                  " run --preserve-fds 2 -- readlink /proc/self/fd/4"});
+    CHECK(which.out == nsfork + "\n");
+    auto closed = run_process({"/bin/sh", "-c", "exec 3</dev/null 4<&-; exec " + nsfork + " run --preserve-fds 2 -- true"});
+    CHECK(closed.exit_code == 125);
+    CHECK(closed.err == "nsfork: --preserve-fds 2: fd 4 is not open\n");
+}
+
+TEST_CASE("cli: socket activation: LISTEN_FDS passed with LISTEN_PID naming the command inside") {
+    require_root();
+    const std::string nsfork = bin("nsfork");
+    const std::string report = " -- sh -c 'echo $LISTEN_PID $LISTEN_FDS $LISTEN_FDNAMES; readlink /proc/self/fd/3'";
+    // LISTEN_PID names the process that execs nsfork: the fds are ours, and the command's (pid 2).
+    auto ours = run_process({"/bin/sh", "-c",
+                             "exec 3<" + nsfork + "; LISTEN_PID=$$ LISTEN_FDS=1 LISTEN_FDNAMES=web exec " + nsfork +
+                                 " run" + report});
+    CHECK(ours.exit_code == 0);
+    CHECK(ours.out == "2 1 web\n" + nsfork + "\n");
+    // Meant for another process: neither the variables nor the fd go on.
+    auto stale = run_process({"/bin/sh", "-c",
+                              "exec 3<" + nsfork + "; LISTEN_PID=1 LISTEN_FDS=1 LISTEN_FDNAMES=web exec " + nsfork +
+                                  " run" + report});
+    CHECK(stale.out == "\n");
+}
+
+TEST_CASE("cli: --user, --groups and --unsetenv") {
+    require_root();
+    auto nobody = nsfork_cli({"run", "--user", "nobody", "--groups", "daemon,2", "--", "sh", "-c", "id -u; id -g; id -G"});
+    CHECK(nobody.exit_code == 0);
+    CHECK(nobody.out == "65534\n65534\n65534 1 2\n");
+    auto numeric = nsfork_cli({"run", "--user", "4242:4343", "--", "sh", "-c", "id -u; id -g; id -G"});
+    CHECK(numeric.out == "4242\n4343\n4343\n"); // no groups of root's kept
+    auto unknown = nsfork_cli({"run", "--user", "no-such-user-here", "--", "true"});
+    CHECK(unknown.exit_code == 125);
+    CHECK(unknown.err == "nsfork: no user named 'no-such-user-here' in this host's user database\n");
+
+    ::setenv("NSFORK_GONE", "1", 1);
+    ::setenv("NSFORK_SET", "1", 1);
+    auto env = nsfork_cli({"run", "--unsetenv", "NSFORK_GONE", "--unsetenv", "NSFORK_SET", "--env", "NSFORK_SET=2",
+                           "--", probe(), "env"});
+    ::unsetenv("NSFORK_GONE");
+    ::unsetenv("NSFORK_SET");
+    auto vars = lines(env.out);
+    CHECK(std::count(vars.begin(), vars.end(), "NSFORK_GONE=1") == 0);
+    CHECK(std::count(vars.begin(), vars.end(), "NSFORK_SET=2") == 1); // --env wins, as with env -u
 }
