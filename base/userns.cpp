@@ -122,6 +122,8 @@ Result<void> enter_user_namespace(UserMapping mapping) {
         return Error{Errc::unavailable, "cannot enter a user namespace: this process has " + std::to_string(n) +
                                             " threads, and only a single-threaded one can"};
     if (::unshare(CLONE_NEWUSER) < 0) return refused("cannot create a user namespace", errno);
+    // From here on a failure leaves us in a namespace without maps (our ids read as 65534, our
+    // capabilities useless): the caller can only give up, which is what it does with the error.
     // Ubuntu's AppArmor lets the unshare succeed but confines the process to a profile without
     // capabilities: mounting /proc would fail later, for no visible reason.
     if (confined_by_apparmor()) return refused("the new user namespace has no capabilities", EPERM);
@@ -131,7 +133,7 @@ Result<void> enter_user_namespace(UserMapping mapping) {
     const int dumpable = ::prctl(PR_GET_DUMPABLE);
     if (dumpable != 1) ::prctl(PR_SET_DUMPABLE, 1);
     auto mapped = write_maps(mapping, uid, gid);
-    if (dumpable != 1) ::prctl(PR_SET_DUMPABLE, dumpable < 0 ? 0 : dumpable);
+    if (dumpable != 1) ::prctl(PR_SET_DUMPABLE, 0); // (2, "suidsafe", cannot be set back by prctl)
     return mapped;
 }
 
