@@ -16,24 +16,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The sub-cgroups of `path` (its subdirectories; a cgroup's files are never directories).
-std::vector<std::string> sub_cgroups(const std::string& path) {
-    std::vector<std::string> out;
-    DIR* dir = ::opendir(path.c_str());
-    if (!dir) return out;
-    while (const dirent* e = ::readdir(dir)) {
-        if (e->d_type != DT_DIR || std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
-        out.push_back(path + "/" + e->d_name);
-    }
-    ::closedir(dir);
-    return out;
-}
-
 // rmdir of `path`'s sub-cgroups, deepest first, then of `path`. A sub-cgroup that vanished
 // meanwhile (its own owner removed it) is fine; the first other failure is returned.
 Result<void> remove_tree(const std::string& path) {
-    for (const std::string& sub : sub_cgroups(path)) {
-        auto removed = remove_tree(sub);
+    for (const std::string& sub : sub_cgroup_names(path)) {
+        auto removed = remove_tree(path + "/" + sub);
         if (!removed && removed.error().sys_errno != ENOENT) return removed;
     }
     if (::rmdir(path.c_str()) < 0) return sys_error(Errc::internal, "cannot remove cgroup " + path, errno);
@@ -53,6 +40,18 @@ Result<bool> read_populated(int events, const std::string& path) {
 
 } // namespace
 
+std::vector<std::string> sub_cgroup_names(const std::string& path) {
+    std::vector<std::string> out;
+    DIR* dir = ::opendir(path.c_str());
+    if (!dir) return out;
+    while (const dirent* e = ::readdir(dir)) {
+        if (e->d_type != DT_DIR || std::strcmp(e->d_name, ".") == 0 || std::strcmp(e->d_name, "..") == 0) continue;
+        out.emplace_back(e->d_name);
+    }
+    ::closedir(dir);
+    return out;
+}
+
 Result<Cgroup> Cgroup::create(const std::string& parent, const std::string& name) {
     const std::string path = parent + "/" + name;
     if (::mkdir(path.c_str(), 0755) < 0) return sys_error(Errc::unavailable, "cannot create cgroup " + path, errno);
@@ -64,6 +63,13 @@ Result<Cgroup> Cgroup::adopt(const std::string& path) {
         return sys_error(Errc::unavailable, "cannot open cgroup " + path + " (not a writable cgroup v2 directory)",
                          errno);
     return Cgroup(path, false);
+}
+
+Result<Cgroup> Cgroup::take(const std::string& path) {
+    if (::access((path + "/cgroup.kill").c_str(), W_OK) < 0)
+        return sys_error(Errc::unavailable, "cannot take cgroup " + path + " (not a writable cgroup v2 directory)",
+                         errno);
+    return Cgroup(path, true);
 }
 
 Result<UniqueFd> Cgroup::open_dir() const {

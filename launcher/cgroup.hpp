@@ -8,8 +8,13 @@
 #include <chrono>
 #include <string>
 #include <utility>
+#include <vector>
 
 namespace nsfork {
+
+// The names of the sub-cgroups of `path` (its subdirectories: a cgroup's files never are);
+// empty when it cannot be read.
+std::vector<std::string> sub_cgroup_names(const std::string& path);
 
 // One cgroup v2 directory. A created one is owned: when the object goes out of scope, every
 // process in it and below is killed and the directory is removed with every sub-cgroup (those
@@ -25,6 +30,9 @@ public:
     static Result<Cgroup> create(const std::string& parent, const std::string& name);
     // Adopts an existing directory (for a root given by the operator); remove() leaves it.
     static Result<Cgroup> adopt(const std::string& path);
+    // Takes over an existing directory as if it had been created here (a dead server's tree):
+    // destruction kills what is in it and removes it.
+    static Result<Cgroup> take(const std::string& path);
 
     Cgroup(Cgroup&& o) noexcept : path_(std::move(o.path_)), owned_(std::exchange(o.owned_, false)) {}
     Cgroup& operator=(Cgroup&& o) noexcept {

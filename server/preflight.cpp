@@ -2,6 +2,7 @@
 
 #include "base/procfs.hpp"
 #include "launcher/pidns.hpp"
+#include "server/stale_cgroups.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -94,13 +95,17 @@ CgroupRoot setup_cgroup_root(const std::string& operator_root) {
     if (!operator_root.empty()) {
         ::mkdir(operator_root.c_str(), 0755); // an operator's path: kept at exit
         root = Cgroup::adopt(operator_root);
+        if (root) remove_dead_server_trees(operator_root);
     } else {
         const std::string mount = procfs::cgroup2_mount();
         if (mount.empty()) root = Error{Errc::unavailable, "no cgroup2 file system is mounted"};
         else {
             std::string own = procfs::cgroup2_path();
             if (own == "/") own.clear();
+            // First: a dead server that had our pid may have left nsfork-<our pid>.
+            remove_dead_server_trees(mount + own);
             root = Cgroup::create(mount + own, fmt::format("nsfork-{}", ::getpid()));
+            if (root) mark_server_tree(root->path());
         }
     }
     CgroupRoot out;

@@ -2,15 +2,18 @@
 #include "harness.hpp"
 #include "base/procfs.hpp"
 #include "launcher/cgroup.hpp"
+#include "server/stale_cgroups.hpp"
 
 #include <catch2/catch.hpp>
 #include <poll.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <csignal>
 #include <fstream>
+#include <sstream>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -55,6 +58,55 @@ int reap_within_5s(pid_t child) {
     ::waitpid(child, &status, 0);
     return -1;
 }
+
+// A container command that makes sub-cgroups under its own leaf and moves processes into them,
+// as a container that manages its own cgroups does (runc's "delete with subcgroups"): one in
+// sub/, one in sub/deeper/ inside a pid namespace of its own. Prints its leaf once both moved.
+const char* kMakesSubCgroups = R"sh(
+d="$CG$(sed -n 's/^0:://p' /proc/self/cgroup)"
+mkdir "$d/sub" "$d/sub/deeper" || exit 1
+sh -c 'echo 0 > "$1/cgroup.procs" && exec sleep 1000' sh "$d/sub" &
+unshare -pf sh -c 'echo 0 > "$1/cgroup.procs" && exec sleep 1000' sh "$d/sub/deeper" &
+until grep -q . "$d/sub/cgroup.procs" && grep -q . "$d/sub/deeper/cgroup.procs"; do sleep 0.01; done
+echo "$d"
+exec sleep 1000
+)sh";
+
+// Launches kMakesSubCgroups as `id`; returns its leaf's path once its processes sit in the sub-cgroups.
+std::string launch_with_sub_cgroups(Client& client, const std::string& id) {
+    Pipe out;
+    LaunchOptions o;
+    o.id = id;
+    o.argv = {"sh", "-c", kMakesSubCgroups};
+    o.env = {kPath, "CG=" + procfs::cgroup2_mount()};
+    o.stdio = {-1, out.write.get(), 2};
+    REQUIRE(client.launch(o));
+    out.write.reset();
+    const std::string leaf = read_line(out.read.get());
+    REQUIRE_FALSE(leaf.empty());
+    REQUIRE_FALSE(cgroup_procs(leaf + "/sub").empty());
+    REQUIRE_FALSE(cgroup_procs(leaf + "/sub/deeper").empty());
+    return leaf;
+}
+
+// A wrapper for ServerProcess that starts the server in the cgroup `dir`, so that its tree is
+// made there (and the dead trees it looks at are the ones there: no other test's), with its
+// log appended to `log` ("": the test's stderr).
+std::vector<std::string> in_cgroup(const std::string& dir, const std::string& log = {}) {
+    std::string script = "echo $$ > '" + dir + "/cgroup.procs' && exec \"$@\"";
+    if (!log.empty()) script += " 2>>'" + log + "'";
+    return {"/bin/sh", "-c", script, "sh"};
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream f(path);
+    std::stringstream text;
+    text << f.rdbuf();
+    return text.str();
+}
+
+// The tree a server makes in `dir` (its own cgroup), as in_cgroup() puts it there.
+std::string tree_in(const std::string& dir, pid_t server) { return dir + "/nsfork-" + std::to_string(server); }
 
 } // namespace
 
@@ -186,4 +238,111 @@ TEST_CASE("cgroup: the cgroup2 mount is found from mountinfo") {
     const std::string mount = procfs::cgroup2_mount();
     REQUIRE_FALSE(mount.empty());
     CHECK(std::ifstream(mount + "/cgroup.controllers").good());
+}
+
+TEST_CASE("cgroup: destroying a container that made sub-cgroups (a process in each, one in a nested pid namespace) removes its whole tree, and the server's at exit") {
+    require_root();
+    std::string leaf, root;
+    {
+        ServerProcess server;
+        root = testing::default_cgroup_root(server.pid());
+        Client client = server.connect();
+        leaf = launch_with_sub_cgroups(client, "subcg");
+        REQUIRE(leaf.starts_with(root + "/"));
+        auto gone = client.destroy("subcg");
+        REQUIRE(gone);
+        CHECK_FALSE(exists(leaf + "/sub/deeper"));
+        CHECK_FALSE(exists(leaf + "/sub"));
+        CHECK_FALSE(exists(leaf));
+        CHECK(server.stop() == ExitStatus{0, 0});
+    }
+    CHECK_FALSE(exists(root));
+}
+
+TEST_CASE("cgroup: a starting server removes the tree of a SIGKILLed server, sub-cgroups and a process left in it included, and says so") {
+    require_root();
+    auto dir = Cgroup::create(test_parent(), "nsfork-test-dead-" + std::to_string(::getpid()));
+    REQUIRE(dir);
+    TempDir logs;
+    const std::string log = logs.path() + "/server.log";
+    std::string dead_tree;
+    pid_t left = -1, dead = -1;
+    {
+        ServerProcess server({}, in_cgroup(dir->path()));
+        dead = server.pid();
+        dead_tree = tree_in(dir->path(), dead);
+        Client client = server.connect();
+        const std::string leaf = launch_with_sub_cgroups(client, "orphan");
+        REQUIRE(leaf.starts_with(dead_tree + "/"));
+        // A process in the tree that the containers' shims do not kill when their server dies.
+        REQUIRE(::mkdir((dead_tree + "/left").c_str(), 0755) == 0);
+        left = park_process_in(dead_tree + "/left");
+        REQUIRE(left > 0);
+        REQUIRE(::kill(server.pid(), SIGKILL) == 0);
+        CHECK(server.stop() == ExitStatus{0, SIGKILL}); // reaps it
+    }
+    // What nothing removed before: the tree stays once its server is gone.
+    CHECK(exists(dead_tree + "/left"));
+
+    ServerProcess next({"--log-level", "info"}, in_cgroup(dir->path(), log));
+    CHECK_FALSE(exists(dead_tree));
+    const int status = reap_within_5s(left);
+    CHECK(WIFSIGNALED(status));
+    CHECK(WTERMSIG(status) == SIGKILL);
+    CHECK_THAT(read_file(log), Catch::Contains("removed the cgroup tree of dead server " + std::to_string(dead) +
+                                               ": " + dead_tree + " (its processes killed)"));
+    CHECK(exists(tree_in(dir->path(), next.pid())));
+    CHECK(next.stop() == ExitStatus{0, 0});
+    CHECK_FALSE(exists(tree_in(dir->path(), next.pid())));
+}
+
+TEST_CASE("cgroup: a starting server leaves a live server's tree alone, and judges unmarked and foreign trees by their owner") {
+    require_root();
+    auto dir = Cgroup::create(test_parent(), "nsfork-test-live-" + std::to_string(::getpid()));
+    REQUIRE(dir);
+    TempDir logs;
+    const std::string log = logs.path() + "/server.log";
+    ServerProcess live({}, in_cgroup(dir->path()));
+    const std::string live_tree = tree_in(dir->path(), live.pid());
+    Client client = live.connect();
+    const std::string leaf = launch_with_sub_cgroups(client, "busy");
+
+    // Trees the live server did not make, each left or removed by who its owner is.
+    auto make_tree = [&](pid_t pid, const std::string& mark) {
+        const std::string path = tree_in(dir->path(), pid);
+        REQUIRE(::mkdir(path.c_str(), 0755) == 0);
+        if (!mark.empty()) REQUIRE(::setxattr(path.c_str(), kServerMarkXattr, mark.data(), mark.size(), 0) == 0);
+        return path;
+    };
+    const auto own_ns = static_cast<std::uint64_t>(procfs::pid_namespace_inode(0));
+    // Our pid, marked with another start: the pid was reused, its server is dead.
+    const std::string reused = make_tree(::getpid(), format_mark({own_ns, 1}));
+    // A pid of another pid namespace (none has it here): not ours to judge.
+    const std::string foreign = make_tree(999'999'999, format_mark({own_ns + 1, 1}));
+    // Unmarked (an older server's), its pid a process that started before it: live.
+    const pid_t older = park_process_in(dir->path());
+    REQUIRE(older > 0);
+    const std::string unmarked = make_tree(older, "");
+
+    ServerProcess next({"--log-level", "info"}, in_cgroup(dir->path(), log));
+    CHECK(exists(leaf + "/sub/deeper"));
+    CHECK_FALSE(cgroup_procs(leaf + "/sub").empty());
+    CHECK_FALSE(cgroup_procs(leaf + "/sub/deeper").empty());
+    CHECK(exists(foreign));
+    CHECK(exists(unmarked));
+    CHECK_FALSE(exists(reused));
+    const std::string said = read_file(log);
+    CHECK_THAT(said, !Catch::Contains("dead server " + std::to_string(live.pid())));
+    CHECK_THAT(said, Catch::Contains("removed the cgroup tree of dead server " + std::to_string(::getpid())));
+
+    // The live server goes on as before.
+    REQUIRE(client.destroy("busy"));
+    CHECK_FALSE(exists(leaf));
+    CHECK(live.stop() == ExitStatus{0, 0});
+    CHECK_FALSE(exists(live_tree));
+    CHECK(next.stop() == ExitStatus{0, 0});
+    REQUIRE(::kill(older, SIGKILL) == 0);
+    REQUIRE(::waitpid(older, nullptr, 0) == older);
+    CHECK(::rmdir(unmarked.c_str()) == 0);
+    CHECK(::rmdir(foreign.c_str()) == 0);
 }
