@@ -47,8 +47,7 @@ ForegroundTerminal ForegroundTerminal::of_caller() {
 }
 
 void ForegroundTerminal::take_back() {
-    command_has_it_ = false;
-    if (!tty_) return;
+    if (!std::exchange(command_has_it_, false)) return;
     const TtouBlocked blocked;
     (void)::tcsetpgrp(tty_.get(), ::getpgrp());
 }

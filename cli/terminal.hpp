@@ -28,15 +28,14 @@ public:
     ForegroundTerminal(ForegroundTerminal&& o) noexcept
         : tty_(std::move(o.tty_)), command_has_it_(std::exchange(o.command_has_it_, false)) {}
     ForegroundTerminal& operator=(ForegroundTerminal&&) = delete;
-    ~ForegroundTerminal() {
-        if (command_has_it_) take_back();
-    }
+    ~ForegroundTerminal() { take_back(); }
 
     explicit operator bool() const { return bool(tty_); }
     // The command has the foreground now (launched, or continued by NSFORK_JOB_CONTINUE).
     void given() { command_has_it_ = bool(tty_); }
-    // Makes our process group the foreground again. We are a background group then: SIGTTOU,
-    // which would stop us for it, is blocked meanwhile.
+    // Makes our process group the foreground again if the command has it (not after `bg`: the
+    // shell has it then). We are a background group: SIGTTOU, which would stop us for it, is
+    // blocked meanwhile.
     void take_back();
     // Whether our group is the foreground (the shell's `fg` continued us, not `bg`).
     bool ours() const;

@@ -83,10 +83,14 @@ bool readable(int fd, Clock::time_point deadline) {
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si;
             (void)::read(sigfd, &si, sizeof si);
-            int status = 0;
-            while (!ended && ::waitpid(job, &status, WNOHANG | WUNTRACED | WCONTINUED) == job) {
-                (void)::write(statuses, &status, sizeof status);
-                ended = WIFEXITED(status) || WIFSIGNALED(status);
+            int change[2] = {0, 0}; // the wait status, the terminal's foreground group then
+            while (!ended && ::waitpid(job, &change[0], WNOHANG | WUNTRACED | WCONTINUED) == job) {
+                change[1] = ::tcgetpgrp(0);
+                (void)::write(statuses, change, sizeof change);
+                ended = WIFEXITED(change[0]) || WIFSIGNALED(change[0]);
+                // A stopped job hands the terminal back to the shell (its own group). At the
+                // job's end it is left where the job left it, for the test to see.
+                if (WIFSTOPPED(change[0])) ::tcsetpgrp(0, ::getpgrp());
             }
         }
         if (fds[0].revents) {
@@ -154,7 +158,7 @@ PtyJob::PtyJob(PtyJob&& o) noexcept
     : master_(std::move(o.master_)), slave_path_(std::move(o.slave_path_)), initial_mode_(o.initial_mode_),
       shell_(std::exchange(o.shell_, -1)),
       job_(std::exchange(o.job_, -1)), control_(std::move(o.control_)), statuses_(std::move(o.statuses_)),
-      seen_(std::move(o.seen_)) {}
+      foreground_at_change_(o.foreground_at_change_), seen_(std::move(o.seen_)) {}
 
 PtyJob::~PtyJob() {
     if (shell_ < 0) return;
@@ -163,10 +167,11 @@ PtyJob::~PtyJob() {
 }
 
 Result<int> PtyJob::next_status(std::chrono::milliseconds limit) {
-    int status = 0;
-    if (!readable(statuses_.get(), Clock::now() + limit) || ::read(statuses_.get(), &status, sizeof status) != sizeof status)
+    int change[2];
+    if (!readable(statuses_.get(), Clock::now() + limit) || ::read(statuses_.get(), change, sizeof change) != sizeof change)
         return Error{Errc::internal, "the job's state did not change in time"};
-    return status;
+    foreground_at_change_ = change[1];
+    return change[0];
 }
 
 Result<void> PtyJob::tell_shell(char what) {

@@ -45,8 +45,11 @@ public:
     const std::string& slave_path() const { return slave_path_; }
 
     // The job's next change of state as the shell's waitpid(WUNTRACED | WCONTINUED) saw it (a
-    // wait status), or an error after `limit`.
+    // wait status), or an error after `limit`. When the job stopped, the shell then takes the
+    // terminal back, as shells do; when it ended, the shell leaves the terminal as it was.
     Result<int> next_status(std::chrono::milliseconds limit = std::chrono::seconds(10));
+    // The terminal's foreground group when the shell saw that change, before it did anything.
+    pid_t foreground_at_change() const { return foreground_at_change_; }
     // The shell's `fg`: gives the job's group the terminal and sends it SIGCONT.
     Result<void> fg();
     // The shell's `bg`: SIGCONT only, the terminal stays the shell's.
@@ -79,7 +82,8 @@ private:
     pid_t shell_ = -1;
     pid_t job_ = -1;
     UniqueFd control_;  // to the shell: 'f' (fg), 'b' (bg)
-    UniqueFd statuses_; // from the shell: the job's wait statuses, an int each
+    UniqueFd statuses_; // from the shell: the job's wait statuses and the foreground then
+    pid_t foreground_at_change_ = -1;
     std::string seen_;  // read from the master past what read_until returned
 };
 

@@ -23,15 +23,17 @@ PtyJob start_job(std::vector<std::string> args, const PtyJob::Options& options =
     return std::move(*job);
 }
 
+// The value of `r`, or the test fails there with its error.
 template <class T>
-T must(Result<T> r) {
-    if (!r) FAIL(r.error().message);
+T must_at(Result<T> r, int line) {
+    if (!r) FAIL("line " << line << ": " << r.error().message);
     return std::move(*r);
 }
 
-void must(Result<void> r) {
-    if (!r) FAIL(r.error().message);
+void must_at(Result<void> r, int line) {
+    if (!r) FAIL("line " << line << ": " << r.error().message);
 }
+#define must(r) must_at(r, __LINE__)
 
 // The job's exit code, once it ended (any stop or continue before it is a failure).
 int exit_code_of(PtyJob& job) {
@@ -89,13 +91,33 @@ TEST_CASE("terminal: ^Z stops the job as the shell sees it; fg continues it to t
     const int stopped = must(job.next_status());
     REQUIRE(WIFSTOPPED(stopped));
     CHECK(WSTOPSIG(stopped) == SIGTSTP);
-    CHECK(job.foreground() == job.job()); // nsfork took the terminal back for the shell
+    CHECK(job.foreground_at_change() == job.job()); // nsfork took the terminal back for the shell
     must(job.fg());
     CHECK(WIFCONTINUED(must(job.next_status())));
     must(job.type("again\n"));
     CHECK(exit_code_of(job) == 0);
     CHECK(must(job.drain()).find("got again") != std::string::npos);
     CHECK(job.foreground() == job.job());
+}
+
+TEST_CASE("terminal: after ^Z and bg the command runs in the background, stops on reading the terminal, fg ends it") {
+    require_root();
+    PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
+    must(job.read_until("ready"));
+    must(job.type("\x1a"));
+    REQUIRE(WIFSTOPPED(must(job.next_status())));
+    must(job.bg());
+    CHECK(WIFCONTINUED(must(job.next_status())));
+    // In the background its read of the terminal stops it (SIGTTIN), and so nsfork run.
+    const int stopped = must(job.next_status());
+    REQUIRE(WIFSTOPPED(stopped));
+    CHECK(WSTOPSIG(stopped) == SIGTTIN);
+    CHECK(job.foreground_at_change() != job.job()); // the shell's still: nsfork took nothing
+    must(job.fg());
+    CHECK(WIFCONTINUED(must(job.next_status())));
+    must(job.type("late\n"));
+    CHECK(exit_code_of(job) == 0);
+    CHECK(must(job.drain()).find("got late") != std::string::npos);
 }
 
 TEST_CASE("terminal: --new-session gives the command no terminal") {
@@ -138,4 +160,24 @@ TEST_CASE("terminal: -t relays a terminal of the container's own, raw mode resto
         CHECK(after.c_iflag == initial.c_iflag);
         CHECK(after.c_oflag == initial.c_oflag);
     }
+}
+
+TEST_CASE("terminal: -t restores the terminal's mode when the command is not found and when nsfork run is signalled") {
+    require_root();
+    auto same_mode = [](const PtyJob& job) {
+        const termios after = must(job.mode());
+        const termios& initial = job.initial_mode();
+        return after.c_lflag == initial.c_lflag && after.c_iflag == initial.c_iflag && after.c_oflag == initial.c_oflag;
+    };
+    PtyJob missing = start_job({"run", "-t", "--", "no-such-command-anywhere"});
+    CHECK(exit_code_of(missing) == 127);
+    CHECK(must(missing.drain()).find("nsfork: cannot execute 'no-such-command-anywhere'") != std::string::npos);
+    CHECK(same_mode(missing));
+
+    PtyJob signalled = start_job({"run", "-t", "--", probe(), "sleep"});
+    must(signalled.read_until("ready"));
+    CHECK_FALSE(same_mode(signalled)); // raw meanwhile
+    ::kill(signalled.job(), SIGTERM);  // forwarded: the command dies of it, and nsfork exits so
+    CHECK(exit_code_of(signalled) == 128 + SIGTERM);
+    CHECK(same_mode(signalled));
 }
