@@ -91,22 +91,26 @@ Result<HostFacts> check_host(const ServerOptions& opts) {
 }
 
 CgroupRoot setup_cgroup_root(const std::string& operator_root) {
+    // Our tree, nsfork-PID, goes under the operator's root (made if missing, kept at exit) or
+    // else under our own cgroup. A tree of our own even under an operator's root: what a killed
+    // server leaves there is then told from what a live one uses, and removed.
     Result<Cgroup> root = Error{};
+    std::string parent;
     if (!operator_root.empty()) {
-        ::mkdir(operator_root.c_str(), 0755); // an operator's path: kept at exit
-        root = Cgroup::adopt(operator_root);
-        if (root) remove_dead_server_trees(operator_root);
+        ::mkdir(operator_root.c_str(), 0755);
+        if (auto adopted = Cgroup::adopt(operator_root)) parent = operator_root;
+        else root = std::move(adopted).error();
+    } else if (const std::string mount = procfs::cgroup2_mount(); mount.empty()) {
+        root = Error{Errc::unavailable, "no cgroup2 file system is mounted"};
     } else {
-        const std::string mount = procfs::cgroup2_mount();
-        if (mount.empty()) root = Error{Errc::unavailable, "no cgroup2 file system is mounted"};
-        else {
-            std::string own = procfs::cgroup2_path();
-            if (own == "/") own.clear();
-            // First: a dead server that had our pid may have left nsfork-<our pid>.
-            remove_dead_server_trees(mount + own);
-            root = Cgroup::create(mount + own, fmt::format("nsfork-{}", ::getpid()));
-            if (root) mark_server_tree(root->path());
-        }
+        const std::string own = procfs::cgroup2_path();
+        parent = own == "/" ? mount : mount + own;
+    }
+    if (!parent.empty()) {
+        // First: a dead server that had our pid may have left nsfork-<our pid>.
+        remove_dead_server_trees(parent);
+        root = Cgroup::create(parent, fmt::format("nsfork-{}", ::getpid()));
+        if (root) mark_server_tree(root->path());
     }
     CgroupRoot out;
     if (root) {

@@ -346,3 +346,37 @@ TEST_CASE("cgroup: a starting server leaves a live server's tree alone, and judg
     CHECK(::rmdir(unmarked.c_str()) == 0);
     CHECK(::rmdir(foreign.c_str()) == 0);
 }
+
+TEST_CASE("cgroup: with --cgroup-root, a server's tree is its own below it, and the next server on that root removes a SIGKILLed one's and launches") {
+    require_root();
+    auto root = Cgroup::create(test_parent(), "nsfork-test-root-" + std::to_string(::getpid()));
+    REQUIRE(root);
+    TempDir logs;
+    const std::string log = logs.path() + "/server.log";
+    std::string dead_tree;
+    pid_t dead = -1;
+    {
+        ServerProcess server({"--cgroup-root", root->path()});
+        dead = server.pid();
+        dead_tree = root->path() + "/nsfork-" + std::to_string(dead);
+        Client client = server.connect();
+        const std::string leaf = launch_with_sub_cgroups(client, "orphan");
+        CHECK(leaf.starts_with(dead_tree + "/"));
+        REQUIRE(::kill(server.pid(), SIGKILL) == 0);
+        CHECK(server.stop() == ExitStatus{0, SIGKILL});
+    }
+    CHECK(exists(dead_tree));
+
+    // Its leaves (c1, c2, ...) would have been in the way of the next server's.
+    ServerProcess next({"--cgroup-root", root->path(), "--log-level", "info"}, in_cgroup(test_parent(), log));
+    CHECK_FALSE(exists(dead_tree));
+    CHECK_THAT(read_file(log), Catch::Contains("removed the cgroup tree of dead server " + std::to_string(dead)));
+    Client client = next.connect();
+    const RunResult r = run(client, {"sh", "-c", "sed -n 's/^0:://p' /proc/self/cgroup"});
+    CHECK(r.status == ExitStatus{0, 0});
+    CHECK_THAT(r.out, Catch::StartsWith(root->path().substr(procfs::cgroup2_mount().size()) + "/nsfork-" +
+                                        std::to_string(next.pid()) + "/c"));
+    CHECK(next.stop() == ExitStatus{0, 0});
+    CHECK_FALSE(exists(root->path() + "/nsfork-" + std::to_string(next.pid())));
+    CHECK(exists(root->path())); // the operator's
+}
