@@ -61,13 +61,18 @@ int reap_within_5s(pid_t child) {
 
 // A container command that makes sub-cgroups under its own leaf and moves processes into them,
 // as a container that manages its own cgroups does (runc's "delete with subcgroups"): one in
-// sub/, one in sub/deeper/ inside a pid namespace of its own. Prints its leaf once both moved.
+// sub/, one in sub/deeper/ inside a pid namespace of its own. Prints its leaf once both moved
+// (or exits 1 if they do not within 10 s: the test then fails, not hangs).
 const char* kMakesSubCgroups = R"sh(
 d="$CG$(sed -n 's/^0:://p' /proc/self/cgroup)"
 mkdir "$d/sub" "$d/sub/deeper" || exit 1
 sh -c 'echo 0 > "$1/cgroup.procs" && exec sleep 1000' sh "$d/sub" &
 unshare -pf sh -c 'echo 0 > "$1/cgroup.procs" && exec sleep 1000' sh "$d/sub/deeper" &
-until grep -q . "$d/sub/cgroup.procs" && grep -q . "$d/sub/deeper/cgroup.procs"; do sleep 0.01; done
+i=0
+until grep -q . "$d/sub/cgroup.procs" && grep -q . "$d/sub/deeper/cgroup.procs"; do
+    i=$((i + 1)) && [ $i -lt 1000 ] || exit 1
+    sleep 0.01
+done
 echo "$d"
 exec sleep 1000
 )sh";
