@@ -194,11 +194,9 @@ Result<Ended> Watch::run() {
                 if (auto ended = on_signal(static_cast<int>(si.ssi_signo))) return *ended;
         }
         if (job >= 0 && fds[job].revents) on_job_event();
-        if (relay)
-            if (auto ok = relay->handle(fds + relayed, n - relayed); !ok) return std::move(ok).error();
+        if (relay) relay->handle(fds + relayed, n - relayed);
         if (fds[0].revents) {
-            if (relay)
-                if (auto ok = relay->drain(); !ok) return std::move(ok).error();
+            if (relay) relay->drain();
             return Ended::container;
         }
     }

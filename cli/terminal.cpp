@@ -97,25 +97,24 @@ int Relay::poll_set(pollfd* fds) const {
     return n;
 }
 
-Result<void> Relay::handle(const pollfd* fds, int count) {
+void Relay::handle(const pollfd* fds, int count) {
     for (int i = 0; i < count; ++i) {
         if (!fds[i].revents) continue;
         if (fds[i].fd == in_) {
-            if (auto ok = from_input(); !ok) return ok;
+            from_input();
         } else {
-            if (fds[i].revents & ~POLLOUT)
-                if (auto ok = from_master(); !ok) return ok;
-            if (fds[i].revents & POLLOUT)
-                if (auto ok = to_master(); !ok) return ok;
+            // One read per wake-up: a command that writes without pause must not starve the
+            // signals and input the same loop serves.
+            if (fds[i].revents & ~POLLOUT) from_master(false);
+            if (fds[i].revents & POLLOUT) to_master();
         }
     }
-    return {};
 }
 
-Result<void> Relay::from_input() {
+void Relay::from_input() {
     char buf[4096];
     const ssize_t n = ::read(in_, buf, sizeof buf);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return {};
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) return;
     if (n > 0) {
         pending_.append(buf, static_cast<std::size_t>(n));
     } else { // EOF (or a hung-up terminal): the command sees its end of input as typed ^D
@@ -125,10 +124,10 @@ Result<void> Relay::from_input() {
             pending_.push_back(char(mode.c_cc[VEOF]));
         eof_sent_ = true;
     }
-    return to_master();
+    to_master();
 }
 
-Result<void> Relay::to_master() {
+void Relay::to_master() {
     while (!pending_.empty() && master_open_) {
         const ssize_t n = ::write(master_.get(), pending_.data(), pending_.size());
         if (n < 0 && errno == EINTR) continue;
@@ -139,25 +138,26 @@ Result<void> Relay::to_master() {
         }
         pending_.erase(0, static_cast<std::size_t>(n));
     }
-    return {};
 }
 
-Result<void> Relay::from_master() {
+void Relay::from_master(bool until_empty) {
     char buf[16384];
-    for (;;) {
+    do {
         const ssize_t n = ::read(master_.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && errno == EAGAIN) return {};
+        if (n < 0 && errno == EAGAIN) return;
         if (n <= 0) { // EIO: every slave closed, nothing more will come
             master_open_ = false;
             pending_.clear();
-            return {};
+            return;
         }
         // Our stdout gone (EPIPE) is the command's output discarded, not a reason to kill it.
         (void)write_all(out_, buf, static_cast<std::size_t>(n));
-    }
+    } while (until_empty);
 }
 
-Result<void> Relay::drain() { return master_open_ ? from_master() : Result<void>{}; }
+void Relay::drain() {
+    if (master_open_) from_master(true);
+}
 
 } // namespace nsfork::cli

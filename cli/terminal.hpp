@@ -81,14 +81,14 @@ public:
     // Fills `fds` (room for 2) with what to poll; returns how many.
     int poll_set(pollfd* fds) const;
     // Handles the events poll_set's entries got.
-    Result<void> handle(const pollfd* fds, int count);
+    void handle(const pollfd* fds, int count);
     // Copies what the master still holds to our stdout (after the command ended).
-    Result<void> drain();
+    void drain();
 
 private:
-    Result<void> from_master();
-    Result<void> to_master();
-    Result<void> from_input();
+    void from_master(bool until_empty);
+    void to_master();
+    void from_input();
 
     int in_, out_;
     UniqueFd master_;

@@ -336,8 +336,8 @@ TEST_CASE("cli: --kill-group forwards signals to the command's whole process gro
             CHECK(reap_code(run.pid) == 0);
         } else {
             CHECK(caught == std::vector<std::string>{"parent caught 10"}); // the command alone
-            ::kill(run.pid, SIGKILL);
-            reap_code(run.pid);
+            ::kill(run.pid, SIGTERM); // forwarded: the command dies of it, its child with the namespace
+            CHECK(reap_code(run.pid) == 128 + SIGTERM);
         }
     }
 }
@@ -381,7 +381,7 @@ TEST_CASE("cli: --die-with-parent destroys the container when the parent of nsfo
     }
 }
 
-TEST_CASE("cli: --preserve-fds N passes fds 3..3+N-1 on; a closed one is refused, naming it") {
+TEST_CASE("cli: --preserve-fds N passes fds 3..3+N-1 on, and refuses a closed one, naming it") {
     require_root();
     const std::string nsfork = bin("nsfork");
     auto passed = run_process({"/bin/sh", "-c",
@@ -435,4 +435,27 @@ TEST_CASE("cli: --user, --groups and --unsetenv") {
     auto vars = lines(env.out);
     CHECK(std::count(vars.begin(), vars.end(), "NSFORK_GONE=1") == 0);
     CHECK(std::count(vars.begin(), vars.end(), "NSFORK_SET=2") == 1); // --env wins, as with env -u
+}
+
+TEST_CASE("cli: without --socket, --share-pid-namespace shares the caller's namespace and --join-pidns joins one") {
+    require_root();
+    const std::string ours = std::to_string(procfs::pid_namespace_inode(0));
+    auto shared = nsfork_cli({"run", "--share-pid-namespace", "--", probe(), "pidns"});
+    CHECK(shared.exit_code == 0);
+    CHECK(shared.out == ours + "\n");
+    CHECK(nsfork_cli({"run", "--", probe(), "pidns"}).out != ours + "\n");
+
+    Started host = start_cli({"run", "--", probe(), "sleep"});
+    REQUIRE(read_line(host.out.get()) == "ready");
+    const auto shim = testing::children_of(host.pid);
+    REQUIRE(shim.size() == 1);
+    const std::string ns = "/proc/" + std::to_string(shim[0]) + "/ns/pid";
+    auto joined = nsfork_cli({"run", "--join-pidns", ns, "--", "sh", "-c", probe() + " pidns; " + probe() + " ps"});
+    CHECK(joined.exit_code == 0);
+    auto seen = lines(joined.out);
+    REQUIRE(seen.size() >= 2);
+    CHECK(seen[0] == std::to_string(procfs::pid_namespace_inode(shim[0])));
+    CHECK(std::count(seen.begin(), seen.end(), "1") == 1); // the host container's pid 1 is seen from there
+    ::kill(host.pid, SIGTERM);
+    CHECK(reap_code(host.pid) == 128 + SIGTERM);
 }

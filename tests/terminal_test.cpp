@@ -83,7 +83,7 @@ TEST_CASE("terminal: ^C reaches the command, not nsfork run") {
     CHECK(exit_code_of(job) == 100 + SIGINT); // the command's own exit: nsfork was not interrupted
 }
 
-TEST_CASE("terminal: ^Z stops the job as the shell sees it; fg continues it to the end") {
+TEST_CASE("terminal: ^Z stops the job as the shell sees it, and fg continues it to the end") {
     require_root();
     PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
     must(job.read_until("ready"));
