@@ -100,16 +100,35 @@ void run(const ChildPlan& p) noexcept {
     fail(kFirstInitFd, NSFORK_STAGE_EXEC_SHIM, errno);
 }
 
-// Its active pid namespace is the parent container's, so the namespace it clones is a child of
-// that one; CLONE_PARENT makes the new init the server's own child (KERNEL.md, "nested pid
-// namespace with the server as parent").
-void intermediate(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int sock) noexcept {
+namespace {
+
+// Sends `pidfd` on `sock` tagged `tag`; false if it could not.
+bool send_pidfd(int sock, char tag, int pidfd) noexcept { return sys::send_with_fds(sock, &tag, 1, &pidfd, 1) == 1; }
+
+// Clones the init into our pid_for_children as the launcher's child (clone3 rejects CLONE_PARENT
+// with a non-zero exit signal), sends its pidfd, exits.
+[[noreturn]] void clone_init(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int sock) noexcept {
     int pidfd = -1;
-    // clone3 rejects CLONE_PARENT with a non-zero exit signal.
     const CloneOptions o{.flags = flags | CloneFlags::parent(), .cgroup_fd = cgroup_fd, .exit_signal = 0, .pidfd = &pidfd};
     if (clone_process(o, [&] { run(p); }) < 0) fail(p.init_fds[0], NSFORK_STAGE_JOIN_PIDNS, errno);
-    const char byte = 0;
-    ::_exit(sys::send_with_fds(sock, &byte, 1, &pidfd, 1) == 1 ? 0 : NSFORK_EXIT_FAILED);
+    ::_exit(send_pidfd(sock, kInitPidfd, pidfd) ? 0 : NSFORK_EXIT_FAILED);
+}
+
+} // namespace
+
+// setns(CLONE_NEWPID) changes only our pid_for_children, and clone3(CLONE_NEWPID) is refused
+// while that differs from our active namespace: a joined namespace takes the init directly, a
+// nested one needs a process active in its parent (KERNEL.md, "nested pid namespace with the
+// server as parent").
+void intermediate(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int pidns_fd, int sock) noexcept {
+    const int report = p.init_fds[0];
+    if (::setns(pidns_fd, CLONE_NEWPID) < 0) fail(report, NSFORK_STAGE_JOIN_PIDNS, errno);
+    if (!flags.has(CloneFlags::new_pid_namespace())) clone_init(p, flags, cgroup_fd, sock);
+    int pidfd = -1;
+    const CloneOptions o{.flags = CloneFlags::clear_sighand() | CloneFlags::parent(), .exit_signal = 0, .pidfd = &pidfd};
+    if (clone_process(o, [&] { clone_init(p, flags, cgroup_fd, sock); }) < 0)
+        fail(report, NSFORK_STAGE_JOIN_PIDNS, errno);
+    ::_exit(send_pidfd(sock, kIntermediatePidfd, pidfd) ? 0 : NSFORK_EXIT_FAILED);
 }
 
 } // namespace nsfork::child

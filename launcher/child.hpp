@@ -93,9 +93,17 @@ namespace child {
 // Sets the child up as `p` says and execs the init; reports and exits on any failure.
 [[noreturn]] void run(const ChildPlan& p) noexcept;
 
-// The intermediate of a nested launch: clones the init with `flags` (into `cgroup_fd`), sends
-// its pidfd on `sock`, exits.
-[[noreturn]] void intermediate(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int sock) noexcept;
+// What the intermediates of a launch into a pid namespace send on their socket: one byte, this
+// tag, with a pidfd.
+inline constexpr char kInitPidfd = 'c';         // the init's
+inline constexpr char kIntermediatePidfd = 'i'; // the second intermediate's, to be reaped
+
+// The intermediate of a launch into the pid namespace `pidns_fd` (joined, or with a new one
+// nested below it): enters it for its children and clones the init there with `flags` (into
+// `cgroup_fd`) as a child of the launcher (CLONE_PARENT), sends the init's pidfd on `sock`,
+// exits. A new namespace can only be made from inside its parent: then a second intermediate,
+// born there (also the launcher's child, its pidfd sent too), clones the init.
+[[noreturn]] void intermediate(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int pidns_fd, int sock) noexcept;
 
 } // namespace child
 

@@ -4,7 +4,6 @@
 #include "base/syscalls.hpp"
 #include "base/unix_socket.hpp"
 #include "launcher/child.hpp"
-#include "launcher/pidns.hpp"
 #include "launcher/plan.hpp"
 
 #include <fcntl.h>
@@ -153,15 +152,34 @@ std::string switched_to(const nsfork_exec_report& report) {
     return user;
 }
 
-// Receives the one fd the intermediate sends; EOF (it failed) gives -1.
-UniqueFd receive_pidfd(int sock) {
-    char byte;
-    int fd = -1;
-    std::size_t count = 0;
-    int flags = 0;
-    const ssize_t n = sys::recv_with_fds(sock, &byte, 1, &fd, 1, &count, &flags);
-    UniqueFd pidfd(count == 1 ? fd : -1);
-    return n == 1 ? std::move(pidfd) : UniqueFd();
+// Receives the pidfds the intermediates send (child::intermediate): the init's, returned (empty
+// if they failed first), and with a new pid namespace the second intermediate's, reaped here.
+UniqueFd receive_pidfds(int sock, bool new_pid_namespace) {
+    UniqueFd init, second;
+    while (!init || (new_pid_namespace && !second)) {
+        char tag;
+        int fd = -1;
+        std::size_t count = 0;
+        int flags = 0;
+        const ssize_t n = sys::recv_with_fds(sock, &tag, 1, &fd, 1, &count, &flags);
+        UniqueFd got(count == 1 ? fd : -1);
+        if (n != 1 || !got) break; // EOF: they failed, and said why on the report pipe
+        (tag == child::kInitPidfd ? init : second) = std::move(got);
+    }
+    if (second) (void)reap(second.get()); // it exits once it sent the init's
+    return init;
+}
+
+// The Error for an intermediate's report: the namespace refused us, or is dead.
+Error join_error(Error e, bool nested) {
+    if (e.sys_errno == ENOMEM) // Linux refuses to fork into a pid namespace whose init has exited
+        return Error{Errc::invalid_state,
+                     nested ? "the parent pid namespace has no init any more (it exited)"
+                            : "the pid namespace has no init any more (it exited)",
+                     ENOMEM};
+    if (e.sys_errno == EINVAL && e.message.find("joining the pid namespace") != std::string::npos)
+        return Error{Errc::not_permitted, "the pid namespace is not the server's nor a descendant of it", EINVAL};
+    return e;
 }
 
 } // namespace
@@ -219,20 +237,7 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
     if (spec.new_pid_namespace) flags |= CloneFlags::new_pid_namespace();
     if (spec.new_mount_namespace) flags |= CloneFlags::new_mount_namespace();
 
-    // A namespace other than ours: future children go there until `entered` is destroyed.
-    UniqueFd own;
-    std::optional<PidNamespaceForChildren> entered;
-    if (spec.pidns_fd >= 0) {
-        auto opened = open_own_pid_namespace();
-        if (!opened) return std::move(opened).error();
-        own = std::move(*opened);
-        auto e = PidNamespaceForChildren::enter(spec.pidns_fd, own.get());
-        if (!e) return std::move(e).error();
-        entered.emplace(std::move(*e));
-    }
-    const bool nested = spec.pidns_fd >= 0 && spec.new_pid_namespace;
-
-    if (!nested) {
+    if (spec.pidns_fd < 0) {
         int pidfd = -1;
         pid_t pid;
         {
@@ -240,17 +245,14 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
             pid = clone_process({.flags = flags, .cgroup_fd = spec.cgroup_fd, .pidfd = &pidfd},
                                 [&] { child::run(plan); });
         }
-        if (pid < 0) {
-            // Linux refuses to fork into a pid namespace whose init has exited.
-            if (errno == ENOMEM && spec.pidns_fd >= 0)
-                return Error{Errc::invalid_state, "the pid namespace has no init any more (it exited)", ENOMEM};
-            return sys_error(Errc::launch_failed, "clone3 failed", errno);
-        }
+        if (pid < 0) return sys_error(Errc::launch_failed, "clone3 failed", errno);
         return Spawned{UniqueFd(pidfd), pid, std::move(report_read)};
     }
 
-    // clone3(CLONE_NEWPID) is refused while pid_for_children differs from our active namespace:
-    // an intermediate inside the parent namespace makes the new one (see child::intermediate).
+    // Into a namespace other than ours (nested below it, or joined): an intermediate enters it
+    // and clones the init there, as a child of ours (see child::intermediate). We never enter it
+    // ourselves: a server in a user namespace of its own (rootless) could not come back to its
+    // own pid namespace, which the initial user namespace owns.
     auto socks = seqpacket_pair();
     if (!socks) return Error{Errc::launch_failed, socks.error().message, socks.error().sys_errno};
     auto& pair = *socks;
@@ -259,24 +261,19 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
     {
         AllSignalsBlocked blocked;
         intermediate = clone_process({.flags = CloneFlags::clear_sighand(), .pidfd = &intermediate_pidfd}, [&] {
-            child::intermediate(plan, flags, spec.cgroup_fd, pair.second.get());
+            child::intermediate(plan, flags, spec.cgroup_fd, spec.pidns_fd, pair.second.get());
         });
     }
-    entered.reset();
-    if (intermediate < 0) {
-        if (errno == ENOMEM)
-            return Error{Errc::invalid_state, "the parent pid namespace has no init any more (it exited)", ENOMEM};
-        return sys_error(Errc::launch_failed, "clone3 failed", errno);
-    }
+    if (intermediate < 0) return sys_error(Errc::launch_failed, "clone3 failed", errno);
     UniqueFd intermediate_fd(intermediate_pidfd);
     pair.second.reset();
-    report_write.reset(); // from here on the report pipe's writers are the new init's alone
-    UniqueFd pidfd = receive_pidfd(pair.first.get());
+    report_write.reset(); // from here on the report pipe's writers are the intermediates' and the init's
+    UniqueFd pidfd = receive_pidfds(pair.first.get(), spec.new_pid_namespace);
     (void)reap(intermediate_fd.get());
     if (!pidfd) {
         auto report = read_exec_report(report_read.get(), command_name(spec), spec.cwd);
-        return report ? Error{Errc::internal, "the intermediate of a nested launch sent no pidfd"}
-                      : std::move(report).error();
+        if (report) return Error{Errc::internal, "the intermediate of a launch into a pid namespace sent no pidfd"};
+        return join_error(std::move(report).error(), spec.new_pid_namespace);
     }
     const pid_t pid = pid_of_pidfd(pidfd.get());
     return Spawned{std::move(pidfd), pid, std::move(report_read)};

@@ -12,6 +12,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <pty.h>
+#include <sched.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -527,4 +528,36 @@ TEST_CASE("command: a shim that waited for its plan (a warm pool entry) sets the
     CHECK(field(text, "self.Groups") == "30");
     CHECK(field(text, "self.fds") == "0->/dev/null 1->pipe 2->pipe 3->pipe");
     CHECK(field(text, "cwd") == "/tmp");
+}
+
+TEST_CASE("command: a launcher in a user namespace of its own (rootless) nests and joins pid namespaces") {
+    require_root();
+    // Its own pid namespace is the host's, which the initial user namespace owns: it may enter
+    // a namespace it made, but never come back. The launch goes through intermediates that do.
+    const std::string told = in_child([](int out) {
+        if (::unshare(CLONE_NEWUSER) < 0) return say(out, "unshare failed");
+        for (auto [file, text] : {std::pair{"/proc/self/setgroups", "deny"}, std::pair{"/proc/self/uid_map", "0 0 1"},
+                                  std::pair{"/proc/self/gid_map", "0 0 1"}}) {
+            std::ofstream f(file);
+            if (!(f << text)) return say(out, std::string("cannot write ") + file);
+        }
+        Pipe sink;
+        auto spec = probe_spec({"sleep"}, sink.write.get());
+        auto target = spawn(spec);
+        if (!target || !read_exec_report(target->report.get(), "probe", "/")) return say(out, "target failed");
+        UniqueFd target_ns(::open(("/proc/" + std::to_string(target->pid) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+        for (bool nested : {false, true}) {
+            auto inner = probe_spec({"pidns"}, sink.write.get());
+            inner.pidns_fd = target_ns.get();
+            inner.new_pid_namespace = nested;
+            auto s = spawn(inner);
+            if (!s) return say(out, "spawn failed: " + s.error().message);
+            auto ok = read_exec_report(s->report.get(), "probe", "/");
+            auto status = reap(s->pidfd.get());
+            say(out, std::string(nested ? "nested" : "joined") + (ok && status && status->code == 0 ? " ok\n" : " failed\n"));
+        }
+        (void)signal_pidfd(target->pidfd.get(), SIGKILL);
+        (void)reap(target->pidfd.get());
+    });
+    CHECK(told == "joined ok\nnested ok\n");
 }

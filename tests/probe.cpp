@@ -126,14 +126,15 @@ void view() {
         std::printf("%s.sched: policy %d nice %d%s\n", pid ? "pid1" : "self", ::sched_getscheduler(pid), nice,
                     errno ? " (getpriority failed)" : "");
     }
-    char pid1_cwd[4096] = {};
-    std::printf("pid1.cwd: %s\n", ::readlink("/proc/1/cwd", pid1_cwd, sizeof pid1_cwd - 1) > 0 ? pid1_cwd : "?");
     std::printf("pid1.cmdline: %s\n", slurp("/proc/1/cmdline").c_str());
     std::printf("pid1.environ: %s\n", slurp("/proc/1/environ").c_str());
     // Right after our exec, pid 1 may still hold its report channel for a few microseconds
-    // (it reports our exec, then closes it): look at its settled state, bounded.
+    // (it reports our exec, then closes it): look at its settled state, bounded. Its working
+    // directory too: it leaves ours before it reports.
     for (int i = 0; i < 200 && numeric_entries("/proc/1/fd").size() > 4; ++i) sleep_ms(10);
     std::printf("pid1.fds: %s\n", fd_kinds("/proc/1/fd").c_str());
+    char pid1_cwd[4096] = {};
+    std::printf("pid1.cwd: %s\n", ::readlink("/proc/1/cwd", pid1_cwd, sizeof pid1_cwd - 1) > 0 ? pid1_cwd : "?");
     for (long pid : numeric_entries("/proc")) {
         std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
         if (!comm.empty() && comm.back() == '\n') comm.pop_back();

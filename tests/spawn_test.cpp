@@ -6,7 +6,13 @@
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <csignal>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -147,6 +153,60 @@ TEST_CASE("spawn: the pidfd refers to the init, and reports its exit") {
     REQUIRE(read_exec_report(s->report.get(), spec.argv[0], spec.cwd));
     CHECK(reap(s->pidfd.get())->code == 7);
     CHECK(pid_of_pidfd(s->pidfd.get()) == -1); // reaped
+}
+
+TEST_CASE("spawn: into a given pid namespace, joined or nested below it, the init is still our child") {
+    require_root();
+    // The launcher never enters the namespace itself (a rootless server could not come back):
+    // intermediates do, and are reaped before spawn() returns.
+    Pipe out;
+    auto spec = probe_spec({"sleep"}, out.write.get());
+    auto target = spawn(spec);
+    REQUIRE(target);
+    REQUIRE(read_exec_report(target->report.get(), spec.argv[0], spec.cwd));
+    REQUIRE(read_line(out.read.get()) == "ready");
+    const std::string ns_path = "/proc/" + std::to_string(target->pid) + "/ns/pid";
+    UniqueFd target_ns(::open(ns_path.c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(target_ns);
+    struct stat target_st;
+    REQUIRE(::fstat(target_ns.get(), &target_st) == 0);
+
+    auto joined_spec = probe_spec({"sleep"}, out.write.get());
+    joined_spec.pidns_fd = target_ns.get();
+    joined_spec.new_pid_namespace = false;
+    auto joined = spawn(joined_spec);
+    REQUIRE(joined);
+    REQUIRE(read_exec_report(joined->report.get(), joined_spec.argv[0], joined_spec.cwd));
+    CHECK(procfs::pid_namespace_inode(joined->pid) == target_st.st_ino);
+
+    auto nested_spec = probe_spec({"sleep"}, out.write.get());
+    nested_spec.pidns_fd = target_ns.get();
+    auto nested = spawn(nested_spec);
+    REQUIRE(nested);
+    REQUIRE(read_exec_report(nested->report.get(), nested_spec.argv[0], nested_spec.cwd));
+    UniqueFd nested_ns(::open(("/proc/" + std::to_string(nested->pid) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(nested_ns);
+    UniqueFd parent(::ioctl(nested_ns.get(), NS_GET_PARENT));
+    struct stat parent_st;
+    REQUIRE(::fstat(parent.get(), &parent_st) == 0);
+    CHECK(parent_st.st_ino == target_st.st_ino);
+
+    // Our children are the three inits: the intermediates are gone, reaped.
+    auto children = testing::children_of(::getpid());
+    std::sort(children.begin(), children.end());
+    std::vector<pid_t> inits{target->pid, joined->pid, nested->pid};
+    std::sort(inits.begin(), inits.end());
+    CHECK(children == inits);
+    // Our own pid namespace for children is still ours.
+    struct stat own, for_children;
+    REQUIRE(::stat("/proc/self/ns/pid", &own) == 0);
+    REQUIRE(::stat("/proc/self/ns/pid_for_children", &for_children) == 0);
+    CHECK(own.st_ino == for_children.st_ino);
+
+    for (auto* s : {&*nested, &*joined, &*target}) {
+        (void)signal_pidfd(s->pidfd.get(), SIGKILL);
+        (void)reap(s->pidfd.get());
+    }
 }
 
 TEST_CASE("spawn: a nested plan launch with an empty argv whose intermediate fails reports the failure") {
