@@ -303,27 +303,28 @@ Result<void> read_exec_report(int report_fd, const std::string& command, const s
                               UniqueFd* terminal) {
     nsfork_exec_report report{};
     ssize_t n;
+    int fd = -1;
+    std::size_t count = 0;
+    int flags = 0;
     if (terminal) {
-        int fd = -1;
-        std::size_t count = 0;
-        int flags = 0;
         n = sys::recv_with_fds(report_fd, &report, sizeof report, &fd, 1, &count, &flags);
-        terminal->reset(count == 1 ? fd : -1);
-        if (n == sizeof report && report.stage == NSFORK_STAGE_OK && (!*terminal || (flags & MSG_CTRUNC)))
-            return Error{Errc::internal, "the exec report came without the container's terminal"};
     } else {
         do n = ::read(report_fd, &report, sizeof report);
         while (n < 0 && errno == EINTR);
     }
+    const int error = errno;
+    if (terminal) terminal->reset(count == 1 ? fd : -1);
     // On a plan socket, a shim that died with its plan unread resets the connection: gone all the same.
-    if (n < 0 && errno == ECONNRESET) n = 0;
-    if (n < 0) return sys_error(Errc::internal, "cannot read the exec report", errno);
+    if (n < 0 && error == ECONNRESET) n = 0;
+    if (n < 0) return sys_error(Errc::internal, "cannot read the exec report", error);
     if (n == 0)
         return Error{Errc::launch_failed,
                      "the container's init died before it could exec '" + command + "'"};
     if (n != sizeof report) return Error{Errc::internal, "short exec report"};
-    if (report.stage == NSFORK_STAGE_OK) return {};
-    return exec_report_error(report, command, cwd);
+    if (report.stage != NSFORK_STAGE_OK) return exec_report_error(report, command, cwd);
+    if (terminal && (!*terminal || (flags & MSG_CTRUNC)))
+        return Error{Errc::internal, "the exec report came without the container's terminal"};
+    return {};
 }
 
 } // namespace nsfork
