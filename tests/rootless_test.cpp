@@ -347,11 +347,9 @@ TEST_CASE("rootless: a --cgroup-root the server does not run inside is not used,
     CHECK(server.stop() == 0);
 }
 
-// The server enters a parent's pid namespace to make one below it (or to share it), and must
-// then go back to its own: without root it may not (setns needs CAP_SYS_ADMIN over the host's
-// namespace), and launcher/pidns.cpp aborts. Passes once the launcher makes such containers
-// from an intermediate process instead of moving the server.
-TEST_CASE("rootless: nested containers under a rootless server", "[!shouldfail]") {
+// A nested container's namespace is made, or a shared one joined, by intermediates: the server
+// never enters it, which without root it could not come back from.
+TEST_CASE("rootless: nested containers under a rootless server") {
     require_root();
     UserBinaries bins;
     DelegatedCgroup delegated; // a cgroup, so that sharing a namespace is allowed
@@ -360,6 +358,23 @@ TEST_CASE("rootless: nested containers under a rootless server", "[!shouldfail]"
     CHECK(server.nsfork("run", {"--parent", "parent", "--", "sh", "-c", "exit 7"}).exit_code == 7);
     CHECK(server.nsfork("run", {"--parent", "parent", "--share-pid-namespace", "--", "sh", "-c", "exit 8"}).exit_code ==
           8);
+    CHECK(server.stop() == 0);
+}
+
+// resolve_pid_namespace (launcher/pidns.cpp) checks a joined namespace by entering it and coming
+// back, which without root the server cannot (it aborts). Passes once it checks another way
+// (NS_GET_PARENT up to its own namespace, say).
+TEST_CASE("rootless: joining a container's pid namespace by path through a rootless server", "[!shouldfail]") {
+    require_root();
+    UserBinaries bins;
+    DelegatedCgroup delegated; // a cgroup, so that sharing a namespace is allowed
+    UserServer server(bins, {"--warm-pool", "0"}, delegated.enter());
+    REQUIRE(server.nsfork("run", {"--detach", "--id", "a", "--", "sleep", "100"}).exit_code == 0);
+    const pid_t pid = listed_pid(server.nsfork("list").out, "a");
+    REQUIRE(pid > 0);
+    auto joined = server.nsfork("run", {"--join-pidns", "/proc/" + std::to_string(pid) + "/ns/pid", "--", "sh", "-c",
+                                        "exit 9"});
+    CHECK(joined.exit_code == 9);
     CHECK(server.stop() == 0);
 }
 
