@@ -3,7 +3,6 @@
 // Without --socket no server is involved: the command line clones the container itself
 // (cli/local.hpp) and the command runs in the caller's session, on the caller's terminal, in
 // the foreground while it runs. With --socket a server launches it, in a session of its own.
-#include "base/exit_codes.h"
 #include "base/pidfd.hpp"
 #include "base/userns.hpp"
 #include "cli/json.hpp"
@@ -11,10 +10,9 @@
 #include "cli/terminal.hpp"
 #include "cli/users.hpp"
 #include "cli/verbs.hpp"
+#include "launcher/job_control.hpp"
 #include "protocol/client.hpp"
 #include "server/ids.hpp"
-
-#include "launcher/job_control.hpp"
 
 #include <fmt/format.h>
 #include <fcntl.h>
@@ -25,10 +23,7 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
-#include <functional>
 #include <optional>
-#include <variant>
 
 extern char** environ;
 
@@ -165,7 +160,7 @@ struct Watch {
     Relay* relay = nullptr;
     int window_from = -1;        // with the relay: our terminal
     pid_t parent = 0;            // --die-with-parent: the parent we saw
-    std::function<void(int)> forward;
+    int init_pidfd = -1;         // forwarded signals go there: the shim passes them on
 
     bool stopped = false;        // we stopped with the command, not yet continued
 
@@ -218,7 +213,7 @@ std::optional<Ended> Watch::on_signal(int sig) {
             return std::nullopt;
         }
     }
-    forward(sig);
+    (void)signal_pidfd(init_pidfd, sig);
     return std::nullopt;
 }
 
@@ -226,7 +221,6 @@ std::optional<Ended> Watch::on_signal(int sig) {
 // terminal back first, as the shell expects its job's group to hold it.
 void Watch::on_job_event() {
     auto ev = receive_job_event(job_fd);
-    if (!ev && ev.error().sys_errno == EAGAIN) return;
     if (!ev || !*ev) {
         job_fd = -1; // the shim is gone (its exit comes on end_fd)
         return;
@@ -313,7 +307,7 @@ Result<Outcome> run_local(const RunOptions& o, LaunchOptions lo, int sigfd, pid_
                 .relay = relayed.relay ? &*relayed.relay : nullptr,
                 .window_from = relayed.window_from,
                 .parent = parent,
-                .forward = [&ct](int sig) { (void)signal_pidfd(ct->pidfd(), sig); }};
+                .init_pidfd = ct->pidfd()};
     auto ended = watch.run();
     if (!ended) return std::move(ended).error();
     if (*ended == Ended::parent_died) ct->kill();
@@ -353,7 +347,7 @@ Result<Outcome> run_on_server(const RunOptions& o, LaunchOptions lo, Client& cli
                 .relay = relayed.relay ? &*relayed.relay : nullptr,
                 .window_from = relayed.window_from,
                 .parent = parent,
-                .forward = [&ct](int sig) { (void)signal_pidfd(ct->pidfd(), sig); }};
+                .init_pidfd = ct->pidfd()};
     auto ended = watch.run();
     if (!ended) return std::move(ended).error();
     if (*ended == Ended::parent_died) {

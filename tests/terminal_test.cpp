@@ -33,11 +33,11 @@ T must_at(Result<T> r, int line) {
 void must_at(Result<void> r, int line) {
     if (!r) FAIL("line " << line << ": " << r.error().message);
 }
-#define must(r) must_at(r, __LINE__)
+#define MUST(r) must_at(r, __LINE__)
 
 // The job's exit code, once it ended (any stop or continue before it is a failure).
 int exit_code_of(PtyJob& job) {
-    const int status = must(job.next_status());
+    const int status = MUST(job.next_status());
     INFO("wait status " << status);
     REQUIRE((WIFEXITED(status) || WIFSIGNALED(status)));
     return testing::shell_code(status);
@@ -57,67 +57,67 @@ TEST_CASE("terminal: the command has the caller's terminal: /dev/tty opens (scri
     require_root();
     PtyJob job = start_job({"run", "--", "sh", "-c", "exec 3<>/dev/tty && echo ok"});
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("ok") != std::string::npos);
+    CHECK(MUST(job.drain()).find("ok") != std::string::npos);
 }
 
 TEST_CASE("terminal: the command's group is the terminal's foreground while it runs, ours again after") {
     require_root();
     // `read` on the terminal only works in the foreground (SIGTTIN would stop it otherwise).
     PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
-    must(job.read_until("ready"));
+    MUST(job.read_until("ready"));
     const pid_t foreground = job.foreground();
     CHECK(foreground != job.job());
     CHECK(innermost_pid(foreground) == "2"); // the command, inside the container
-    must(job.type("this\n"));
+    MUST(job.type("this\n"));
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("got this") != std::string::npos);
+    CHECK(MUST(job.drain()).find("got this") != std::string::npos);
     CHECK(job.foreground() == job.job());
 }
 
 TEST_CASE("terminal: ^C reaches the command, not nsfork run") {
     require_root();
     PtyJob job = start_job({"run", "--", probe(), "trap", std::to_string(SIGINT)});
-    must(job.read_until("ready"));
-    must(job.type("\x03"));
-    must(job.read_until("caught 2"));
+    MUST(job.read_until("ready"));
+    MUST(job.type("\x03"));
+    MUST(job.read_until("caught 2"));
     CHECK(exit_code_of(job) == 100 + SIGINT); // the command's own exit: nsfork was not interrupted
 }
 
 TEST_CASE("terminal: ^Z stops the job as the shell sees it, and fg continues it to the end") {
     require_root();
     PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
-    must(job.read_until("ready"));
-    must(job.type("\x1a"));
-    const int stopped = must(job.next_status());
+    MUST(job.read_until("ready"));
+    MUST(job.type("\x1a"));
+    const int stopped = MUST(job.next_status());
     REQUIRE(WIFSTOPPED(stopped));
     CHECK(WSTOPSIG(stopped) == SIGTSTP);
     CHECK(job.foreground_at_change() == job.job()); // nsfork took the terminal back for the shell
-    must(job.fg());
-    CHECK(WIFCONTINUED(must(job.next_status())));
-    must(job.type("again\n"));
+    MUST(job.fg());
+    CHECK(WIFCONTINUED(MUST(job.next_status())));
+    MUST(job.type("again\n"));
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("got again") != std::string::npos);
+    CHECK(MUST(job.drain()).find("got again") != std::string::npos);
     CHECK(job.foreground() == job.job());
 }
 
 TEST_CASE("terminal: after ^Z and bg the command runs in the background, stops on reading the terminal, fg ends it") {
     require_root();
     PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
-    must(job.read_until("ready"));
-    must(job.type("\x1a"));
-    REQUIRE(WIFSTOPPED(must(job.next_status())));
-    must(job.bg());
-    CHECK(WIFCONTINUED(must(job.next_status())));
+    MUST(job.read_until("ready"));
+    MUST(job.type("\x1a"));
+    REQUIRE(WIFSTOPPED(MUST(job.next_status())));
+    MUST(job.bg());
+    CHECK(WIFCONTINUED(MUST(job.next_status())));
     // In the background its read of the terminal stops it (SIGTTIN), and so nsfork run.
-    const int stopped = must(job.next_status());
+    const int stopped = MUST(job.next_status());
     REQUIRE(WIFSTOPPED(stopped));
     CHECK(WSTOPSIG(stopped) == SIGTTIN);
     CHECK(job.foreground_at_change() != job.job()); // the shell's still: nsfork took nothing
-    must(job.fg());
-    CHECK(WIFCONTINUED(must(job.next_status())));
-    must(job.type("late\n"));
+    MUST(job.fg());
+    CHECK(WIFCONTINUED(MUST(job.next_status())));
+    MUST(job.type("late\n"));
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("got late") != std::string::npos);
+    CHECK(MUST(job.drain()).find("got late") != std::string::npos);
 }
 
 TEST_CASE("terminal: --new-session gives the command no terminal") {
@@ -125,7 +125,7 @@ TEST_CASE("terminal: --new-session gives the command no terminal") {
     PtyJob job = start_job({"run", "--new-session", "--", "sh", "-c",
                             "if (exec 3<>/dev/tty) 2>/dev/null; then echo has-tty; else echo no-tty; fi"});
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("no-tty") != std::string::npos);
+    CHECK(MUST(job.drain()).find("no-tty") != std::string::npos);
     CHECK(job.foreground() == job.job());
 }
 
@@ -143,18 +143,18 @@ TEST_CASE("terminal: -t relays a terminal of the container's own, raw mode resto
         PtyJob::Options options;
         options.size = {30, 100, 0, 0};
         PtyJob job = start_job(args, options);
-        const std::string first = must(job.read_until("ready"));
+        const std::string first = MUST(job.read_until("ready"));
         CHECK(first.find("/dev/pts/0") != std::string::npos); // its own devpts, not ours
         CHECK(first.find("30 100") != std::string::npos);     // our window size, from the start
-        const termios raw = must(job.mode());
+        const termios raw = MUST(job.mode());
         CHECK_FALSE(raw.c_lflag & ICANON); // ours in raw mode while it runs
-        must(job.resize(40, 120));
-        must(job.type("x\r")); // raw: Enter is a CR, which the container's terminal makes a newline
+        MUST(job.resize(40, 120));
+        MUST(job.type("x\r")); // raw: Enter is a CR, which the container's terminal makes a newline
         CHECK(exit_code_of(job) == 0);
-        const std::string shown = must(job.drain());
+        const std::string shown = MUST(job.drain());
         CHECK(shown.find("40 120") != std::string::npos);
         CHECK(shown.find("got x") != std::string::npos);
-        const termios after = must(job.mode());
+        const termios after = MUST(job.mode());
         const termios& initial = job.initial_mode();
         CHECK(after.c_lflag == initial.c_lflag);
         CHECK(after.c_iflag == initial.c_iflag);
@@ -165,17 +165,17 @@ TEST_CASE("terminal: -t relays a terminal of the container's own, raw mode resto
 TEST_CASE("terminal: -t restores the terminal's mode when the command is not found and when nsfork run is signalled") {
     require_root();
     auto same_mode = [](const PtyJob& job) {
-        const termios after = must(job.mode());
+        const termios after = MUST(job.mode());
         const termios& initial = job.initial_mode();
         return after.c_lflag == initial.c_lflag && after.c_iflag == initial.c_iflag && after.c_oflag == initial.c_oflag;
     };
     PtyJob missing = start_job({"run", "-t", "--", "no-such-command-anywhere"});
     CHECK(exit_code_of(missing) == 127);
-    CHECK(must(missing.drain()).find("nsfork: cannot execute 'no-such-command-anywhere'") != std::string::npos);
+    CHECK(MUST(missing.drain()).find("nsfork: cannot execute 'no-such-command-anywhere'") != std::string::npos);
     CHECK(same_mode(missing));
 
     PtyJob signalled = start_job({"run", "-t", "--", probe(), "sleep"});
-    must(signalled.read_until("ready"));
+    MUST(signalled.read_until("ready"));
     CHECK_FALSE(same_mode(signalled)); // raw meanwhile
     ::kill(signalled.job(), SIGTERM);  // forwarded: the command dies of it, and nsfork exits so
     CHECK(exit_code_of(signalled) == 128 + SIGTERM);
