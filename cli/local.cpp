@@ -7,6 +7,7 @@
 #include "server/placement.hpp"
 #include "server/server.hpp"
 
+#include <fcntl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -27,13 +28,16 @@ bool per_namespace_pid_max() {
     return major > 6 || (major == 6 && minor >= 14);
 }
 
-// nsfork-PID below our own cgroup v2, as a server names its root; or why there is none.
+// nsfork-PID below our own cgroup v2, as a server names its root; or why there is none. Being
+// born into it takes writing cgroup.procs of our own (without root: a delegated subtree).
 Result<Cgroup> own_cgroup() {
     const std::string mount = procfs::cgroup2_mount();
     if (mount.empty()) return Error{Errc::unavailable, "no cgroup2 file system is mounted"};
     std::string own = procfs::cgroup2_path();
-    if (own == "/") own.clear();
-    return Cgroup::create(mount + own, "nsfork-" + std::to_string(::getpid()));
+    own = own == "/" ? mount : mount + own;
+    if (::faccessat(AT_FDCWD, (own + "/cgroup.procs").c_str(), W_OK, AT_EACCESS) < 0)
+        return sys_error(Errc::unavailable, "cannot write " + own + "/cgroup.procs (not a cgroup delegated to us)", errno);
+    return Cgroup::create(own, "nsfork-" + std::to_string(::getpid()));
 }
 
 } // namespace

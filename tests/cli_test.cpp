@@ -371,6 +371,8 @@ TEST_CASE("cli: --die-with-parent destroys the container when the parent of nsfo
         CHECK(testing::eventually([&] { return !alive(nsfork[0]); }));
         if (private_run) {
             CHECK(testing::eventually([&] { return processes_in_pidns(container_ns).empty(); }));
+            struct stat st;
+            CHECK(::stat(testing::default_cgroup_root(nsfork[0]).c_str(), &st) < 0); // cleaned up, not killed
         } else {
             Client client = server.connect();
             CHECK(testing::eventually([&] {
