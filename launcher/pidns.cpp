@@ -1,5 +1,6 @@
 #include "launcher/pidns.hpp"
 
+#include "base/pidfd.hpp"
 #include "base/syscalls.hpp"
 
 #include <fcntl.h>
@@ -9,7 +10,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -24,23 +25,6 @@ Result<UniqueFd> open_own_pid_namespace() {
 ino_t namespace_inode(int ns_fd) {
     struct stat st;
     return ::fstat(ns_fd, &st) == 0 ? st.st_ino : 0;
-}
-
-Result<PidNamespaceForChildren> PidNamespaceForChildren::enter(int target, int own) {
-    if (::setns(target, CLONE_NEWPID) < 0) {
-        const int err = errno;
-        if (err == EINVAL)
-            return Error{Errc::not_permitted,
-                         "the pid namespace is not the server's nor a descendant of it", err};
-        if (err == ESRCH) return Error{Errc::invalid_state, "the process behind the pidfd has exited", err};
-        return sys_error(Errc::launch_failed, "cannot enter the pid namespace", err);
-    }
-    return PidNamespaceForChildren(own);
-}
-
-PidNamespaceForChildren::~PidNamespaceForChildren() {
-    // Cannot fail for the namespace we came from; if it did, every later clone would go astray.
-    if (own_ >= 0 && ::setns(own_, CLONE_NEWPID) < 0) std::abort();
 }
 
 namespace {
@@ -66,30 +50,58 @@ const char* namespace_kind(int type) {
     }
 }
 
+// Whether `ns` is `own` or below it: NS_GET_PARENT walks up, and fails with EPERM once the parent
+// would be outside the caller's own namespace — what setns() checks, without entering anything
+// (a rootless server could enter a container's namespace but never come back to the host's).
+Result<void> check_below(int ns, int own) {
+    const ino_t own_ino = namespace_inode(own);
+    UniqueFd at(::fcntl(ns, F_DUPFD_CLOEXEC, 3));
+    if (!at) return sys_error(Errc::internal, "cannot duplicate the namespace fd", errno);
+    for (;;) {
+        if (namespace_inode(at.get()) == own_ino) return {};
+        UniqueFd parent(::ioctl(at.get(), NS_GET_PARENT)); // close-on-exec from birth
+        if (!parent) {
+            if (errno == EPERM)
+                return Error{Errc::not_permitted, "the pid namespace is not the server's nor a descendant of it", EPERM};
+            return sys_error(Errc::internal, "cannot find the pid namespace's parent", errno);
+        }
+        at = std::move(parent);
+    }
+}
+
+// The pid namespace of the process behind `pidfd`, through /proc/PID: the pid is read from the
+// pidfd, and the process checked alive after the open, so the pid cannot have named another.
+Result<UniqueFd> namespace_of_pidfd(int pidfd) {
+    const pid_t pid = pid_of_pidfd(pidfd);
+    if (pid < 0) return Error{Errc::invalid_state, "the process behind the pidfd has exited", ESRCH};
+    if (pid == 0) // not visible in our namespace: it lives outside it
+        return Error{Errc::not_permitted, "the pid namespace is not the server's nor a descendant of it", EPERM};
+    UniqueFd ns(::open(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    const int error = errno;
+    if (sys::pidfd_send_signal(pidfd, 0) < 0 && errno == ESRCH)
+        return Error{Errc::invalid_state, "the process behind the pidfd has exited", ESRCH};
+    if (!ns) return sys_error(Errc::launch_failed, "cannot open the pid namespace of pid " + std::to_string(pid), error);
+    return ns;
+}
+
 } // namespace
 
 Result<UniqueFd> resolve_pid_namespace(int fd, int own) {
-    UniqueFd ns;
+    Result<UniqueFd> ns = Error{};
     if (is_pidfd(fd)) {
-        // setns() takes a pidfd (5.8+) and checks that the process lives and that its namespace
-        // is ours or below; pid_for_children then names that namespace.
-        auto entered = PidNamespaceForChildren::enter(fd, own);
-        if (!entered) return std::move(entered).error();
-        ns.reset(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
-        if (!ns) return sys_error(Errc::internal, "cannot open /proc/self/ns/pid_for_children", errno);
-        return ns;
+        ns = namespace_of_pidfd(fd);
+    } else {
+        const int type = ::ioctl(fd, NS_GET_NSTYPE);
+        if (type < 0)
+            return Error{Errc::bad_request, "the fd is neither a pid namespace (/proc/PID/ns/pid) nor a pidfd"};
+        if (type != CLONE_NEWPID)
+            return Error{Errc::bad_request,
+                         std::string("the fd is a ") + namespace_kind(type) + " namespace, not a pid namespace"};
+        ns = UniqueFd(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
+        if (!*ns) return sys_error(Errc::internal, "cannot duplicate the namespace fd", errno);
     }
-    const int type = ::ioctl(fd, NS_GET_NSTYPE);
-    if (type < 0)
-        return Error{Errc::bad_request, "the fd is neither a pid namespace (/proc/PID/ns/pid) nor a pidfd"};
-    if (type != CLONE_NEWPID)
-        return Error{Errc::bad_request,
-                     std::string("the fd is a ") + namespace_kind(type) + " namespace, not a pid namespace"};
-    // setns() refuses what is not ours or below: the check the kernel makes is the one we want.
-    auto entered = PidNamespaceForChildren::enter(fd, own);
-    if (!entered) return std::move(entered).error();
-    ns.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 3));
-    if (!ns) return sys_error(Errc::internal, "cannot duplicate the namespace fd", errno);
+    if (!ns) return ns;
+    if (auto below = check_below(ns->get(), own); !below) return std::move(below).error();
     return ns;
 }
 
