@@ -82,7 +82,7 @@ TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by
     CHECK(warm_view.find("ps: 1 nsfork-shim") != std::string::npos);
     CHECK(warm_view.find("0::/nsfork-N/cN") != std::string::npos);
     CHECK(warm_view.find("cwd: /tmp\n") != std::string::npos);
-    CHECK(warm_view.find("pid1.cwd: /tmp\n") != std::string::npos);
+    CHECK(warm_view.find("pid1.cwd: /\n") != std::string::npos); // pid 1 leaves the command's cwd
 }
 
 TEST_CASE("pool: a ready entry waits at the root, keeping no directory of the server's busy") {
