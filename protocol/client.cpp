@@ -196,38 +196,56 @@ Result<Container> Client::attach(const std::string& id) {
     return Container(read_info(*r->container()), std::move((*reply)->datagram.fds[0]));
 }
 
+namespace {
+
+// The Launch's User table, when the options name a user, group or groups.
+flatbuffers::Offset<wire::User> write_user(flatbuffers::FlatBufferBuilder& fbb, const LaunchOptions& o) {
+    if (!o.uid && !o.gid && !o.groups) return 0;
+    auto groups = o.groups ? fbb.CreateVector(*o.groups) : 0;
+    wire::UserBuilder b(fbb);
+    if (o.uid) b.add_uid(*o.uid);
+    if (o.gid) b.add_gid(*o.gid);
+    if (o.groups) b.add_groups(groups);
+    return b.Finish();
+}
+
+} // namespace
+
 Result<Container> Client::launch(const LaunchOptions& o) {
+    if (o.extra_fds.size() > kMaxExtraFds)
+        return Error{Errc::bad_request, "more than " + std::to_string(kMaxExtraFds) + " extra fds"};
     std::vector<int> fds;
-    std::vector<std::uint8_t> roles;
-    for (int i = 0; i < 3; ++i) {
-        if (o.stdio[i] < 0) continue;
-        fds.push_back(o.stdio[i]);
-        roles.push_back(static_cast<std::uint8_t>(i)); // FdRole Stdin/Stdout/Stderr are 0/1/2
-    }
-    if (o.join_pidns_fd >= 0) {
-        fds.push_back(o.join_pidns_fd);
-        roles.push_back(static_cast<std::uint8_t>(wire::FdRole::PidNamespace));
-    }
+    std::vector<wire::FdRole> roles;
+    auto pass = [&](int fd, wire::FdRole role) {
+        fds.push_back(fd);
+        roles.push_back(role);
+    };
+    for (int i = 0; i < 3; ++i)
+        if (o.stdio[i] >= 0) pass(o.stdio[i], static_cast<wire::FdRole>(i)); // Stdin/Stdout/Stderr are 0/1/2
+    if (o.join_pidns_fd >= 0) pass(o.join_pidns_fd, wire::FdRole::PidNamespace);
+    for (int fd : o.extra_fds) pass(fd, wire::FdRole::Extra); // in order: the command's 3, 4, ...
     auto reply = call(
         [&](auto& fbb) {
             auto id = o.id.empty() ? 0 : fbb.CreateString(o.id);
             auto argv = fbb.CreateVectorOfStrings(o.argv);
             auto env = fbb.CreateVectorOfStrings(o.env);
             auto cwd = o.cwd.empty() ? 0 : fbb.CreateString(o.cwd);
-            auto fd_roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(roles.data()),
-                                             roles.size());
+            auto fd_roles = fbb.CreateVector(roles);
             auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
             auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
-                                           o.tie_to_connection, o.pid_max);
+                                           o.tie_to_connection, o.pid_max, o.tty, o.kill_group, o.signal_mask,
+                                           o.ignored_signals, write_user(fbb, o));
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);
     if (!reply) return std::move(reply).error();
     const wire::LaunchReply* r = (*reply)->message->reply_as_LaunchReply();
     if (!r) return Error{Errc::protocol, "server answered Launch with another reply"};
-    if ((*reply)->datagram.fds.size() != 1)
-        return Error{Errc::protocol, "Launch reply did not carry exactly one pidfd"};
-    return Container(read_info(*r->container()), std::move((*reply)->datagram.fds[0]));
+    std::vector<UniqueFd>& got = (*reply)->datagram.fds; // the pidfd, then a tty launch's master
+    if (got.size() != (o.tty ? 2 : 1))
+        return Error{Errc::protocol, o.tty ? "Launch reply did not carry a pidfd and a terminal"
+                                           : "Launch reply did not carry exactly one pidfd"};
+    return Container(read_info(*r->container()), std::move(got[0]), o.tty ? std::move(got[1]) : UniqueFd());
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {
@@ -254,9 +272,9 @@ Result<ExitStatus> Client::wait(const std::string& id) {
     return receive_wait(*seq);
 }
 
-Result<void> Client::kill(const std::string& id, int signal) {
+Result<void> Client::kill(const std::string& id, int signal, bool all) {
     auto reply = call([&](auto& fbb) {
-        auto body = wire::CreateKill(fbb, fbb.CreateString(id), signal);
+        auto body = wire::CreateKill(fbb, fbb.CreateString(id), signal, all);
         return std::pair{wire::Request::Kill, body.Union()};
     });
     if (!reply) return std::move(reply).error();

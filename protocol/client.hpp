@@ -44,14 +44,17 @@ struct LaunchOptions {
     std::optional<uid_t> uid;             // the command's user and group ...
     std::optional<gid_t> gid;
     std::optional<std::vector<gid_t>> groups; // ... and supplementary groups
-    std::vector<int> extra_fds;           // the command's fds 3, 4, ... (--preserve-fds)
+    std::vector<int> extra_fds;           // the command's fds 3, 4, ... (--preserve-fds), at
+                                          // most kMaxExtraFds (protocol/messages.hpp)
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.
 // The pidfd can be polled (readable at exit) and signalled, not waited: status comes from wait().
+// A tty launch also hands over its pseudo-terminal's master, which the server does not keep.
 class Container {
 public:
-    Container(ContainerInfo info, UniqueFd pidfd) : info_(std::move(info)), pidfd_(std::move(pidfd)) {}
+    Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {})
+        : info_(std::move(info)), pidfd_(std::move(pidfd)), terminal_(std::move(terminal)) {}
 
     const std::string& id() const { return info_.id; }
     int pidfd() const { return pidfd_.get(); }
@@ -59,10 +62,16 @@ public:
     std::uint64_t pidns_inode() const { return info_.pidns; }
     const ContainerInfo& info() const { return info_; }
     UniqueFd release_pidfd() { return std::move(pidfd_); }
+    // The master of the container's terminal (LaunchOptions::tty; -1 otherwise): what is written
+    // to it is the command's input, what it reads is the command's output; its window size
+    // (TIOCSWINSZ) is the command's. Once every holder closed it, the command gets SIGHUP.
+    int terminal() const { return terminal_.get(); }
+    UniqueFd release_terminal() { return std::move(terminal_); }
 
 private:
     ContainerInfo info_;
     UniqueFd pidfd_;
+    UniqueFd terminal_;
 };
 
 class Client {
@@ -84,8 +93,11 @@ public:
     Result<Container> launch(const LaunchOptions& options);
     // Blocks until the container ended; the same answer every time after that.
     Result<ExitStatus> wait(const std::string& id);
-    // Sends `signal` to the container's init (which forwards it to the command).
-    Result<void> kill(const std::string& id, int signal);
+    // Sends `signal` to the container's init (which forwards it to the command, or to the
+    // command's process group with LaunchOptions::kill_group). With `all`, to every process of
+    // the container and of those nested in it instead (runc kill --all), but their inits, which
+    // would forward it again and end with their commands anyway.
+    Result<void> kill(const std::string& id, int signal, bool all = false);
     // Kills every process of the container, waits until they are gone and forgets it.
     // Returns its final description (exit status included).
     Result<ContainerInfo> destroy(const std::string& id);

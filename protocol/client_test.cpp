@@ -242,3 +242,156 @@ TEST_CASE("client: a launch reply without its pidfd is a protocol error") {
     CHECK(launched.error().code == Errc::protocol);
     CHECK(launched.error().message == "Launch reply did not carry exactly one pidfd");
 }
+
+namespace {
+
+// The Launch request the client sent, with its fds.
+Datagram take_launch(int server) {
+    REQUIRE(pending(server));
+    auto got = recv_datagram(server);
+    REQUIRE(got);
+    const wire::RequestMessage* m = verify_request(got->bytes);
+    REQUIRE(m);
+    REQUIRE(m->request_as_Launch());
+    return std::move(*got);
+}
+
+} // namespace
+
+TEST_CASE("client: a launch sends the command's settings, its user and its extra fds after stdio") {
+    auto [client, server] = connected();
+    auto [read_end, write_end] = make_pipe();
+    ContainerInfo info;
+    info.id = "web";
+    info.state = State::running;
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 1, info);
+    const int pidfd[] = {read_end.get()};
+    answer(server.get(), fbb, pidfd); // queued before the client asks: it reads it after sending
+
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    o.stdio = {-1, write_end.get(), -1};
+    o.extra_fds = {read_end.get(), write_end.get()};
+    o.kill_group = true;
+    o.signal_mask = 1ULL << (SIGHUP - 1);
+    o.ignored_signals = 1ULL << (SIGPIPE - 1);
+    o.uid = 1000;
+    o.groups = std::vector<gid_t>{};
+    REQUIRE(client.launch(o));
+
+    Datagram sent = take_launch(server.get());
+    const wire::Launch* l = verify_request(sent.bytes)->request_as_Launch();
+    REQUIRE(l->fds());
+    CHECK(std::vector<wire::FdRole>(l->fds()->begin(), l->fds()->end()) ==
+          std::vector<wire::FdRole>{wire::FdRole::Stdout, wire::FdRole::Extra, wire::FdRole::Extra});
+    REQUIRE(sent.fds.size() == 3);
+    // The second extra fd is the pipe's write end: what goes in comes out of the read end.
+    REQUIRE(::write(sent.fds[2].get(), "y", 1) == 1);
+    char c = 0;
+    CHECK(::read(read_end.get(), &c, 1) == 1);
+    CHECK(c == 'y');
+    CHECK_FALSE(l->tty());
+    CHECK(l->kill_group());
+    CHECK(l->signal_mask() == o.signal_mask);
+    CHECK(l->ignored_signals() == o.ignored_signals);
+    REQUIRE(l->user());
+    CHECK(l->user()->uid() == 1000u);
+    CHECK_FALSE(l->user()->gid().has_value());
+    REQUIRE(l->user()->groups());
+    CHECK(l->user()->groups()->size() == 0);
+}
+
+TEST_CASE("client: a launch naming no user sends no User table") {
+    auto [client, server] = connected();
+    flatbuffers::FlatBufferBuilder fbb;
+    write_error_reply(fbb, 1, Error{Errc::bad_request, "whatever"});
+    answer(server.get(), fbb);
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    CHECK_FALSE(client.launch(o));
+    Datagram sent = take_launch(server.get());
+    CHECK(verify_request(sent.bytes)->request_as_Launch()->user() == nullptr);
+}
+
+TEST_CASE("client: more extra fds than a Launch carries are refused before sending") {
+    auto [client, server] = connected();
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    o.extra_fds.assign(kMaxExtraFds + 1, server.get());
+    auto launched = client.launch(o);
+    REQUIRE_FALSE(launched);
+    CHECK(launched.error().code == Errc::bad_request);
+    CHECK(launched.error().message == "more than 11 extra fds");
+    CHECK_FALSE(pending(server.get()));
+}
+
+TEST_CASE("client: a tty launch's reply brings the terminal's master with the pidfd") {
+    auto [client, server] = connected();
+    auto [pid_read, pid_write] = make_pipe();
+    auto [term_read, term_write] = make_pipe(); // stands in for the master
+    ContainerInfo info;
+    info.id = "sh";
+    info.state = State::running;
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 1, info, true);
+    const int fds[] = {pid_read.get(), term_read.get()};
+    answer(server.get(), fbb, fds);
+
+    LaunchOptions o;
+    o.argv = {"/bin/sh"};
+    o.tty = true;
+    auto launched = client.launch(o);
+    REQUIRE(launched);
+    CHECK(take_launch(server.get()).fds.empty());
+    REQUIRE(::write(term_write.get(), "t", 1) == 1);
+    char c = 0;
+    CHECK(::read(launched->terminal(), &c, 1) == 1);
+    CHECK(c == 't');
+    CHECK((::fcntl(launched->terminal(), F_GETFD) & FD_CLOEXEC) != 0);
+    UniqueFd master = launched->release_terminal();
+    CHECK(master);
+    CHECK(launched->terminal() == -1);
+}
+
+TEST_CASE("client: a tty launch's reply without the terminal is a protocol error, and a plain one has none") {
+    auto [client, server] = connected();
+    auto [pid_read, pid_write] = make_pipe();
+    ContainerInfo info;
+    info.id = "sh";
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 1, info);
+    const int fds[] = {pid_read.get()};
+    answer(server.get(), fbb, fds);
+    LaunchOptions o;
+    o.argv = {"/bin/sh"};
+    o.tty = true;
+    auto launched = client.launch(o);
+    REQUIRE_FALSE(launched);
+    CHECK(launched.error().code == Errc::protocol);
+    CHECK(launched.error().message == "Launch reply did not carry a pidfd and a terminal");
+
+    flatbuffers::FlatBufferBuilder second;
+    write_launch_reply(second, 2, info);
+    answer(server.get(), second, fds);
+    o.tty = false;
+    auto plain = client.launch(o);
+    REQUIRE(plain);
+    CHECK(plain->terminal() == -1);
+}
+
+TEST_CASE("client: kill with all says so in the request, and kill without it does not") {
+    auto [client, server] = connected();
+    answer_kill(server.get(), 1);
+    answer_kill(server.get(), 2);
+    REQUIRE(client.kill("a", SIGTERM, true));
+    REQUIRE(client.kill("a", SIGTERM));
+    for (bool all : {true, false}) {
+        auto got = recv_datagram(server.get());
+        REQUIRE(got);
+        const wire::Kill* k = verify_request(got->bytes)->request_as_Kill();
+        REQUIRE(k);
+        CHECK(k->signal() == SIGTERM);
+        CHECK(k->all() == all);
+    }
+}

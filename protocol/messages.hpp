@@ -15,6 +15,15 @@ namespace nsfork {
 
 inline constexpr std::uint32_t kProtocolVersion = 1;
 
+// Most supplementary groups a Launch may give its command. The kernel takes up to NGROUPS_MAX
+// (65536), but they travel to the shim in its one plan datagram (kMaxPlanBytes, beside argv and
+// the environment) and the shim keeps them without allocating; users belong to a few dozen.
+inline constexpr std::size_t kMaxGroups = 256;
+// Most extra fds (FdRole Extra) a Launch may pass: whatever else it carries (three stdio fds, a
+// pid namespace, a Body's memfd), they fit one datagram (kMaxFds) to the server and one plan
+// datagram to the shim.
+inline constexpr std::size_t kMaxExtraFds = kMaxFds - 5;
+
 // The request in `bytes` after the flatbuffers Verifier accepted it, or nullptr.
 const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes);
 // The reply in `bytes` after the flatbuffers Verifier accepted it, or nullptr.

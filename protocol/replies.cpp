@@ -19,10 +19,11 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, b.Finish().Union()));
 }
 
-void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info) {
+void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
+                        bool terminal) {
     auto ci = write_info(fbb, info);
-    const wire::FdRole role = wire::FdRole::Pidfd;
-    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(&role, 1));
+    const wire::FdRole roles[] = {wire::FdRole::Pidfd, wire::FdRole::Terminal};
+    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles, terminal ? 2 : 1));
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::LaunchReply, body.Union()));
 }
 

@@ -16,8 +16,10 @@ namespace nsfork {
 // HelloReply: version, pid, warm pool and launch statistics of `status`; declares one fd, the
 // status table, which the caller sends with it.
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status);
-// LaunchReply for a container that exec'd; declares one fd, its pidfd, sent with it.
-void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// LaunchReply for a container that exec'd; declares its pidfd and, with `terminal`, its pty's
+// master after it: the fds the caller sends with it, in that order.
+void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
+                        bool terminal = false);
 // AttachReply; declares one fd, the container's pidfd, sent with it.
 void write_attach_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
 // WaitReply for a container that ended.

@@ -98,6 +98,14 @@ TEST_CASE("replies: Launch and Attach replies carry the container and declare it
     CHECK(roles(*a) == std::vector<int>{static_cast<int>(wire::FdRole::Pidfd)});
 }
 
+TEST_CASE("replies: a tty launch's reply declares its terminal's master after the pidfd") {
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 3, sample(), true);
+    const wire::LaunchReply* l = verified(fbb).reply_as_LaunchReply();
+    REQUIRE(l);
+    CHECK(roles(*l) == std::vector<int>{static_cast<int>(wire::FdRole::Pidfd), static_cast<int>(wire::FdRole::Terminal)});
+}
+
 TEST_CASE("replies: Wait and Destroy replies carry the container, a top-level one without a parent") {
     ContainerInfo info = sample();
     info.parent.clear();

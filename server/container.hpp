@@ -90,6 +90,9 @@ public:
     Descriptor pidfd;                 // the first process's pidfd, watched for exit
     std::optional<Descriptor> report; // until the exec report was read (pipe or plan socket)
     UniqueFd setup_report;            // with a plan socket: the pipe for failures before the shim
+    bool tty = false;                 // it has a pseudo-terminal of its own ...
+    UniqueFd terminal;                // ... whose master came with the exec report, until the
+                                      // Launch reply hands it to the client (the server keeps none)
     bool own_pidns = false;           // pid 1 of its own namespace: killing it kills them all
     std::optional<Cgroup> cgroup;     // its cgroup v2 leaf, if cgroups are available
     std::optional<Descriptor> events; // cgroup.events, while waiting for the leaf to empty

@@ -31,17 +31,18 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
         cgroup_dir = std::move(*dir);
         spec.cgroup_fd = cgroup_dir.get();
     }
-    // The command comes as a plan on a socket, as it does for a warm container, unless it is
-    // too large for one datagram: then through the shim's exec.
-    auto plan = encode_plan(spec);
-    UniqueFd ours, theirs;
-    if (plan) {
-        auto pair = seqpacket_pair();
-        if (!pair) return Error{Errc::launch_failed, pair.error().message, pair.error().sys_errno};
-        ours = std::move(pair->first);
-        theirs = std::move(pair->second);
-        spec.plan_fd = theirs.get();
+    // The command comes as a plan on a socket, as it does for a warm container; a command too
+    // large for one datagram has its argv, env and cwd go through the shim's exec instead, its
+    // settings and fds still in the plan (plan.hpp).
+    auto plan = encode_cold_plan(spec);
+    if (!plan) { // its settings are refused, which on_launch has checked before
+        if (auto ok = check_command_settings(spec); !ok) return std::move(ok).error();
+        return Error{Errc::internal, "no plan for the launch of '" + command_name(spec) + "'"};
     }
+    auto pair = seqpacket_pair();
+    if (!pair) return Error{Errc::launch_failed, pair.error().message, pair.error().sys_errno};
+    UniqueFd ours = std::move(pair->first), theirs = std::move(pair->second);
+    spec.plan_fd = theirs.get();
     Result<Spawned> spawned = Error{};
     {
         const LaunchStatistics::Clone timing(statistics); // not the server's own work
@@ -49,18 +50,12 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
     }
     if (!spawned) return std::move(spawned).error();
     const pid_t pid = spawned->pid;
-    std::shared_ptr<ContainerRecord> c;
-    if (plan) {
-        theirs.reset();
-        // Queued for the shim to read once it runs; if it dies first, its setup report says why.
-        if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
-            spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
-        c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()), Descriptor(io, ours.release()));
-        c->setup_report = std::move(spawned->report);
-    } else {
-        c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()),
-                                              Descriptor(io, spawned->report.release()));
-    }
+    theirs.reset();
+    // Queued for the shim to read once it runs; if it dies first, its setup report says why.
+    if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
+        spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
+    auto c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()), Descriptor(io, ours.release()));
+    c->setup_report = std::move(spawned->report);
     c->info.pid = pid;
     c->cgroup = std::move(cgroup);
     return c;
@@ -72,7 +67,7 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
         spec.pid_max)
         return nullptr;
     auto plan = encode_plan(spec);
-    if (!plan) return nullptr; // too large for a datagram: the classic cold path
+    if (!plan) return nullptr; // too large for a datagram: the cold path passes it through the exec
     auto e = pool->take();
     if (!e) return nullptr;
     if (auto sent = send_plan(e->plan.native_handle(), *plan, spec); !sent) {
@@ -90,7 +85,7 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
 }
 
 Result<void> exec_outcome(ContainerRecord& c) {
-    auto outcome = read_exec_report(c.report->native_handle(), c.command, c.cwd);
+    auto outcome = read_exec_report(c.report->native_handle(), c.command, c.cwd, c.tty ? &c.terminal : nullptr);
     if (outcome || !c.setup_report || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno)
         return outcome;
     auto setup = read_exec_report(c.setup_report.get(), c.command, c.cwd);

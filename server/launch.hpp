@@ -21,7 +21,8 @@ struct Target {
 };
 
 // clone3s the shim (spec.init_path) as `target` says, in a new leaf `cgroup_name` under
-// target.where.cgroup_parent (when there is one), and hands it its plan. The record it returns
+// target.where.cgroup_parent (when there is one), and hands it its plan (always one: a command
+// too large for it goes through the shim's exec, its settings still in the plan). The record it returns
 // has its pid, pidfd, report channels and cgroup set; the rest is the caller's.
 Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, const Target& target,
                                                      LaunchSpec& spec, std::string_view cgroup_name,
@@ -33,7 +34,8 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
                                      bool filesystem_isolation);
 
 // The launch's outcome from its report channel (EAGAIN: nothing to read yet). On a plan socket,
-// EOF without a record means the shim died: the setup pipe, if any, says why.
+// EOF without a record means the shim died: the setup pipe, if any, says why. A tty launch's
+// OK report brings its terminal's master, kept in c.terminal (without it, the launch failed).
 Result<void> exec_outcome(ContainerRecord& c);
 
 } // namespace nsfork

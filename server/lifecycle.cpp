@@ -55,23 +55,25 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome) {
             s.table_->wake_readers();
             c.report.reset();
             c.setup_report.reset();
+            c.terminal.reset(); // sent with the reply (or the launch failed): the client's alone
             if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
         }
     } after{*this, c};
     if (outcome && !c.kill_sent()) {
         flatbuffers::FlatBufferBuilder fbb(256);
-        const int pidfd = c.pidfd.native_handle();
+        const int fds[] = {c.pidfd.native_handle(), c.terminal.get()};
+        const std::span<const int> sent(fds, c.terminal ? 2 : 1);
         if (c.exec_reported()) {
             c.info.state = c.wire_state();
             table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
-            write_launch_reply(fbb, w.seq, c.info);
+            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal));
         } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
             ContainerInfo ran = c.info;
             ran.state = State::running;
             table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
-            write_launch_reply(fbb, w.seq, ran);
+            write_launch_reply(fbb, w.seq, ran, bool(c.terminal));
         }
-        return reply(w, fbb, std::span<const int>(&pidfd, 1));
+        return reply(w, fbb, sent);
     }
     Error e = outcome ? Error{} : std::move(outcome).error();
     if (c.kill_sent()) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};

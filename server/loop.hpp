@@ -47,6 +47,8 @@ private:
     void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds);
     void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
     void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
+    Result<void> signal_all(ContainerRecord& c, int sig);
+    void inits_of(const ContainerRecord& c, std::vector<pid_t>& out) const;
     void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
     void on_list(Connection& c, std::uint32_t seq);
     void on_attach(Connection& c, std::uint32_t seq, const wire::Attach& req);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <cstring>
 
 namespace nsfork {
@@ -16,6 +17,47 @@ template <class Name>
 Result<void> check_c_string(const flatbuffers::String* s, Name what) {
     if (s && std::memchr(s->c_str(), '\0', s->size()))
         return Error{Errc::bad_request, what() + " contains a NUL byte"};
+    return {};
+}
+
+// Refuses a signal set (bit N-1: signal N) naming a signal that cannot be `what` ("blocked",
+// "ignored"), or one the C library keeps for itself (32 and 33 under glibc: thread
+// cancellation and set*id across threads break when they are blocked or ignored).
+Result<void> check_signal_set(std::uint64_t set, std::string_view field, std::string_view what) {
+    for (int sig = 1; sig <= 64; ++sig) {
+        if (!(set >> (sig - 1) & 1)) continue;
+        if (sig == SIGKILL || sig == SIGSTOP)
+            return Error{Errc::bad_request, fmt::format("{}: signal {} (SIG{}) cannot be {}", field, sig,
+                                                        sigabbrev_np(sig), what)};
+        if (sig > SIGSYS && sig < SIGRTMIN)
+            return Error{Errc::bad_request, fmt::format("{}: signal {} is reserved by the C library", field, sig)};
+    }
+    return {};
+}
+
+// (uid_t)-1 and (gid_t)-1 mean "leave unchanged" to setresuid and setresgid: never an id.
+constexpr std::uint32_t kNoId = 0xffffffffu;
+
+// The command's user, group and supplementary groups.
+Result<void> parse_user(const wire::User& user, LaunchSpec& spec) {
+    if (user.uid()) {
+        if (*user.uid() == kNoId) return Error{Errc::bad_request, "user.uid 4294967295 ((uid_t)-1) is not a user id"};
+        spec.uid = *user.uid();
+    }
+    if (user.gid()) {
+        if (*user.gid() == kNoId) return Error{Errc::bad_request, "user.gid 4294967295 ((gid_t)-1) is not a group id"};
+        spec.gid = *user.gid();
+    }
+    if (const auto* groups = user.groups()) {
+        if (groups->size() > kMaxGroups)
+            return Error{Errc::bad_request,
+                         fmt::format("user.groups has {} entries, at most {}", groups->size(), kMaxGroups)};
+        spec.groups.emplace(groups->begin(), groups->end());
+        for (std::size_t i = 0; i < spec.groups->size(); ++i)
+            if ((*spec.groups)[i] == kNoId)
+                return Error{Errc::bad_request,
+                             fmt::format("user.groups[{}] 4294967295 ((gid_t)-1) is not a group id", i)};
+    }
     return {};
 }
 
@@ -39,6 +81,12 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
         if (role == wire::FdRole::PidNamespace || role == wire::FdRole::Pidfd) {
             if (join_fd >= 0) return Error{Errc::bad_request, "two pid namespaces to join"};
             join_fd = fds[i].get();
+            continue;
+        }
+        if (role == wire::FdRole::Extra) {
+            if (spec.extra_fds.size() == kMaxExtraFds)
+                return Error{Errc::bad_request, fmt::format("more than {} extra fds", kMaxExtraFds)};
+            spec.extra_fds.push_back(fds[i].get());
             continue;
         }
         const auto slot = static_cast<std::size_t>(role);
@@ -78,6 +126,18 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
             return Error{Errc::bad_request, "cwd '" + spec.cwd + "' is not an absolute path"};
     }
     spec.pid_max = req.pid_max();
+
+    spec.tty = req.tty();
+    if (spec.tty && (spec.stdio[0] >= 0 || spec.stdio[1] >= 0 || spec.stdio[2] >= 0))
+        return Error{Errc::bad_request, "a tty launch takes no stdio fds: its stdio is the terminal"};
+    spec.kill_group = req.kill_group();
+    spec.signal_mask = req.signal_mask();
+    if (auto ok = check_signal_set(spec.signal_mask, "signal_mask", "blocked"); !ok) return std::move(ok).error();
+    spec.ignored_signals = req.ignored_signals();
+    if (auto ok = check_signal_set(spec.ignored_signals, "ignored_signals", "ignored"); !ok)
+        return std::move(ok).error();
+    if (req.user())
+        if (auto ok = parse_user(*req.user(), spec); !ok) return std::move(ok).error();
     return out;
 }
 

@@ -14,7 +14,8 @@ namespace nsfork {
 
 struct LaunchRequest {
     std::string id;    // checked with validate_id; empty: the server picks one
-    LaunchSpec spec;   // argv, env, cwd, stdio (fds borrowed from the datagram)
+    LaunchSpec spec;   // argv, env, cwd, the command's process; stdio and extra fds borrowed
+                       // from the datagram
     int join_fd = -1;  // a pid namespace fd or pidfd to join, borrowed from the datagram
 };
 

@@ -7,6 +7,7 @@
 #include "testing/wire.hpp"
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -179,4 +180,138 @@ TEST_CASE("parse_launch refuses a relative or empty cwd") {
     check_refused(f, "cwd 'tmp' is not an absolute path");
     f.cwd = "";
     check_refused(f, "cwd '' is not an absolute path");
+}
+
+// ---- the command's process (issue 13) ----
+
+constexpr auto kExtra = static_cast<std::uint8_t>(wire::FdRole::Extra);
+
+// Bit N-1 of a signal set: signal N.
+constexpr std::uint64_t bit(int sig) { return 1ULL << (sig - 1); }
+
+TEST_CASE("parse_launch leaves the command's process as the server's when the Launch says nothing") {
+    auto r = parse(LaunchFields{});
+    REQUIRE(r);
+    CHECK_FALSE(r->spec.tty);
+    CHECK_FALSE(r->spec.kill_group);
+    CHECK(r->spec.signal_mask == 0);
+    CHECK(r->spec.ignored_signals == 0);
+    CHECK_FALSE(r->spec.uid);
+    CHECK_FALSE(r->spec.gid);
+    CHECK_FALSE(r->spec.groups);
+    CHECK(r->spec.extra_fds.empty());
+}
+
+TEST_CASE("parse_launch carries tty, kill_group, the signal sets and the user into the LaunchSpec") {
+    LaunchFields f;
+    f.tty = true;
+    f.kill_group = true;
+    f.signal_mask = bit(SIGHUP) | bit(SIGUSR1) | bit(64);
+    f.ignored_signals = bit(SIGINT) | bit(SIGPIPE) | bit(34);
+    f.uid = 1000;
+    f.gid = 100;
+    f.groups = std::vector<std::uint32_t>{10, 20, 0};
+    auto r = parse(f);
+    REQUIRE(r);
+    CHECK(r->spec.tty);
+    CHECK(r->spec.kill_group);
+    CHECK(r->spec.signal_mask == f.signal_mask);
+    CHECK(r->spec.ignored_signals == f.ignored_signals);
+    CHECK(r->spec.uid == 1000u);
+    CHECK(r->spec.gid == 100u);
+    CHECK(r->spec.groups == std::vector<gid_t>{10, 20, 0});
+}
+
+TEST_CASE("parse_launch tells a user's absent fields from zero and absent groups from none") {
+    LaunchFields f;
+    f.uid = 0;
+    auto root = parse(f);
+    REQUIRE(root);
+    CHECK(root->spec.uid == 0u);
+    CHECK_FALSE(root->spec.gid);
+    CHECK_FALSE(root->spec.groups);
+    f = LaunchFields{};
+    f.groups = std::vector<std::uint32_t>{};
+    auto none = parse(f);
+    REQUIRE(none);
+    CHECK_FALSE(none->spec.uid);
+    REQUIRE(none->spec.groups);
+    CHECK(none->spec.groups->empty());
+}
+
+TEST_CASE("parse_launch gives the extra fds to the command in the order listed, after stdio") {
+    LaunchFields f;
+    f.roles = {kExtra, 1, kExtra, kExtra};
+    const auto fds = null_fds(4);
+    auto r = parse(f, fds);
+    REQUIRE(r);
+    CHECK(r->spec.extra_fds == std::vector<int>{fds[0].get(), fds[2].get(), fds[3].get()});
+    CHECK(r->spec.stdio[1] == fds[1].get());
+}
+
+TEST_CASE("parse_launch takes kMaxExtraFds extra fds and refuses one more") {
+    LaunchFields f;
+    f.roles.assign(kMaxExtraFds, kExtra);
+    auto r = parse(f, null_fds(kMaxExtraFds));
+    REQUIRE(r);
+    CHECK(r->spec.extra_fds.size() == kMaxExtraFds);
+    f.roles.assign(kMaxExtraFds + 1, kExtra);
+    check_refused(f, "more than 11 extra fds", null_fds(kMaxExtraFds + 1));
+}
+
+TEST_CASE("parse_launch refuses a terminal's role on a Launch: only replies carry one") {
+    LaunchFields f;
+    f.roles = {static_cast<std::uint8_t>(wire::FdRole::Terminal)};
+    check_refused(f, "fd 0 has role 8, which a Launch cannot take", null_fds(1));
+}
+
+TEST_CASE("parse_launch refuses stdio fds on a tty launch") {
+    LaunchFields f;
+    f.tty = true;
+    f.roles = {kExtra, 2};
+    check_refused(f, "a tty launch takes no stdio fds: its stdio is the terminal", null_fds(2));
+    f.roles = {kExtra};
+    CHECK(parse(f, null_fds(1)));
+}
+
+TEST_CASE("parse_launch refuses signal sets naming SIGKILL, SIGSTOP or the C library's own signals") {
+    LaunchFields f;
+    f.signal_mask = bit(SIGTERM) | bit(SIGKILL);
+    check_refused(f, "signal_mask: signal 9 (SIGKILL) cannot be blocked");
+    f.signal_mask = bit(SIGSTOP);
+    check_refused(f, "signal_mask: signal 19 (SIGSTOP) cannot be blocked");
+    f.signal_mask = bit(32);
+    check_refused(f, "signal_mask: signal 32 is reserved by the C library");
+    f = LaunchFields{};
+    f.ignored_signals = bit(SIGSTOP);
+    check_refused(f, "ignored_signals: signal 19 (SIGSTOP) cannot be ignored");
+    f.ignored_signals = bit(33);
+    check_refused(f, "ignored_signals: signal 33 is reserved by the C library");
+    f.ignored_signals = ~(bit(SIGKILL) | bit(SIGSTOP) | bit(32) | bit(33));
+    CHECK(parse(f));
+}
+
+TEST_CASE("parse_launch refuses (uid_t)-1 and (gid_t)-1 as ids") {
+    LaunchFields f;
+    f.uid = 0xffffffffu;
+    check_refused(f, "user.uid 4294967295 ((uid_t)-1) is not a user id");
+    f = LaunchFields{};
+    f.gid = 0xffffffffu;
+    check_refused(f, "user.gid 4294967295 ((gid_t)-1) is not a group id");
+    f = LaunchFields{};
+    f.groups = std::vector<std::uint32_t>{1, 2, 0xffffffffu};
+    check_refused(f, "user.groups[2] 4294967295 ((gid_t)-1) is not a group id");
+    f.uid = 0xfffffffeu; // the largest id there is
+    f.groups = std::vector<std::uint32_t>{0xfffffffeu};
+    CHECK(parse(f));
+}
+
+TEST_CASE("parse_launch takes kMaxGroups supplementary groups and refuses one more") {
+    LaunchFields f;
+    f.groups = std::vector<std::uint32_t>(kMaxGroups, 7);
+    auto r = parse(f);
+    REQUIRE(r);
+    CHECK(r->spec.groups->size() == kMaxGroups);
+    f.groups->push_back(7);
+    check_refused(f, "user.groups has 257 entries, at most 256");
 }

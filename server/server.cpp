@@ -10,6 +10,7 @@
 #include "protocol/messages.hpp"
 #include "protocol/replies.hpp"
 #include "server/request.hpp"
+#include "server/signal_all.hpp"
 
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -130,10 +131,37 @@ void Server::on_kill(Connection& conn, std::uint32_t seq, const wire::Kill& req)
         return reply_error(w, Error{Errc::bad_request, fmt::format("signal {} is out of range 1..{}", sig, SIGRTMAX)});
     if (c->has_ended())
         return reply_error(w, Error{Errc::invalid_state, "container '" + c->info.id + "' has already ended"});
-    if (auto ok = signal_pidfd(c->pidfd.native_handle(), sig); !ok) return reply_error(w, ok.error());
+    if (auto ok = req.all() ? signal_all(*c, sig) : signal_pidfd(c->pidfd.native_handle(), sig); !ok)
+        return reply_error(w, ok.error());
     flatbuffers::FlatBufferBuilder fbb(64);
     write_kill_reply(fbb, seq);
     reply(w, fbb);
+}
+
+// The unreaped inits of `c` and of the containers nested in it (host pids, stable: our children).
+void Server::inits_of(const ContainerRecord& c, std::vector<pid_t>& out) const {
+    if (!c.has_ended()) out.push_back(c.info.pid);
+    for (const std::string& child : c.children)
+        if (auto n = registry_.find(child)) inits_of(*n, out);
+}
+
+// Kill{all}: `sig` to every process of `c` and of the containers nested in it, but their inits
+// (nsfork-shim forwards what it gets to its command, which would get it twice; each init ends
+// with its command). SIGKILL has atomic ways, which also reach what forks meanwhile.
+Result<void> Server::signal_all(ContainerRecord& c, int sig) {
+    if (c.cgroup) {
+        if (sig == SIGKILL) return c.cgroup->kill();
+        std::vector<pid_t> inits;
+        inits_of(c, inits);
+        return signal_cgroup_tree(procfs::cgroup2_mount(), c.cgroup->path(), sig, inits);
+    }
+    if (!c.own_pidns)
+        return Error{Errc::unavailable, "container '" + c.info.id + "' shares a pid namespace and has no cgroup: "
+                                                                     "its processes cannot be told from others'"};
+    if (sig == SIGKILL) return signal_pidfd(c.pidfd.native_handle(), SIGKILL); // pid 1: the namespace dies
+    std::vector<pid_t> inits;
+    inits_of(c, inits);
+    return signal_pid_namespace_tree(c.info.pidns, sig, inits);
 }
 
 void Server::on_destroy(Connection& conn, std::uint32_t seq, const wire::Destroy& req) {
@@ -213,8 +241,18 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!parsed->id.empty() && registry_.contains(parsed->id))
         return reply_error(w, Error{Errc::duplicate_id, "a container with id '" + parsed->id + "' already exists"});
     LaunchSpec* spec = &parsed->spec;
+    if (spec->tty && !opts_.isolation.filesystem)
+        return reply_error(w, Error{Errc::bad_request, "a tty needs the filesystem/linux isolator (devpts is mounted in "
+                                                       "the container's own mount namespace), which this server runs "
+                                                       "without"});
+    // The init makes a session of its own: a server's child cannot join a client's session, nor
+    // take its terminal's foreground (a client wanting a terminal asks for a tty).
+    spec->new_session = true;
+    spec->foreground = false;
     spec->new_mount_namespace = opts_.isolation.filesystem;
     spec->mount_proc = opts_.isolation.filesystem;
+    // Refused here, before a warm entry or a cgroup leaf is spent on it.
+    if (auto ok = check_command_settings(*spec); !ok) return reply_error(w, ok.error());
     auto t = target(req, parsed->join_fd);
     if (!t) return reply_error(w, t.error());
     spec->new_pid_namespace = t->where.new_pid_namespace;
@@ -250,6 +288,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     c->info.state = c->wire_state();
     c->command = spec->argv[0];
     c->cwd = spec->cwd;
+    c->tty = spec->tty;
     c->launcher = w;
     ++launches_in_flight_;
     c->info.slot = *slot;

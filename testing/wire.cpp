@@ -34,6 +34,15 @@ Bytes launch_request(std::uint32_t seq, const LaunchFields& f) {
     auto cwd = f.cwd ? fbb.CreateString(*f.cwd) : 0;
     auto roles = fbb.CreateVector(f.roles);
     auto parent = f.parent ? fbb.CreateString(*f.parent) : 0;
+    flatbuffers::Offset<wire::User> user = 0;
+    if (f.uid || f.gid || f.groups) {
+        auto groups = f.groups ? fbb.CreateVector(*f.groups) : 0;
+        wire::UserBuilder b(fbb);
+        if (f.uid) b.add_uid(*f.uid);
+        if (f.gid) b.add_gid(*f.gid);
+        if (f.groups) b.add_groups(groups);
+        user = b.Finish();
+    }
     const auto start = fbb.StartTable();
     if (f.id) fbb.AddOffset(wire::Launch::VT_ID, id);
     if (f.argv) fbb.AddOffset(wire::Launch::VT_ARGV, argv);
@@ -43,6 +52,11 @@ Bytes launch_request(std::uint32_t seq, const LaunchFields& f) {
     if (f.parent) fbb.AddOffset(wire::Launch::VT_PARENT, parent);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_SHARE_PID_NAMESPACE, f.share_pid_namespace, 0);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_TIE_TO_CONNECTION, f.tie_to_connection, 0);
+    fbb.AddElement<std::uint8_t>(wire::Launch::VT_TTY, f.tty, 0);
+    fbb.AddElement<std::uint8_t>(wire::Launch::VT_KILL_GROUP, f.kill_group, 0);
+    fbb.AddElement<std::uint64_t>(wire::Launch::VT_SIGNAL_MASK, f.signal_mask, 0);
+    fbb.AddElement<std::uint64_t>(wire::Launch::VT_IGNORED_SIGNALS, f.ignored_signals, 0);
+    if (!user.IsNull()) fbb.AddOffset(wire::Launch::VT_USER, user);
     const flatbuffers::Offset<void> body(fbb.EndTable(start));
     return request(seq, static_cast<std::uint8_t>(wire::Request::Launch), fbb, body);
 }
@@ -53,10 +67,10 @@ Bytes wait_request(std::uint32_t seq, const std::string& id) {
                    wire::CreateWait(fbb, fbb.CreateString(id)).Union());
 }
 
-Bytes kill_request(std::uint32_t seq, const std::string& id, int signal) {
+Bytes kill_request(std::uint32_t seq, const std::string& id, int signal, bool all) {
     flatbuffers::FlatBufferBuilder fbb;
     return request(seq, static_cast<std::uint8_t>(wire::Request::Kill), fbb,
-                   wire::CreateKill(fbb, fbb.CreateString(id), signal).Union());
+                   wire::CreateKill(fbb, fbb.CreateString(id), signal, all).Union());
 }
 
 Bytes destroy_request(std::uint32_t seq, const std::string& id) {

@@ -38,12 +38,19 @@ struct LaunchFields {
     std::optional<std::string> parent;
     bool share_pid_namespace = false;
     bool tie_to_connection = false;
+    bool tty = false;
+    bool kill_group = false;
+    std::uint64_t signal_mask = 0;
+    std::uint64_t ignored_signals = 0;
+    // A User table when any of these is set (an empty groups vector included).
+    std::optional<std::uint32_t> uid, gid;
+    std::optional<std::vector<std::uint32_t>> groups;
 };
 // A Launch request; built field by field so that even a missing required argv can be sent.
 Bytes launch_request(std::uint32_t seq, const LaunchFields& f);
 
 Bytes wait_request(std::uint32_t seq, const std::string& id);
-Bytes kill_request(std::uint32_t seq, const std::string& id, int signal);
+Bytes kill_request(std::uint32_t seq, const std::string& id, int signal, bool all = false);
 Bytes destroy_request(std::uint32_t seq, const std::string& id);
 // A Wait, Kill or Destroy table with no id (required by the schema), in a RequestMessage.
 Bytes without_id(std::uint32_t seq, wire::Request type);

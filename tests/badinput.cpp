@@ -47,7 +47,7 @@ void check_error(const Result<Datagram>& got, std::uint32_t seq, Errc code, cons
     CHECK(got->fds.empty());
 }
 
-Fixture::Fixture() {
+Fixture::Fixture(std::vector<std::string> server_args) : server(std::move(server_args)) {
     // One launch first: the connection is accepted (its fd counted) and the warm pool, if any,
     // has been used and refilled before the baseline.
     raw_round_trip();

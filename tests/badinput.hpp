@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 namespace nsfork::test::badinput {
 
@@ -40,7 +41,8 @@ struct Fixture {
     testing::RawConnection raw{raw_connection(server.socket())};
     Footprint baseline;
 
-    Fixture();
+    // A server started with `server_args` (beyond the suite's own).
+    explicit Fixture(std::vector<std::string> server_args = {});
     // Lets the raw connection send datagrams larger than the default send buffer (~208 KiB).
     void force_send_buffer();
     // Sends `bytes` (with `fds`) on the raw connection and returns the next datagram.

@@ -65,6 +65,8 @@ struct Case {
     const char* running = nullptr;
     // The datagram is larger than the default socket send buffer.
     bool large = false;
+    // The server's arguments beyond the suite's own.
+    std::vector<std::string> server_args = {};
 };
 
 constexpr std::uint32_t kSeq = 5;
@@ -429,12 +431,74 @@ std::vector<Case> id_and_signal_cases() {
     };
 }
 
+constexpr auto kExtra = static_cast<std::uint8_t>(wire::FdRole::Extra);
+
+// Bit N-1 of a signal set: signal N.
+constexpr std::uint64_t bit(int sig) { return 1ULL << (sig - 1); }
+
+// The command's process: terminal, signals, user, extra fds; and Kill with `all`.
+std::vector<Case> command_process_cases() {
+    using U = std::vector<std::uint32_t>;
+    return {
+        {.name = "bad input: more extra fds than a Launch may pass", .code = Errc::bad_request,
+         .message = "more than " + std::to_string(kMaxExtraFds) + " extra fds", .build = [](std::uint32_t seq) {
+             Sent s = launch_with_roles(seq, std::vector<std::uint8_t>(kMaxExtraFds + 1, kExtra), dev_null());
+             s.fds.assign(kMaxExtraFds + 1, s.fds[0]);
+             return s;
+         }},
+        {.name = "bad input: a terminal's fd role on a Launch", .code = Errc::bad_request,
+         .message = "fd 0 has role 8, which a Launch cannot take", .build = [](std::uint32_t seq) {
+             return launch_with_roles(seq, {static_cast<std::uint8_t>(wire::FdRole::Terminal)}, dev_null());
+         }},
+        {.name = "bad input: stdio fds on a tty launch", .code = Errc::bad_request,
+         .message = "a tty launch takes no stdio fds: its stdio is the terminal", .build = [](std::uint32_t seq) {
+             LaunchFields f;
+             f.tty = true;
+             f.roles = {1};
+             return with_fds(launch_request(seq, f), dev_null());
+         }},
+        // devpts is mounted in the container's own mount namespace, which this server does not make.
+        {.name = "bad input: a tty from a server without filesystem isolation", .code = Errc::bad_request,
+         .message = "a tty needs the filesystem/linux isolator (devpts is mounted in the container's own mount "
+                    "namespace), which this server runs without",
+         .build = [](std::uint32_t seq) { return launch(seq, [](LaunchFields& f) { f.tty = true; }); },
+         .server_args = {"--isolation", ""}},
+        launch_case("bad input: SIGKILL in the blocked signals", Errc::bad_request,
+                    "signal_mask: signal 9 (SIGKILL) cannot be blocked",
+                    [](LaunchFields& f) { f.signal_mask = bit(SIGHUP) | bit(SIGKILL); }),
+        launch_case("bad input: SIGSTOP in the ignored signals", Errc::bad_request,
+                    "ignored_signals: signal 19 (SIGSTOP) cannot be ignored",
+                    [](LaunchFields& f) { f.ignored_signals = bit(SIGSTOP); }),
+        launch_case("bad input: a signal the C library keeps for itself in the blocked signals", Errc::bad_request,
+                    "signal_mask: signal 33 is reserved by the C library",
+                    [](LaunchFields& f) { f.signal_mask = bit(33); }),
+        launch_case("bad input: uid -1", Errc::bad_request, "user.uid 4294967295 ((uid_t)-1) is not a user id",
+                    [](LaunchFields& f) { f.uid = 0xffffffffu; }),
+        launch_case("bad input: gid -1", Errc::bad_request, "user.gid 4294967295 ((gid_t)-1) is not a group id",
+                    [](LaunchFields& f) { f.gid = 0xffffffffu; }),
+        launch_case("bad input: a supplementary group -1", Errc::bad_request,
+                    "user.groups[1] 4294967295 ((gid_t)-1) is not a group id",
+                    [](LaunchFields& f) { f.groups = U{100, 0xffffffffu}; }),
+        launch_case("bad input: more supplementary groups than a Launch may give", Errc::bad_request,
+                    "user.groups has " + std::to_string(kMaxGroups + 1) + " entries, at most " +
+                        std::to_string(kMaxGroups),
+                    [](LaunchFields& f) { f.groups = U(kMaxGroups + 1, 100); }),
+        {.name = "bad input: kill all with signal 0", .code = Errc::bad_request,
+         .message = "signal 0 is out of range 1.." + std::to_string(SIGRTMAX),
+         .build = [](std::uint32_t seq) { return Sent{kill_request(seq, "target", 0, true), {}, {}}; },
+         .running = "target"},
+        {.name = "bad input: kill all of an unknown id", .code = Errc::unknown_container,
+         .message = "no container with id 'nobody'",
+         .build = [](std::uint32_t seq) { return Sent{kill_request(seq, "nobody", SIGTERM, true), {}, {}}; }},
+    };
+}
+
 // Every case, in one list.
 const std::vector<Case>& cases() {
     static const std::vector<Case> all = [] {
         std::vector<Case> out;
         for (auto part : {framing_cases, missing_field_cases, kind_and_body_cases, fd_cases, command_cases,
-                          id_and_signal_cases})
+                          id_and_signal_cases, command_process_cases})
             for (auto& c : part()) out.push_back(std::move(c));
         return out;
     }();
@@ -444,7 +508,7 @@ const std::vector<Case>& cases() {
 // The runner: sends the case's datagram, checks the exact answer, then that the server serves on.
 void run(const Case& c) {
     require_root();
-    Fixture f;
+    Fixture f(c.server_args);
     if (c.large) f.force_send_buffer();
     {
         // Closed before the check below, which counts the server's fds.
