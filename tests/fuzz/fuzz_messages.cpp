@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdint>
 #include <cstdlib>
 #include <span>
@@ -87,6 +88,21 @@ void launch(const wire::Launch& req) {
     for (int fd : spec.stdio)
         if (fd != -1 && !carried_fd(fd)) std::abort();
     if (parsed->join_fd != -1 && !carried_fd(parsed->join_fd)) std::abort();
+    if (spec.extra_fds.size() > kMaxExtraFds) std::abort();
+    for (int fd : spec.extra_fds)
+        if (!carried_fd(fd)) std::abort();
+    // The command's process: no stdio beside a terminal, no signal the kernel or libc refuses,
+    // no id that means "unchanged".
+    if (spec.tty && (spec.stdio[0] != -1 || spec.stdio[1] != -1 || spec.stdio[2] != -1)) std::abort();
+    constexpr std::uint64_t kRefused = 1ULL << (SIGKILL - 1) | 1ULL << (SIGSTOP - 1) | 1ULL << 31 | 1ULL << 32;
+    if ((spec.signal_mask | spec.ignored_signals) & kRefused) std::abort();
+    if ((spec.uid && *spec.uid == static_cast<uid_t>(-1)) || (spec.gid && *spec.gid == static_cast<gid_t>(-1)))
+        std::abort();
+    if (spec.groups) {
+        if (spec.groups->size() > kMaxGroups) std::abort();
+        for (gid_t g : *spec.groups)
+            if (g == static_cast<gid_t>(-1)) std::abort();
+    }
     check_id(req.parent());
 }
 
@@ -96,7 +112,7 @@ void request(const wire::RequestMessage& m) {
     case wire::Request::Launch: return launch(*m.request_as_Launch());
     case wire::Request::Wait: return check_id(m.request_as_Wait()->id());
     case wire::Request::Kill:
-        g_sink = g_sink + static_cast<std::size_t>(m.request_as_Kill()->signal());
+        g_sink = g_sink + static_cast<std::size_t>(m.request_as_Kill()->signal()) + m.request_as_Kill()->all();
         return check_id(m.request_as_Kill()->id());
     case wire::Request::Destroy: return check_id(m.request_as_Destroy()->id());
     case wire::Request::Attach: return check_id(m.request_as_Attach()->id());

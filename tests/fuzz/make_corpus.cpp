@@ -5,7 +5,9 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -46,6 +48,10 @@ struct Launch {
     std::vector<std::uint8_t> roles;
     std::string parent;
     bool share = false;
+    bool tty = false;
+    std::uint64_t signal_mask = 0, ignored_signals = 0;
+    std::optional<std::uint32_t> uid, gid;
+    std::optional<std::vector<std::uint32_t>> groups;
 };
 
 void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MAX) {
@@ -56,7 +62,18 @@ void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MA
         auto cwd = l.cwd.empty() ? 0 : fbb.CreateString(l.cwd);
         auto roles = fbb.CreateVector(reinterpret_cast<const wire::FdRole*>(l.roles.data()), l.roles.size());
         auto parent = l.parent.empty() ? 0 : fbb.CreateString(l.parent);
-        return wire::CreateLaunch(fbb, id, argv, env, cwd, roles, parent, l.share).Union();
+        flatbuffers::Offset<wire::User> user = 0;
+        if (l.uid || l.gid || l.groups) {
+            auto groups = l.groups ? fbb.CreateVector(*l.groups) : 0;
+            wire::UserBuilder b(fbb);
+            if (l.uid) b.add_uid(*l.uid);
+            if (l.gid) b.add_gid(*l.gid);
+            if (l.groups) b.add_groups(groups);
+            user = b.Finish();
+        }
+        return wire::CreateLaunch(fbb, id, argv, env, cwd, roles, parent, l.share, false, 0, l.tty, false,
+                                  l.signal_mask, l.ignored_signals, user)
+            .Union();
     }, keep);
 }
 
@@ -103,6 +120,17 @@ int main(int argc, char** argv) {
     Launch join;
     join.roles = {1, 4};
     launch("req-launch-join-pidns", join);
+    Launch process;
+    process.tty = true;
+    process.roles = {7, 7}; // two extra fds
+    process.signal_mask = 1ULL << 0 | 1ULL << 11;
+    process.ignored_signals = 1ULL << 12;
+    process.uid = 1000;
+    process.gid = 100;
+    process.groups = std::vector<std::uint32_t>{10, 20};
+    launch("req-launch-process", process);
+    request("req-kill-all", 4, wire::Request::Kill,
+            [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("job-1"), 10, true).Union(); });
     request("req-wait", 3, wire::Request::Wait,
             [](Builder& fbb) { return wire::CreateWait(fbb, fbb.CreateString("job-1")).Union(); });
     request("req-kill", 4, wire::Request::Kill,
@@ -133,6 +161,13 @@ int main(int argc, char** argv) {
     bad = Launch{};
     bad.roles = {0, 0, 9, 4, 3};
     launch("bad-launch-roles", bad);
+    bad = Launch{};
+    bad.tty = true;
+    bad.roles = {1};
+    bad.signal_mask = 1ULL << 8; // SIGKILL
+    bad.uid = 0xffffffffu;
+    bad.groups = std::vector<std::uint32_t>(300, 0xffffffffu);
+    launch("bad-launch-process", bad);
     request("bad-kill-signal-0", 4, wire::Request::Kill,
             [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("x"), 0).Union(); });
     request("bad-unknown-kind", 9, static_cast<wire::Request>(200),
