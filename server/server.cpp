@@ -155,6 +155,8 @@ Result<void> Server::signal_all(ContainerRecord& c, int sig) {
         inits_of(c, inits);
         return signal_cgroup_tree(procfs::cgroup2_mount(), c.cgroup->path(), sig, inits);
     }
+    // Placement refuses such a launch (only a cgroup could destroy it); never signal a whole
+    // shared namespace, the server's own perhaps, in its place.
     if (!c.own_pidns)
         return Error{Errc::unavailable, "container '" + c.info.id + "' shares a pid namespace and has no cgroup: "
                                                                      "its processes cannot be told from others'"};
