@@ -361,10 +361,7 @@ TEST_CASE("rootless: nested containers under a rootless server") {
     CHECK(server.stop() == 0);
 }
 
-// resolve_pid_namespace (launcher/pidns.cpp) checks a joined namespace by entering it and coming
-// back, which without root the server cannot (it aborts). Passes once it checks another way
-// (NS_GET_PARENT up to its own namespace, say).
-TEST_CASE("rootless: joining a container's pid namespace by path through a rootless server", "[!shouldfail]") {
+TEST_CASE("rootless: joining a container's pid namespace by path through a rootless server") {
     require_root();
     UserBinaries bins;
     DelegatedCgroup delegated; // a cgroup, so that sharing a namespace is allowed
@@ -483,12 +480,22 @@ TEST_CASE("rootless: on a terminal the command has it: /dev/tty opens, its group
     CHECK(job.foreground() == job.job()); // the shell's job again
 }
 
-TEST_CASE("rootless: -t gives the container a terminal of its own") {
+TEST_CASE("rootless: -t gives the container a terminal of its own, without and through a server") {
     require_root();
     UserBinaries bins;
-    testing::PtyJob job = user_job(bins, {"run", "-t", "--", "sh", "-c", "tty; echo ready; read line; echo got $line"});
-    CHECK(must(job.read_until("ready")).find("/dev/pts/0") != std::string::npos); // its own devpts
-    must(job.type("x\r"));
-    CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("got x") != std::string::npos);
+    std::optional<UserServer> server;
+    for (bool private_run : {true, false}) {
+        INFO((private_run ? "without a server" : "through a rootless nsfork serve"));
+        std::vector<std::string> args = {"run", "-t"};
+        if (!private_run) {
+            server.emplace(bins, std::vector<std::string>{"--warm-pool", "0"});
+            args.insert(args.end(), {"--socket", server->socket()});
+        }
+        args.insert(args.end(), {"--", "sh", "-c", "tty; echo ready; read line; echo got $line"});
+        testing::PtyJob job = user_job(bins, args);
+        CHECK(must(job.read_until("ready")).find("/dev/pts/0") != std::string::npos); // its own devpts
+        must(job.type("x\r"));
+        CHECK(exit_code_of(job) == 0);
+        CHECK(must(job.drain()).find("got x") != std::string::npos);
+    }
 }
