@@ -339,7 +339,8 @@ Result<Outcome> run_on_server(const RunOptions& o, LaunchOptions lo, Client& cli
         return out;
     }
     Relayed relayed;
-    if (o.tty) return Error{Errc::unavailable, "-t through a server: not yet (the server's terminal lands next)"};
+    if (o.tty)
+        if (auto ok = relayed.start(ct->release_terminal()); !ok) return std::move(ok).error();
     auto seq = client.send_wait(ct->id());
     if (!seq) return std::move(seq).error();
     Watch watch{.end_fd = client.native_handle(),

@@ -80,8 +80,7 @@ int wait(const WaitOptions& o) {
 int kill(const KillOptions& o) {
     auto client = Client::connect(o.socket);
     if (!client) return fail(client.error());
-    if (o.all) return fail(NSFORK_EXIT_FAILED, "kill --all: not yet (the server's side lands next)");
-    if (auto ok = client->kill(o.id, o.signal); !ok) return fail(ok.error());
+    if (auto ok = client->kill(o.id, o.signal, o.all); !ok) return fail(ok.error());
     return 0;
 }
 

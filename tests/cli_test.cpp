@@ -342,6 +342,19 @@ TEST_CASE("cli: --kill-group forwards signals to the command's whole process gro
     }
 }
 
+TEST_CASE("cli: nsfork kill --all signals every process of the container") {
+    require_root();
+    ServerProcess server;
+    const std::string& sock = server.socket();
+    Started run = start_cli({"run", "--socket", sock, "--id", "all", "--", probe(), "group-trap", std::to_string(SIGUSR1)});
+    REQUIRE(read_line(run.out.get()) == "ready");
+    CHECK(nsfork_cli({"kill", "--socket", sock, "--signal", "USR1", "--all", "all"}).exit_code == 0);
+    std::vector<std::string> caught = {read_line(run.out.get()), read_line(run.out.get())};
+    std::sort(caught.begin(), caught.end());
+    CHECK(caught == std::vector<std::string>{"child caught 10", "parent caught 10"});
+    CHECK(reap_code(run.pid) == 0);
+}
+
 TEST_CASE("cli: --die-with-parent destroys the container when the parent of nsfork run dies") {
     require_root();
     ServerProcess server;

@@ -131,7 +131,7 @@ TEST_CASE("terminal: --new-session gives the command no terminal") {
 
 TEST_CASE("terminal: -t relays a terminal of the container's own, raw mode restored, window size followed") {
     require_root();
-    for (bool private_run : {true}) {
+    for (bool private_run : {true, false}) {
         INFO((private_run ? "without a server" : "through nsfork serve"));
         std::optional<ServerProcess> server;
         std::vector<std::string> args = {"run", "-t"};
