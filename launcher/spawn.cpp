@@ -204,11 +204,25 @@ Result<void> check_command_settings(const LaunchSpec& spec) {
     return {};
 }
 
+Result<void> check_init_privilege(const LaunchSpec& spec) {
+    const uid_t euid = ::geteuid();
+    if (euid == 0) return {};
+    const char* what = spec.tty ? "a terminal of the container's own (pid 1 mounts its devpts)"
+                       : spec.uid || spec.gid || spec.groups ? "another user or groups for the command"
+                                                            : nullptr;
+    if (!what) return {};
+    return Error{Errc::not_permitted, std::string(what) + " needs pid 1 to hold capabilities, and it runs as uid " +
+                                          std::to_string(euid) +
+                                          ", which has none after exec (a user namespace mapping you to yourself: "
+                                          "--map-current-user)"};
+}
+
 Result<Spawned> spawn(const LaunchSpec& spec) {
     if (spec.plan_fd < 0 && (spec.argv.empty() || spec.argv[0].empty()))
         return Error{Errc::bad_request, "empty command (argv is empty)"};
     if (spec.init_path.empty()) return Error{Errc::internal, "no init (nsfork-shim) configured"};
     if (auto checked = check_command_settings(spec); !checked) return std::move(checked).error();
+    if (auto privileged = check_init_privilege(spec); !privileged) return std::move(privileged).error();
     if (const char* setting = spec.plan_fd < 0 ? needs_plan(spec) : nullptr)
         return Error{Errc::bad_request, std::string("cannot launch with ") + setting +
                                             ": no plan socket to carry it (launcher/plan.hpp, encode_cold_plan)"};

@@ -92,6 +92,12 @@ std::string command_name(const LaunchSpec& spec);
 // send_plan() check it; a server can call it when it parses a request.
 Result<void> check_command_settings(const LaunchSpec& spec);
 
+// Whether the init, exec'd with our effective uid, can apply the settings that need privilege
+// inside the container (mounting its devpts for a tty, switching to another user): not when
+// that uid is not root (a user namespace that maps the caller to itself, --map-current-user),
+// as exec drops every capability then. spawn() checks it; a server calls it per request.
+Result<void> check_init_privilege(const LaunchSpec& spec);
+
 // Reads the one report record from `report_fd` (blocking unless the fd is non-blocking; on a
 // non-blocking fd with nothing yet, returns Errc::internal with sys_errno EAGAIN). Success means
 // the command was exec'd. `command` and `cwd` are named in error messages.

@@ -69,7 +69,8 @@ Result<void> Server::start(UniqueFd initial) {
                          .disallow_sharing_agent_pidns = opts_.disallow_sharing_agent_pidns,
                          .per_namespace_pid_max = host_.per_namespace_pid_max,
                          .cgroup_root = cgroups_.root ? std::string_view(cgroups_.root->path()) : std::string_view(),
-                         .no_cgroup_reason = cgroups_.no_cgroup_reason};
+                         .no_cgroup_reason = cgroups_.no_cgroup_reason,
+                         .own_pidns_refusal = own_pid_namespace_refusal()};
     if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
         pool_.emplace(io_,
                       WarmPool::Config{opts_.warm_pool, host_.shim, cgroups_.root ? &*cgroups_.root : nullptr,

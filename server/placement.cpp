@@ -40,6 +40,11 @@ Result<Placement> place(const PlacementRequest& req, const ParentView* parent, c
         if (server.disallow_sharing_agent_pidns) return refused();
         p.new_pid_namespace = false;
     }
+    if (!server.own_pidns_refusal.empty() && !p.new_pid_namespace &&
+        (p.base == PidnsBase::server || (p.base == PidnsBase::joined && req.joined_pidns == server.own_pidns) ||
+         (p.base == PidnsBase::parent && parent->pidns == server.own_pidns)))
+        return Error{Errc::not_permitted,
+                     fmt::format("a container may not share the server's pid namespace: {}", server.own_pidns_refusal)};
     if (req.pid_max) {
         if (!p.new_pid_namespace)
             return Error{Errc::bad_request, "pid_max bounds a pid namespace of the container's own; this one shares one"};

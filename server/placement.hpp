@@ -40,6 +40,8 @@ struct ServerFacts {
     bool per_namespace_pid_max = false;  // Linux 6.14
     std::string_view cgroup_root;        // "": no writable cgroup v2
     std::string_view no_cgroup_reason;   // why not, for the refusal
+    std::string_view own_pidns_refusal;  // why no container may be in the server's own pid
+                                         // namespace (rootless on the host's), "" if they may
 };
 
 // Which pid namespace a container's is made in (new) or joins (shared).

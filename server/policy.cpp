@@ -118,6 +118,9 @@ std::string_view own_pid_namespace_refusal() {
 }
 
 std::string cgroup_delegation_refusal(const std::string& operator_root) {
+    // Root in the initial user namespace may place containers anywhere; a missing or unwritable
+    // root is then setup_cgroup_root's to report.
+    if (!in_user_namespace() && ::geteuid() == 0) return {};
     const std::string mount = procfs::cgroup2_mount(), own_path = procfs::cgroup2_path();
     if (mount.empty() || own_path.empty()) return {}; // no cgroup2: setup_cgroup_root says so
     const std::string own = own_path == "/" ? mount : mount + own_path;

@@ -5,6 +5,7 @@
 #include "base/syscalls.hpp"
 #include "base/unix_socket.hpp"
 #include "protocol/framing.hpp"
+#include "server/policy.hpp"
 
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -220,7 +221,10 @@ void WarmPool::refill() {
     spec.init_path = config_.shim;
     spec.plan_fd = theirs.get();
     spec.cgroup_fd = cgroup_dir.get();
-    spec.sched_idle = true; // until ready (watch_ready)
+    // Until ready (watch_ready), unless the server could not give it its own policy back then
+    // (without root: no CAP_SYS_NICE, RLIMIT_NICE 0), which would discard every entry.
+    static const bool may_leave_idle = may_leave_sched_idle(); // fixed for the server's life
+    spec.sched_idle = may_leave_idle;
     auto spawned = spawn(spec);
     if (!spawned) {
         spdlog::warn("warm pool: {}", spawned.error().message);

@@ -255,6 +255,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     spec->mount_proc = opts_.isolation.filesystem;
     // Refused here, before a warm entry or a cgroup leaf is spent on it.
     if (auto ok = check_command_settings(*spec); !ok) return reply_error(w, ok.error());
+    if (auto ok = check_init_privilege(*spec); !ok) return reply_error(w, ok.error());
     auto t = target(req, parsed->join_fd);
     if (!t) return reply_error(w, t.error());
     spec->new_pid_namespace = t->where.new_pid_namespace;

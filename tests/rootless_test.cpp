@@ -376,9 +376,9 @@ TEST_CASE("rootless: joining a container's pid namespace by path through a rootl
 }
 
 // Warm entries wait at SCHED_IDLE and get the server's scheduling back once ready, which without
-// root (no CAP_SYS_NICE, RLIMIT_NICE 0) the kernel refuses: every entry is discarded. Passes
-// once the pool keeps them at the server's scheduling when may_leave_sched_idle() says no.
-TEST_CASE("rootless: the warm pool serves launches", "[!shouldfail]") {
+// root (no CAP_SYS_NICE, RLIMIT_NICE 0) the kernel refuses: a rootless pool keeps them at the
+// server's scheduling (may_leave_sched_idle), or every entry would be discarded.
+TEST_CASE("rootless: the warm pool serves launches") {
     require_root();
     UserBinaries bins;
     UserServer server(bins, {"--warm-pool", "1"});
@@ -397,9 +397,7 @@ TEST_CASE("rootless: the warm pool serves launches", "[!shouldfail]") {
 
 // A top-level container that shares the server's pid namespace would share the host's: refused,
 // naming why (with a delegated cgroup, so that the missing cgroup is not the reason given).
-// Passes once placement refuses with own_pid_namespace_refusal() (server/policy.hpp).
-TEST_CASE("rootless: sharing the server's pid namespace, the host's, is refused with the reason",
-          "[!shouldfail]") {
+TEST_CASE("rootless: sharing the server's pid namespace, the host's, is refused with the reason") {
     require_root();
     UserBinaries bins;
     DelegatedCgroup delegated;
