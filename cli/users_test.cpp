@@ -37,7 +37,7 @@ TEST_CASE("cli users: a name or a number, its primary group unless one is given"
     CHECK_FALSE(none->groups);
 }
 
-TEST_CASE("cli users: --groups by name or number, empty for none; unknown names are named") {
+TEST_CASE("cli users: --groups by name or number, empty for none, and unknown names are named") {
     auto g = resolve_identity(std::nullopt, std::string("root,7"));
     REQUIRE(g);
     CHECK_FALSE(g->uid);

@@ -195,7 +195,7 @@ TEST_CASE("plan: an empty environment parses to an empty envp") {
     CHECK(parsed.plan.header.stdio == 0);
 }
 
-TEST_CASE("plan: a plan larger than one datagram is not encoded; a cold launch's carries its settings alone") {
+TEST_CASE("plan: a plan larger than one datagram is not encoded, and a cold launch's carries its settings alone") {
     LaunchSpec spec = sample_spec();
     spec.env = {"BIG=" + std::string(NSFORK_PLAN_MAX, 'x')};
     spec.kill_group = true;

@@ -266,7 +266,7 @@ TEST_CASE("command: pid 1 leaves the command's working directory once it runs") 
     CHECK(link_target("/proc/" + std::to_string(run.command()) + "/cwd") == "/tmp");
 }
 
-TEST_CASE("command: it runs as the plan's user, group and supplementary groups; pid 1 stays root") {
+TEST_CASE("command: it runs as the plan's user, group and supplementary groups, and pid 1 stays root") {
     require_root();
     SECTION("all three") {
         auto spec = command_spec({"cat", "/proc/self/status"}, -1);
@@ -323,7 +323,7 @@ TEST_CASE("command: a user switch that fails is named in the error and exits 125
     CHECK(told == "cannot switch to user 1000:1000: Operation not permitted\nexit 125");
 }
 
-TEST_CASE("command: extra fds arrive as 3, 4, ... and nothing else does; LISTEN_PID names the command") {
+TEST_CASE("command: extra fds arrive as 3, 4, ... and nothing else does, and LISTEN_PID names the command") {
     require_root();
     Pipe three, four;
     auto spec = command_spec({"sh", "-c", "echo three >&3; echo four >&4; exec " + probe() + " view"}, -1);

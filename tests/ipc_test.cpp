@@ -4,6 +4,7 @@
 #include "harness.hpp"
 #include "launcher/cgroup.hpp"
 #include "base/pidfd.hpp"
+#include "base/procfs.hpp"
 #include "protocol/body.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/status_table.hpp"
@@ -367,7 +368,13 @@ TEST_CASE("ipc: a new client re-attaches to containers after the first client wa
 
 TEST_CASE("ipc: a SIGKILLed server leaves no container process, and its clients get errors") {
     require_root();
-    std::optional<ServerProcess> server(std::in_place);
+    // A cgroup root of the test's own: a server starting meanwhile (another test's) would remove
+    // the dead server's tree beside its own, killing what this test waits to see its shim kill.
+    const std::string ours = procfs::cgroup2_path();
+    auto cgroup_root = Cgroup::create(procfs::cgroup2_mount() + (ours == "/" ? "" : ours),
+                                      "nsfork-test-ipc-" + std::to_string(::getpid()));
+    REQUIRE(cgroup_root);
+    std::optional<ServerProcess> server(std::in_place, std::vector<std::string>{"--cgroup-root", cgroup_root->path()});
     Client client = server->connect();
     auto launch = [&](std::string id, std::string parent, bool share) {
         Pipe out;

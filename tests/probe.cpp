@@ -203,13 +203,18 @@ int main(int argc, char** argv) {
         std::printf("%s\n", rc == 0 ? "ok" : strerrorname_np(errno));
     } else if (verb == "trap") {
         // Handles the named signals; exits with 100+N on the first one caught.
-        sigset_t none;
+        // Blocked but while sigsuspend() waits (see group-trap).
+        sigset_t none, trapped;
         ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
-        for (int i = 2; i < argc; ++i) std::signal(std::atoi(argv[i]), on_signal);
+        ::sigemptyset(&trapped);
+        for (int i = 2; i < argc; ++i) {
+            std::signal(std::atoi(argv[i]), on_signal);
+            ::sigaddset(&trapped, std::atoi(argv[i]));
+        }
+        ::sigprocmask(SIG_SETMASK, &trapped, nullptr);
         std::printf("ready\n");
         std::fflush(stdout);
-        while (!g_caught) ::pause();
+        while (!g_caught) ::sigsuspend(&none);
         std::printf("caught %d\n", static_cast<int>(g_caught));
         return 100 + g_caught;
     } else if (verb == "daemon") {
@@ -270,20 +275,26 @@ int main(int argc, char** argv) {
         // it got from our group would have been forwarded, and delivered, before it.
         std::signal(SIGUSR1, count_usr1);
         std::signal(SIGUSR2, on_signal);
-        sigset_t none;
+        sigset_t none, usr2;
         ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::sigemptyset(&usr2);
+        ::sigaddset(&usr2, SIGUSR2);
+        ::sigprocmask(SIG_SETMASK, &usr2, nullptr); // but while sigsuspend() waits (see group-trap)
         ::kill(0, SIGUSR1);
         ::kill(1, SIGUSR2);
-        while (!g_caught) ::pause();
+        while (!g_caught) ::sigsuspend(&none);
         std::printf("usr1 %d\n", static_cast<int>(g_usr1));
     } else if (verb == "group-trap") {
         // This process and a child of it (same process group) wait for signal SIG; each says
         // when it caught it. "ready" once both handle it.
+        // SIG stays blocked but while sigsuspend() waits: one arriving between the check of
+        // g_caught and the wait would otherwise be handled before pause() and wait forever.
         std::signal(static_cast<int>(arg), on_signal);
-        sigset_t none;
+        sigset_t none, only;
         ::sigemptyset(&none);
-        ::sigprocmask(SIG_SETMASK, &none, nullptr);
+        ::sigemptyset(&only);
+        ::sigaddset(&only, static_cast<int>(arg));
+        ::sigprocmask(SIG_SETMASK, &only, nullptr);
         std::fflush(stdout);
         const pid_t child = ::fork();
         if (child < 0) return 1;
@@ -292,7 +303,7 @@ int main(int argc, char** argv) {
             std::printf("ready\n");
             std::fflush(stdout);
         }
-        while (!g_caught) ::pause();
+        while (!g_caught) ::sigsuspend(&none);
         std::printf("%s caught %d\n", who, static_cast<int>(g_caught));
         std::fflush(stdout);
         if (child == 0) return 0;
