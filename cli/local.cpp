@@ -5,6 +5,7 @@
 #include "launcher/pidns.hpp"
 #include "launcher/plan.hpp"
 #include "server/placement.hpp"
+#include "server/policy.hpp"
 #include "server/server.hpp"
 
 #include <fcntl.h>
@@ -62,6 +63,7 @@ Result<LocalContainer> LocalContainer::launch(LaunchSpec spec, const LocalPlacem
     ServerFacts facts;
     facts.own_pidns = namespace_inode(own_ns->get());
     facts.per_namespace_pid_max = spec.pid_max && per_namespace_pid_max();
+    facts.own_pidns_refusal = own_pid_namespace_refusal();
     if (cgroup) facts.cgroup_root = cgroup->path();
     else facts.no_cgroup_reason = cgroup.error().message;
     auto placed = place(request, nullptr, facts);

@@ -284,6 +284,11 @@ Result<Outcome> run_local(const RunOptions& o, LaunchOptions lo, int sigfd, pid_
     LocalPlacement where{.share_pid_namespace = o.share_pidns};
     if (!o.join_pidns.empty()) {
         join.reset(::open(o.join_pidns.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!join && (errno == EACCES || errno == EPERM) && in_user_namespace())
+            return Error{Errc::not_permitted,
+                         "cannot join " + o.join_pidns + " without a server: without root each nsfork run has a user "
+                         "namespace of its own, with no privilege over another's; launch both through one "
+                         "`nsfork serve` (--socket)", errno};
         if (!join) return sys_error(Errc::bad_request, "cannot open " + o.join_pidns, errno);
         where.join_fd = join.get();
     }

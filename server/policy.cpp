@@ -112,7 +112,7 @@ Result<void> check_privilege(const Isolation& isolation) {
 
 std::string_view own_pid_namespace_refusal() {
     if (own_pid_namespace_is_ours()) return {};
-    return "this server runs without root and its pid namespace is the host's, where it has no privilege: "
+    return "nsfork runs without root here and its pid namespace is the host's, where it has no privilege: "
            "it could not mount the container's /proc, and the container would run among every user's "
            "processes";
 }

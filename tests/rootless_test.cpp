@@ -408,6 +408,31 @@ TEST_CASE("rootless: sharing the server's pid namespace, the host's, is refused 
     CHECK(server.stop() == 0);
 }
 
+// Without a server the same rules hold: sharing the caller's (the host's) namespace is refused
+// naming why, and so is joining another run's namespace, which this run's own user namespace has
+// no privilege over; -t with --map-current-user, whose pid 1 has no capabilities to mount devpts.
+TEST_CASE("rootless: without a server, sharing the host's pid namespace, joining another run's, and -t "
+          "with --map-current-user are refused with the reason") {
+    require_root();
+    UserBinaries bins;
+    auto share = run_as_user({bins.nsfork(), "run", "--share-pid-namespace", "--", "/bin/true"});
+    CHECK(share.exit_code == 125);
+    CHECK(contains(share.err, "its pid namespace is the host's"));
+
+    auto join = run_as_user({"/bin/sh", "-c",
+                             "\"$0\" run -- sleep 30 & first=$!; "
+                             "until shim=$(pgrep -n -u 65534 -f nsfork-shim); do sleep 0.05; done; "
+                             "\"$0\" run --join-pidns /proc/$shim/ns/pid -- /bin/true; "
+                             "rc=$?; kill $first; wait $first; exit $rc",
+                             bins.nsfork()});
+    CHECK(join.exit_code == 125);
+    CHECK(contains(join.err, "without a server"));
+
+    auto tty = run_as_user({bins.nsfork(), "run", "-t", "--map-current-user", "--", "/bin/true"});
+    CHECK(tty.exit_code == 125);
+    CHECK(contains(tty.err, "--map-current-user"));
+}
+
 // ---- the peer-style cases (bwrap's, tini's, runc's) without root ----
 
 namespace {
