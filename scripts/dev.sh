@@ -11,10 +11,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 
-# Debian 12 packages the build and the tests need (ps for the demo, bubblewrap/util-linux/hyperfine
-# for the benchmark's baselines).
+# Debian 12 packages the build and the tests need (ps for the demo; util-linux's setpriv and
+# unshare for the tests and, with bubblewrap, for the benchmark's baselines).
 PACKAGES=(cmake ninja-build g++ libboost-dev flatbuffers-compiler libflatbuffers-dev libspdlog-dev
-          libfmt-dev catch2 musl-tools procps util-linux libcli11-dev nlohmann-json3-dev)
+          libfmt-dev catch2 musl-tools procps util-linux libcli11-dev nlohmann-json3-dev bubblewrap)
 
 # What the fuzz target adds: clang and its libFuzzer runtime.
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
