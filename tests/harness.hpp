@@ -12,6 +12,7 @@
 #include "testing/temp_dir.hpp"
 #include "testing/wire.hpp"
 
+#include <catch2/catch.hpp>
 #include <sys/types.h>
 
 #include <optional>
@@ -96,5 +97,16 @@ Container launch_with(Client& client, const std::string& id, std::vector<std::st
 
 // The PATH a container gets in the tests.
 inline const char* kPath = testing::kTestPath;
+
+// The value of `r`, or the test fails there with its error (MUST names the caller's line).
+template <class T>
+T must_at(Result<T> r, int line) {
+    if (!r) FAIL("line " << line << ": " << r.error().message);
+    return std::move(*r);
+}
+inline void must_at(Result<void> r, int line) {
+    if (!r) FAIL("line " << line << ": " << r.error().message);
+}
+#define MUST(r) ::nsfork::test::must_at(r, __LINE__)
 
 } // namespace nsfork::test

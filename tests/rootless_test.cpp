@@ -437,26 +437,16 @@ TEST_CASE("rootless: without a server, sharing the host's pid namespace, joining
 
 namespace {
 
-// The value of `r`, or the test fails with its error.
-template <class T>
-T must(Result<T> r) {
-    if (!r) FAIL(r.error().message);
-    return std::move(*r);
-}
-
-void must(Result<void> r) {
-    if (!r) FAIL(r.error().message);
-}
 
 // `nsfork run ARGS...` as the user, as the foreground job of a shell on a new terminal.
 testing::PtyJob user_job(const UserBinaries& bins, std::vector<std::string> args) {
     args.insert(args.begin(), bins.nsfork());
-    return must(testing::PtyJob::start(as_user(std::move(args))));
+    return MUST(testing::PtyJob::start(as_user(std::move(args))));
 }
 
 // The job's exit code, once it ended.
 int exit_code_of(testing::PtyJob& job) {
-    const int status = must(job.next_status());
+    const int status = MUST(job.next_status());
     REQUIRE((WIFEXITED(status) || WIFSIGNALED(status)));
     return testing::shell_code(status);
 }
@@ -495,11 +485,11 @@ TEST_CASE("rootless: on a terminal the command has it: /dev/tty opens, its group
     require_root();
     UserBinaries bins;
     testing::PtyJob job = user_job(bins, {"run", "--", "sh", "-c", "exec 3<>/dev/tty && echo ready; read line; echo got $line"});
-    must(job.read_until("ready"));
+    MUST(job.read_until("ready"));
     CHECK(job.foreground() != job.job()); // the command's group, not nsfork's
-    must(job.type("this\n"));
+    MUST(job.type("this\n"));
     CHECK(exit_code_of(job) == 0);
-    CHECK(must(job.drain()).find("got this") != std::string::npos);
+    CHECK(MUST(job.drain()).find("got this") != std::string::npos);
     CHECK(job.foreground() == job.job()); // the shell's job again
 }
 
@@ -516,9 +506,9 @@ TEST_CASE("rootless: -t gives the container a terminal of its own, without and t
         }
         args.insert(args.end(), {"--", "sh", "-c", "tty; echo ready; read line; echo got $line"});
         testing::PtyJob job = user_job(bins, args);
-        CHECK(must(job.read_until("ready")).find("/dev/pts/0") != std::string::npos); // its own devpts
-        must(job.type("x\r"));
+        CHECK(MUST(job.read_until("ready")).find("/dev/pts/0") != std::string::npos); // its own devpts
+        MUST(job.type("x\r"));
         CHECK(exit_code_of(job) == 0);
-        CHECK(must(job.drain()).find("got x") != std::string::npos);
+        CHECK(MUST(job.drain()).find("got x") != std::string::npos);
     }
 }

@@ -23,17 +23,6 @@ PtyJob start_job(std::vector<std::string> args, const PtyJob::Options& options =
     return std::move(*job);
 }
 
-// The value of `r`, or the test fails there with its error.
-template <class T>
-T must_at(Result<T> r, int line) {
-    if (!r) FAIL("line " << line << ": " << r.error().message);
-    return std::move(*r);
-}
-
-void must_at(Result<void> r, int line) {
-    if (!r) FAIL("line " << line << ": " << r.error().message);
-}
-#define MUST(r) must_at(r, __LINE__)
 
 // The job's exit code, once it ended (any stop or continue before it is a failure).
 int exit_code_of(PtyJob& job) {
