@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
@@ -82,6 +83,13 @@ Result<std::vector<int>> passed_fds(unsigned count, const std::string& why) {
     return fds;
 }
 
+// Our stdin or stdout if it is a terminal, the one whose window size the command's follows.
+int our_terminal() {
+    if (::isatty(0)) return 0;
+    if (::isatty(1)) return 1;
+    return -1;
+}
+
 // What to launch, from the options, the caller's environment, working directory and signals.
 Result<LaunchOptions> launch_options(const RunOptions& o, const Inherited& in) {
     LaunchOptions lo;
@@ -107,6 +115,11 @@ Result<LaunchOptions> launch_options(const RunOptions& o, const Inherited& in) {
     lo.parent = o.parent;
     lo.share_pid_namespace = o.share_pidns;
     lo.tty = o.tty;
+    winsize size{}; // the container's terminal starts with our window size, followed from then on
+    if (const int ours = our_terminal(); o.tty && ours >= 0 && ::ioctl(ours, TIOCGWINSZ, &size) == 0) {
+        lo.tty_rows = size.ws_row;
+        lo.tty_cols = size.ws_col;
+    }
     lo.kill_group = o.kill_group;
     lo.signal_mask = in.signal_mask;
     lo.ignored_signals = in.ignored_signals;
@@ -140,12 +153,6 @@ Result<void> watch_parent(pid_t parent) {
     return {};
 }
 
-// Our stdin or stdout if it is a terminal, the one whose window size the command's follows.
-int our_terminal() {
-    if (::isatty(0)) return 0;
-    if (::isatty(1)) return 1;
-    return -1;
-}
 
 // What ended the wait.
 enum class Ended { container, parent_died };
@@ -267,6 +274,8 @@ Result<Outcome> run_local(const RunOptions& o, LaunchOptions lo, int sigfd, pid_
     spec.stdio = lo.stdio;
     spec.pid_max = lo.pid_max;
     spec.tty = lo.tty;
+    spec.tty_rows = lo.tty_rows;
+    spec.tty_cols = lo.tty_cols;
     spec.kill_group = lo.kill_group;
     spec.signal_mask = lo.signal_mask;
     spec.ignored_signals = lo.ignored_signals;

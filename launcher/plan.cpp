@@ -57,6 +57,9 @@ std::optional<std::vector<std::uint8_t>> encode(const LaunchSpec& spec, const st
         .ignored_signals = spec.ignored_signals,
         .uid = spec.uid.value_or(0),
         .gid = spec.gid.value_or(0),
+        .tty_rows = spec.tty ? spec.tty_rows : std::uint16_t{0},
+        .tty_cols = spec.tty ? spec.tty_cols : std::uint16_t{0},
+        .zero = 0,
     };
     std::vector<std::uint8_t> out(sizeof header + ngroups * sizeof(std::uint32_t));
     out.reserve(sizeof header + size);

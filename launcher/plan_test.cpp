@@ -138,6 +138,8 @@ TEST_CASE("plan: the command's process settings survive encoding and the shim's 
 TEST_CASE("plan: a terminal, uid 0 and an empty list of groups are said, not defaulted") {
     LaunchSpec spec = sample_spec();
     spec.tty = true;
+    spec.tty_rows = 30;
+    spec.tty_cols = 100;
     spec.uid = 0;
     spec.groups = std::vector<gid_t>{};
     auto bytes = encode_plan(spec);
@@ -146,6 +148,8 @@ TEST_CASE("plan: a terminal, uid 0 and an empty list of groups are said, not def
     REQUIRE(parsed.ok);
     CHECK(parsed.plan.header.flags == (NSFORK_PLAN_TTY | NSFORK_PLAN_UID | NSFORK_PLAN_GROUPS));
     CHECK(parsed.plan.header.ngroups == 0);
+    CHECK(parsed.plan.header.tty_rows == 30); // the window size the shim sets before the command
+    CHECK(parsed.plan.header.tty_cols == 100);
 }
 
 TEST_CASE("plan: settings that cannot go together are not encoded, and check_command_settings says why") {
@@ -244,6 +248,8 @@ TEST_CASE("plan: the shim refuses malformed settings of the command's process") 
     CHECK(Parsed(changed([](nsfork_plan& h) { h.extra_fds = NSFORK_PLAN_MAX_EXTRA_FDS; })).ok);
     CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.extra_fds = NSFORK_PLAN_MAX_EXTRA_FDS + 1; })).ok);
     CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.uid = 1000; })).ok); // without NSFORK_PLAN_UID
+    CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.tty_cols = 80; })).ok); // without NSFORK_PLAN_TTY
+    CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.zero = 1; })).ok);
     CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.gid = 1000; })).ok); // without NSFORK_PLAN_GID
     CHECK(Parsed(changed([](nsfork_plan& h) {
               h.flags = NSFORK_PLAN_UID | NSFORK_PLAN_GID;

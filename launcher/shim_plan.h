@@ -26,7 +26,7 @@
 
 #include "base/limits.h" /* NSFORK_PLAN_MAX, NSFORK_MAX_PASSED_FDS */
 
-#define NSFORK_PLAN_MAGIC 0x6e737733u /* "nsw3" */
+#define NSFORK_PLAN_MAGIC 0x6e737734u /* "nsw4" */
 
 /* Bits of `flags`. */
 #define NSFORK_PLAN_FOREGROUND 0x01u /* the command's group takes the caller's terminal's
@@ -56,6 +56,9 @@ struct nsfork_plan {
     uint64_t ignored_signals; /* the signals it starts ignoring, likewise */
     uint32_t uid;       /* NSFORK_PLAN_UID, else 0 */
     uint32_t gid;       /* NSFORK_PLAN_GID, else 0 */
+    uint16_t tty_rows;  /* NSFORK_PLAN_TTY: the terminal's window size before the command */
+    uint16_t tty_cols;  /*   starts; 0 each without a tty */
+    uint32_t zero;      /* 0 (no padding left undefined) */
 };
 
 /* Room a parse of a plan of `n` bytes may need for its pointers: every string takes at least
@@ -76,7 +79,7 @@ struct nsfork_parsed_plan {
  * for `max_pointers`. Returns 0, or -1 for a malformed plan: short, misaligned, bad magic, `size`
  * not the bytes after the header, an environment without a command, a working directory ""
  * with a command or another one without, unknown stdio or flag bits, a foreground with its
- * own terminal, too many extra fds, a uid, gid or groups present without their flag, more groups
+ * own terminal, too many extra fds, a uid, gid, groups or window size present without their flag, more groups
  * than bytes, a string missing its NUL, more strings than announced or than fit. */
 static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t max_pointers,
                                     struct nsfork_parsed_plan *out) {
@@ -95,6 +98,8 @@ static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t
         (!(header.flags & NSFORK_PLAN_UID) && header.uid != 0) ||
         (!(header.flags & NSFORK_PLAN_GID) && header.gid != 0) ||
         (!(header.flags & NSFORK_PLAN_GROUPS) && header.ngroups != 0) ||
+        (!(header.flags & NSFORK_PLAN_TTY) && (header.tty_rows != 0 || header.tty_cols != 0)) ||
+        header.zero != 0 ||
         header.ngroups > header.size / sizeof(uint32_t))
         return -1;
     /* Each string takes at least one byte, the cwd included; checked before the sum can wrap. */

@@ -56,6 +56,8 @@ struct LaunchSpec {
     bool tty = false;                   // a pseudo-terminal of the container's own (devpts
                                         // mounted inside): the command's stdio and controlling
                                         // terminal; its master comes back with the exec report
+    std::uint16_t tty_rows = 0;         // with tty: its window size from the start (the caller's
+    std::uint16_t tty_cols = 0;         // terminal's), before the command can read it; 0: unset
     bool kill_group = false;            // forwarded signals go to the command's process group
     std::uint64_t signal_mask = 0;      // the command's blocked signals (bit N-1: signal N)
     std::uint64_t ignored_signals = 0;  // signals the command starts with SIG_IGN (bit N-1)

@@ -234,7 +234,7 @@ Result<Container> Client::launch(const LaunchOptions& o) {
             auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
             auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
                                            o.tie_to_connection, o.pid_max, o.tty, o.kill_group, o.signal_mask,
-                                           o.ignored_signals, write_user(fbb, o));
+                                           o.ignored_signals, write_user(fbb, o), o.tty_rows, o.tty_cols);
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);

@@ -38,6 +38,8 @@ struct LaunchOptions {
     // The command's process (see LaunchSpec in launcher/spawn.hpp).
     bool tty = false;                     // a pseudo-terminal of its own: Container::terminal()
                                           // is its master (stdio are then the terminal's)
+    std::uint16_t tty_rows = 0;           // with tty: its window size before the command starts
+    std::uint16_t tty_cols = 0;           // (0: unset; follow changes with TIOCSWINSZ on the master)
     bool kill_group = false;              // signals to the container reach the command's group
     std::uint64_t signal_mask = 0;        // the command's blocked signals (bit N-1: signal N)
     std::uint64_t ignored_signals = 0;    // signals the command starts ignoring (bit N-1)

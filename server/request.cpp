@@ -128,6 +128,8 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
     spec.pid_max = req.pid_max();
 
     spec.tty = req.tty();
+    spec.tty_rows = req.tty_rows();
+    spec.tty_cols = req.tty_cols();
     if (spec.tty && (spec.stdio[0] >= 0 || spec.stdio[1] >= 0 || spec.stdio[2] >= 0))
         return Error{Errc::bad_request, "a tty launch takes no stdio fds: its stdio is the terminal"};
     spec.kill_group = req.kill_group();

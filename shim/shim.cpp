@@ -319,7 +319,11 @@ bool open_pty(CommandSetup *s) {
     int unlock = 0;
     if (ioctl(s->pty_master, TIOCSPTLCK, &unlock) < 0) return false;
     s->pty_slave = ioctl(s->pty_master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    return s->pty_slave >= 0;
+    if (s->pty_slave < 0) return false;
+    // The caller's window size from the start: the command may read it before the launcher
+    // has the master to set it.
+    const winsize size{s->settings.tty_rows, s->settings.tty_cols, 0, 0};
+    return (size.ws_row == 0 && size.ws_col == 0) || ioctl(s->pty_master, TIOCSWINSZ, &size) == 0;
 }
 
 // The caller's terminal, whose foreground the command takes: our controlling terminal, else
