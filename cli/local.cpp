@@ -6,28 +6,18 @@
 #include "launcher/plan.hpp"
 #include "server/placement.hpp"
 #include "server/policy.hpp"
+#include "server/preflight.hpp"
 #include "server/server.hpp"
 
 #include <fcntl.h>
-#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <csignal>
-#include <cstdio>
 #include <string>
 
 namespace nsfork::cli {
 
 namespace {
-
-// A pid_max per pid namespace came with Linux 6.14; before, writing it from a container would
-// change the host's.
-bool per_namespace_pid_max() {
-    utsname u{};
-    int major = 0, minor = 0;
-    if (::uname(&u) < 0 || std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return false;
-    return major > 6 || (major == 6 && minor >= 14);
-}
 
 // nsfork-PID below our own cgroup v2, as a server names its root; or why there is none. Being
 // born into it takes writing cgroup.procs of our own (without root: a delegated subtree).

@@ -54,6 +54,8 @@ std::string default_shim_path() {
     return NSFORK_INSTALLED_SHIM;
 }
 
+bool per_namespace_pid_max() { return kernel_at_least(6, 14); }
+
 Result<HostFacts> check_host(const ServerOptions& opts) {
     if (int n = procfs::thread_count(); n != 1)
         return Error{Errc::unavailable,
@@ -65,8 +67,7 @@ Result<HostFacts> check_host(const ServerOptions& opts) {
     if (auto ok = check_privilege(opts.isolation); !ok) return std::move(ok).error();
     if (std::string old = kernel_too_old(); !old.empty()) return Error{Errc::unavailable, old};
     HostFacts facts;
-    // Before 6.14 pid_max is global: writing it from a container would change the host's.
-    facts.per_namespace_pid_max = kernel_at_least(6, 14);
+    facts.per_namespace_pid_max = per_namespace_pid_max();
     facts.shim = opts.shim_path.empty() ? default_shim_path() : opts.shim_path;
     if (::access(facts.shim.c_str(), X_OK) < 0)
         return sys_error(Errc::unavailable, "cannot use nsfork-shim at " + facts.shim, errno);

@@ -26,6 +26,10 @@ struct HostFacts {
 // what is missing. Only from the single thread of the server-to-be.
 Result<HostFacts> check_host(const ServerOptions& options);
 
+// Whether pid_max is per pid namespace (Linux 6.14); before, writing it from a container would
+// change the host's.
+bool per_namespace_pid_max();
+
 // The containers' cgroup root, or why there is none (launches sharing a namespace are then refused).
 struct CgroupRoot {
     std::optional<Cgroup> root;
