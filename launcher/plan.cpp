@@ -124,14 +124,21 @@ Result<PlannedLaunch> spawn_planned(LaunchSpec spec) {
     return launch;
 }
 
+Result<void> read_launch_outcome(int channel, int setup_report, const std::string& command, const std::string& cwd,
+                                 UniqueFd* terminal) {
+    auto outcome = read_exec_report(channel, command, cwd, terminal);
+    if (outcome || setup_report < 0 || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno)
+        return outcome;
+    // The shim died before it reported on the channel: before its plan, its setup report says why.
+    auto setup = read_exec_report(setup_report, command, cwd);
+    return setup ? outcome : setup; // an OK there only meant "the shim is up"
+}
+
 Result<void> read_launch_outcome(PlannedLaunch& launch, const LaunchSpec& spec, UniqueFd* terminal) {
     const std::string command = command_name(spec);
     if (!launch.channel) return read_exec_report(launch.spawned.report.get(), command, spec.cwd);
-    auto outcome = read_exec_report(launch.channel.get(), command, spec.cwd, spec.tty ? terminal : nullptr);
-    if (outcome || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno) return outcome;
-    // The shim died before it reported on the channel: before its plan, its setup report says why.
-    auto setup = read_exec_report(launch.spawned.report.get(), command, spec.cwd);
-    return setup ? outcome : setup; // an OK there only meant "the shim is up"
+    return read_launch_outcome(launch.channel.get(), launch.spawned.report.get(), command, spec.cwd,
+                               spec.tty ? terminal : nullptr);
 }
 
 } // namespace nsfork

@@ -47,4 +47,9 @@ Result<PlannedLaunch> spawn_planned(LaunchSpec spec);
 // the channel is asked on its setup report why.
 Result<void> read_launch_outcome(PlannedLaunch& launch, const LaunchSpec& spec, UniqueFd* terminal = nullptr);
 
+// The same from the fds themselves: the plan `channel` and the init's `setup_report` (-1: none,
+// as for a warm pool entry's launch). `terminal` as read_exec_report takes it.
+Result<void> read_launch_outcome(int channel, int setup_report, const std::string& command, const std::string& cwd,
+                                 UniqueFd* terminal);
+
 } // namespace nsfork

@@ -85,11 +85,8 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
 }
 
 Result<void> exec_outcome(ContainerRecord& c) {
-    auto outcome = read_exec_report(c.report->native_handle(), c.command, c.cwd, c.tty ? &c.terminal : nullptr);
-    if (outcome || !c.setup_report || outcome.error().code != Errc::launch_failed || outcome.error().sys_errno)
-        return outcome;
-    auto setup = read_exec_report(c.setup_report.get(), c.command, c.cwd);
-    return setup ? outcome : setup; // an OK there only meant "the shim is up"
+    return read_launch_outcome(c.report->native_handle(), c.setup_report.get(), c.command, c.cwd,
+                               c.tty ? &c.terminal : nullptr);
 }
 
 } // namespace nsfork
