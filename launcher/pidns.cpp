@@ -54,19 +54,11 @@ const char* namespace_kind(int type) {
 // would be outside the caller's own namespace — what setns() checks, without entering anything
 // (a rootless server could enter a container's namespace but never come back to the host's).
 Result<void> check_below(int ns, int own) {
-    const ino_t own_ino = namespace_inode(own);
-    UniqueFd at(::fcntl(ns, F_DUPFD_CLOEXEC, 3));
-    if (!at) return sys_error(Errc::internal, "cannot duplicate the namespace fd", errno);
-    for (;;) {
-        if (namespace_inode(at.get()) == own_ino) return {};
-        UniqueFd parent(::ioctl(at.get(), NS_GET_PARENT)); // close-on-exec from birth
-        if (!parent) {
-            if (errno == EPERM)
-                return Error{Errc::not_permitted, "the pid namespace is not the server's nor a descendant of it", EPERM};
-            return sys_error(Errc::internal, "cannot find the pid namespace's parent", errno);
-        }
-        at = std::move(parent);
-    }
+    const int error = pid_namespace_below(ns, namespace_inode(own));
+    if (error == 0) return {};
+    if (error == EPERM)
+        return Error{Errc::not_permitted, "the pid namespace is not the server's nor a descendant of it", EPERM};
+    return sys_error(Errc::internal, "cannot find the pid namespace's parent", error);
 }
 
 // The pid namespace of the process behind `pidfd`, through /proc/PID: the pid is read from the
@@ -85,6 +77,17 @@ Result<UniqueFd> namespace_of_pidfd(int pidfd) {
 }
 
 } // namespace
+
+int pid_namespace_below(int ns, ino_t target) {
+    UniqueFd at(::fcntl(ns, F_DUPFD_CLOEXEC, 3));
+    if (!at) return errno;
+    while (namespace_inode(at.get()) != target) {
+        UniqueFd parent(::ioctl(at.get(), NS_GET_PARENT)); // close-on-exec from birth
+        if (!parent) return errno;
+        at = std::move(parent);
+    }
+    return 0;
+}
 
 Result<UniqueFd> resolve_pid_namespace(int fd, int own) {
     Result<UniqueFd> ns = Error{};

@@ -3,12 +3,11 @@
 #include "base/fd.hpp"
 #include "base/procfs.hpp"
 #include "base/syscalls.hpp"
+#include "launcher/cgroup.hpp"
+#include "launcher/pidns.hpp"
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <linux/nsfs.h>
-#include <sys/ioctl.h>
-#include <sys/stat.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -60,26 +59,7 @@ std::vector<pid_t> pids_in_file(const std::string& path) {
 // simply not there.
 void collect_cgroups(const std::string& cgroup, std::vector<std::string>& out) {
     out.push_back(cgroup);
-    DIR* d = ::opendir(cgroup.c_str());
-    if (!d) return;
-    std::vector<std::string> subs;
-    while (const dirent* e = ::readdir(d))
-        if (e->d_type == DT_DIR && std::string_view(e->d_name) != "." && std::string_view(e->d_name) != "..")
-            subs.push_back(cgroup + "/" + e->d_name);
-    ::closedir(d);
-    for (const std::string& sub : subs) collect_cgroups(sub, out);
-}
-
-// Whether the pid namespace `ns` (an fd, consumed) is the one of inode `target` or below it.
-// Walks up with NS_GET_PARENT, which fails (EPERM) past the caller's own namespace.
-bool at_or_below(UniqueFd ns, std::uint64_t target) {
-    for (int depth = 0; ns && depth < 40; ++depth) { // pid namespaces nest 32 deep at most
-        struct stat st;
-        if (::fstat(ns.get(), &st) < 0) return false;
-        if (st.st_ino == target) return true;
-        ns.reset(::ioctl(ns.get(), NS_GET_PARENT));
-    }
-    return false;
+    for (const std::string& name : sub_cgroup_names(cgroup)) collect_cgroups(cgroup + "/" + name, out);
 }
 
 } // namespace
@@ -109,7 +89,8 @@ Result<void> signal_cgroup_tree(const std::string& mount, const std::string& cgr
 Result<void> signal_pid_namespace_tree(std::uint64_t pidns, int sig, std::span<const pid_t> spare) {
     auto member = [pidns](pid_t pid) {
         const std::string path = "/proc/" + std::to_string(pid) + "/ns/pid";
-        return at_or_below(UniqueFd(::open(path.c_str(), O_RDONLY | O_CLOEXEC)), pidns);
+        const UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+        return ns && pid_namespace_below(ns.get(), pidns) == 0;
     };
     int first_error = 0;
     for (pid_t pid : pids_in_dir("/proc"))
