@@ -48,6 +48,12 @@ struct LaunchOptions {
     std::optional<std::vector<gid_t>> groups; // ... and supplementary groups
     std::vector<int> extra_fds;           // the command's fds 3, 4, ... (--preserve-fds), at
                                           // most kMaxExtraFds (protocol/messages.hpp)
+    // A runtime-born container (the OCI front-end): namespaces and cgroup leaf with a holding
+    // pid 1 that runs no command (argv empty, no command settings, no stdio). The Container's
+    // pidfd is the holder's, its cgroup() the leaf. Tied to this connection until adopt().
+    bool hold = false;
+    std::string cgroup_name;              // its leaf's path below the server's container tree
+                                          // ("": the server names it)
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.
@@ -55,8 +61,9 @@ struct LaunchOptions {
 // A tty launch also hands over its pseudo-terminal's master, which the server does not keep.
 class Container {
 public:
-    Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {})
-        : info_(std::move(info)), pidfd_(std::move(pidfd)), terminal_(std::move(terminal)) {}
+    Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {}, UniqueFd cgroup = {})
+        : info_(std::move(info)), pidfd_(std::move(pidfd)), terminal_(std::move(terminal)),
+          cgroup_(std::move(cgroup)) {}
 
     const std::string& id() const { return info_.id; }
     int pidfd() const { return pidfd_.get(); }
@@ -69,11 +76,16 @@ public:
     // (TIOCSWINSZ) is the command's. Once every holder closed it, the command gets SIGHUP.
     int terminal() const { return terminal_.get(); }
     UniqueFd release_terminal() { return std::move(terminal_); }
+    // A hold container's cgroup v2 leaf, a directory fd (-1 without one): its process is born
+    // into it (clone3 CLONE_INTO_CGROUP).
+    int cgroup() const { return cgroup_.get(); }
+    UniqueFd release_cgroup() { return std::move(cgroup_); }
 
 private:
     ContainerInfo info_;
     UniqueFd pidfd_;
     UniqueFd terminal_;
+    UniqueFd cgroup_;
 };
 
 class Client {
@@ -112,6 +124,10 @@ public:
     // A container's pidfd and description again — after reconnecting, say: containers outlive
     // the connection that launched them (unless tied to it).
     Result<Container> attach(const std::string& id);
+    // Hands the server the main process of a hold container (a pidfd of the process the client
+    // forked into it): the container now ends when that process does, and no longer with this
+    // connection.
+    Result<void> adopt(const std::string& id, int pidfd);
     // The server's status table, read-only; mapped on first use (one Hello round trip).
     Result<const StatusTableReader*> status_table();
     // The container's state and exit status from the status table: plain memory reads once the

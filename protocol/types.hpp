@@ -24,6 +24,8 @@ struct ContainerInfo {
     State state = State::starting;
     std::optional<ExitStatus> exit;  // set once it ended
     std::uint32_t slot = 0;          // its entry in the server's status table
+    bool held = false;               // a hold container (LaunchOptions::hold): pid is the holder's
+    std::string cgroup;              // its cgroup v2 leaf's path; "" without one
 };
 
 // What a server says of itself (Hello).

@@ -1,0 +1,42 @@
+// linux.cgroupsPath and linux.resources: the cgroups a container's processes join beside the
+// cgroup v2 leaf the server made (which holds them for destroy: cgroup.kill), and the limits
+// written into them. On a unified (v2) host the limits go into the v2 leaf itself, for the
+// controllers it has; on a hybrid host (cgroup v1 controllers, as on these machines) into one
+// directory per v1 controller a limit needs (memory, cpu, cpuset, pids, devices), at cgroupsPath
+// in that hierarchy, as runc places them. A limit no reachable controller can apply is refused,
+// naming its field.
+#pragma once
+
+#include "base/error.hpp"
+#include "base/fd.hpp"
+#include "oci/spec.hpp"
+
+#include <string>
+#include <vector>
+
+namespace nsfork::oci {
+
+class ControllerCgroups {
+public:
+    // Makes the cgroups for `resources` (none when it asks for nothing) at `cgroups_path` (a
+    // relative or absolute path; "" is an error), and writes the limits. `v2_leaf` is the
+    // server's leaf for the container (a directory fd, -1 without one).
+    static Result<ControllerCgroups> create(const Resources& resources, const std::string& cgroups_path,
+                                            int v2_leaf);
+    // The ones create() made for `cgroups_path`, found again by a later nsfork-oci call (delete,
+    // exec, update); none when it made none.
+    static ControllerCgroups find(const std::string& cgroups_path);
+
+    // Their cgroup.procs files, opened for writing: the container's process writes "0" to each
+    // before exec (setup.hpp), and so does an exec'd one.
+    Result<std::vector<UniqueFd>> open_procs() const;
+    // Every directory's path, for state and tests.
+    const std::vector<std::string>& paths() const { return dirs_; }
+    // Removes them once no process is left in them (EBUSY otherwise); idempotent.
+    Result<void> remove() const;
+
+private:
+    std::vector<std::string> dirs_;
+};
+
+} // namespace nsfork::oci
