@@ -232,20 +232,47 @@ Result<Container> Client::launch(const LaunchOptions& o) {
             auto cwd = o.cwd.empty() ? 0 : fbb.CreateString(o.cwd);
             auto fd_roles = fbb.CreateVector(roles);
             auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
+            auto cgroup_name = o.cgroup_name.empty() ? 0 : fbb.CreateString(o.cgroup_name);
             auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
                                            o.tie_to_connection, o.pid_max, o.tty, o.kill_group, o.signal_mask,
-                                           o.ignored_signals, write_user(fbb, o), o.tty_rows, o.tty_cols);
+                                           o.ignored_signals, write_user(fbb, o), o.tty_rows, o.tty_cols,
+                                           o.hold, cgroup_name);
             return std::pair{wire::Request::Launch, body.Union()};
         },
         fds);
     if (!reply) return std::move(reply).error();
     const wire::LaunchReply* r = (*reply)->message->reply_as_LaunchReply();
     if (!r) return Error{Errc::protocol, "server answered Launch with another reply"};
-    std::vector<UniqueFd>& got = (*reply)->datagram.fds; // the pidfd, then a tty launch's master
-    if (got.size() != (o.tty ? 2 : 1))
-        return Error{Errc::protocol, o.tty ? "Launch reply did not carry a pidfd and a terminal"
-                                           : "Launch reply did not carry exactly one pidfd"};
-    return Container(read_info(*r->container()), std::move(got[0]), o.tty ? std::move(got[1]) : UniqueFd());
+    // The pidfd, then a tty launch's master or a hold launch's cgroup leaf, as the reply declares.
+    std::vector<UniqueFd>& got = (*reply)->datagram.fds;
+    const auto* roles_got = r->fds();
+    if (!roles_got || roles_got->size() != got.size())
+        return Error{Errc::protocol, "Launch reply did not carry the fds it declares"};
+    if (got.empty() || roles_got->Get(0) != wire::FdRole::Pidfd)
+        return Error{Errc::protocol, "Launch reply did not carry a pidfd first"};
+    UniqueFd terminal, cgroup;
+    for (std::size_t i = 1; i < got.size(); ++i) {
+        const wire::FdRole role = roles_got->Get(static_cast<flatbuffers::uoffset_t>(i));
+        if (role == wire::FdRole::Terminal && o.tty && !terminal) terminal = std::move(got[i]);
+        else if (role == wire::FdRole::Cgroup && o.hold && !cgroup) cgroup = std::move(got[i]);
+        else return Error{Errc::protocol, "Launch reply carried an fd this launch did not ask for"};
+    }
+    if (o.tty && !terminal) return Error{Errc::protocol, "Launch reply did not carry a pidfd and a terminal"};
+    return Container(read_info(*r->container()), std::move(got[0]), std::move(terminal), std::move(cgroup));
+}
+
+Result<void> Client::adopt(const std::string& id, int pidfd) {
+    const int fds[] = {pidfd};
+    auto reply = call(
+        [&](auto& fbb) {
+            auto body = wire::CreateAdopt(fbb, fbb.CreateString(id));
+            return std::pair{wire::Request::Adopt, body.Union()};
+        },
+        fds);
+    if (!reply) return std::move(reply).error();
+    if (!(*reply)->message->reply_as_AdoptReply())
+        return Error{Errc::protocol, "server answered Adopt with another reply"};
+    return {};
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {

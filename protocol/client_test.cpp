@@ -240,7 +240,7 @@ TEST_CASE("client: a launch reply without its pidfd is a protocol error") {
     auto launched = client.launch(o);
     REQUIRE_FALSE(launched);
     CHECK(launched.error().code == Errc::protocol);
-    CHECK(launched.error().message == "Launch reply did not carry exactly one pidfd");
+    CHECK(launched.error().message == "Launch reply did not carry the fds it declares");
 }
 
 namespace {
@@ -394,4 +394,77 @@ TEST_CASE("client: kill with all says so in the request, and kill without it doe
         CHECK(k->signal() == SIGTERM);
         CHECK(k->all() == all);
     }
+}
+
+TEST_CASE("client: a hold launch sends hold and its cgroup name, and its reply brings the cgroup leaf") {
+    auto [client, server] = connected();
+    auto [pid_read, pid_write] = make_pipe();
+    auto [cg_read, cg_write] = make_pipe(); // stands in for the leaf's directory fd
+    ContainerInfo info;
+    info.id = "held";
+    info.state = State::running;
+    info.held = true;
+    info.cgroup = "/sys/fs/cgroup/unified/nsfork-1/pod/held";
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 1, info, false, true);
+    const int fds[] = {pid_read.get(), cg_read.get()};
+    answer(server.get(), fbb, fds);
+
+    LaunchOptions o;
+    o.hold = true;
+    o.cgroup_name = "pod/held";
+    auto launched = client.launch(o);
+    REQUIRE(launched);
+    Datagram sent = take_launch(server.get());
+    const wire::Launch* l = verify_request(sent.bytes)->request_as_Launch();
+    CHECK(l->hold());
+    CHECK(str(l->cgroup_name()) == "pod/held");
+    REQUIRE(l->argv());
+    CHECK(l->argv()->size() == 0);
+    CHECK(launched->info().held);
+    CHECK(launched->info().cgroup == info.cgroup);
+    REQUIRE(::write(cg_write.get(), "g", 1) == 1);
+    char c = 0;
+    CHECK(::read(launched->cgroup(), &c, 1) == 1);
+    CHECK(c == 'g');
+    UniqueFd leaf = launched->release_cgroup();
+    CHECK(leaf);
+    CHECK(launched->cgroup() == -1);
+}
+
+TEST_CASE("client: a reply's fd the launch did not ask for is a protocol error") {
+    auto [client, server] = connected();
+    auto [pid_read, pid_write] = make_pipe();
+    ContainerInfo info;
+    info.id = "web";
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 1, info, false, true); // a cgroup leaf for a launch that is not held
+    const int fds[] = {pid_read.get(), pid_write.get()};
+    answer(server.get(), fbb, fds);
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    auto launched = client.launch(o);
+    REQUIRE_FALSE(launched);
+    CHECK(launched.error().code == Errc::protocol);
+    CHECK(launched.error().message == "Launch reply carried an fd this launch did not ask for");
+}
+
+TEST_CASE("client: adopt sends the id and the main process's pidfd") {
+    auto [client, server] = connected();
+    auto [read_end, write_end] = make_pipe(); // stands in for the pidfd
+    flatbuffers::FlatBufferBuilder fbb;
+    write_adopt_reply(fbb, 1);
+    answer(server.get(), fbb);
+    REQUIRE(client.adopt("held", write_end.get()));
+    REQUIRE(pending(server.get()));
+    auto got = recv_datagram(server.get());
+    REQUIRE(got);
+    const wire::Adopt* a = verify_request(got->bytes)->request_as_Adopt();
+    REQUIRE(a);
+    CHECK(str(a->id()) == "held");
+    REQUIRE(got->fds.size() == 1);
+    REQUIRE(::write(got->fds[0].get(), "p", 1) == 1);
+    char c = 0;
+    CHECK(::read(read_end.get(), &c, 1) == 1);
+    CHECK(c == 'p');
 }

@@ -94,6 +94,7 @@ flatbuffers::Offset<wire::ContainerInfo> write_info(flatbuffers::FlatBufferBuild
                                                     const ContainerInfo& info) {
     auto id = fbb.CreateString(info.id);
     auto parent = info.parent.empty() ? 0 : fbb.CreateString(info.parent);
+    auto cgroup = info.cgroup.empty() ? 0 : fbb.CreateString(info.cgroup);
     wire::ExitStatus status(info.exit ? info.exit->code : 0, info.exit ? info.exit->signal : 0);
     wire::ContainerInfoBuilder b(fbb);
     b.add_id(id);
@@ -103,6 +104,8 @@ flatbuffers::Offset<wire::ContainerInfo> write_info(flatbuffers::FlatBufferBuild
     b.add_state(static_cast<wire::State>(info.state));
     if (info.exit) b.add_exit_status(&status);
     b.add_slot(info.slot);
+    b.add_held(info.held);
+    if (!info.cgroup.empty()) b.add_cgroup(cgroup);
     return b.Finish();
 }
 
@@ -115,6 +118,8 @@ ContainerInfo read_info(const wire::ContainerInfo& w) {
     info.state = static_cast<State>(w.state());
     if (const wire::ExitStatus* s = w.exit_status()) info.exit = ExitStatus{s->code(), s->signal()};
     info.slot = w.slot();
+    info.held = w.held();
+    info.cgroup = str(w.cgroup());
     return info;
 }
 

@@ -20,10 +20,12 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
 }
 
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
-                        bool terminal) {
+                        bool terminal, bool cgroup) {
     auto ci = write_info(fbb, info);
-    const wire::FdRole roles[] = {wire::FdRole::Pidfd, wire::FdRole::Terminal};
-    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles, terminal ? 2 : 1));
+    std::vector<wire::FdRole> roles{wire::FdRole::Pidfd};
+    if (terminal) roles.push_back(wire::FdRole::Terminal);
+    if (cgroup) roles.push_back(wire::FdRole::Cgroup);
+    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles));
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::LaunchReply, body.Union()));
 }
 
@@ -42,6 +44,10 @@ void write_wait_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, co
 void write_destroy_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info) {
     auto body = wire::CreateDestroyReply(fbb, write_info(fbb, info));
     fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::DestroyReply, body.Union()));
+}
+
+void write_adopt_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq) {
+    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::AdoptReply, wire::CreateAdoptReply(fbb).Union()));
 }
 
 void write_kill_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq) {

@@ -16,16 +16,19 @@ namespace nsfork {
 // HelloReply: version, pid, warm pool and launch statistics of `status`; declares one fd, the
 // status table, which the caller sends with it.
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status);
-// LaunchReply for a container that exec'd; declares its pidfd and, with `terminal`, its pty's
-// master after it: the fds the caller sends with it, in that order.
+// LaunchReply for a container that exec'd (or, held, whose holder is ready); declares its pidfd,
+// then with `terminal` its pty's master, with `cgroup` its cgroup leaf: the fds the caller sends
+// with it, in that order.
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
-                        bool terminal = false);
+                        bool terminal = false, bool cgroup = false);
 // AttachReply; declares one fd, the container's pidfd, sent with it.
 void write_attach_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
 // WaitReply for a container that ended.
 void write_wait_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
 // DestroyReply for a container that is gone.
 void write_destroy_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
+// AdoptReply: the server watches the hold container's main process.
+void write_adopt_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq);
 // KillReply: the signal was sent.
 void write_kill_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq);
 // ListReply of `containers`, in the order given.

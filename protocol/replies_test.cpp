@@ -38,6 +38,8 @@ void check_same(const ContainerInfo& got, const ContainerInfo& want) {
     CHECK(got.exit.has_value() == want.exit.has_value());
     if (got.exit && want.exit) CHECK(got.exit->shell_code() == want.exit->shell_code());
     CHECK(got.slot == want.slot);
+    CHECK(got.held == want.held);
+    CHECK(got.cgroup == want.cgroup);
 }
 
 // The fd roles a reply declares, as a vector of ints.
@@ -104,6 +106,29 @@ TEST_CASE("replies: a tty launch's reply declares its terminal's master after th
     const wire::LaunchReply* l = verified(fbb).reply_as_LaunchReply();
     REQUIRE(l);
     CHECK(roles(*l) == std::vector<int>{static_cast<int>(wire::FdRole::Pidfd), static_cast<int>(wire::FdRole::Terminal)});
+}
+
+TEST_CASE("replies: a hold launch's reply says held, names its cgroup and declares the leaf after the pidfd") {
+    ContainerInfo info = sample();
+    info.held = true;
+    info.cgroup = "/sys/fs/cgroup/unified/nsfork-1/pod/held";
+    flatbuffers::FlatBufferBuilder fbb;
+    write_launch_reply(fbb, 3, info, false, true);
+    const wire::LaunchReply* l = verified(fbb).reply_as_LaunchReply();
+    REQUIRE(l);
+    check_same(read_info(*l->container()), info);
+    CHECK(roles(*l) == std::vector<int>{static_cast<int>(wire::FdRole::Pidfd), static_cast<int>(wire::FdRole::Cgroup)});
+    CHECK(sample().cgroup.empty());
+    flatbuffers::FlatBufferBuilder plain;
+    write_wait_reply(plain, 4, sample());
+    CHECK(verified(plain).reply_as_WaitReply()->container()->cgroup() == nullptr);
+}
+
+TEST_CASE("replies: an AdoptReply") {
+    flatbuffers::FlatBufferBuilder fbb;
+    write_adopt_reply(fbb, 7);
+    CHECK(verified(fbb).reply_as_AdoptReply());
+    CHECK(verified(fbb).seq() == 7);
 }
 
 TEST_CASE("replies: Wait and Destroy replies carry the container, a top-level one without a parent") {
