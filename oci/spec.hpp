@@ -145,7 +145,8 @@ struct Spec {
     std::string root;                    // root.path, absolute (resolved against the bundle)
     bool root_readonly = false;
     Process process;
-    std::string hostname;                // needs a new UTS namespace when set
+    std::string hostname;                // needs a UTS namespace entry when set
+    std::string domainname;              // likewise (setdomainname)
     std::vector<Mount> mounts;
     Hooks hooks;
     std::map<std::string, std::string> annotations;
