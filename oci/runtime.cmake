@@ -1,1 +1,23 @@
-# (filled in by the runtime part)
+# nsfork-oci: runc's command line over the node's server. Its pure parts (options, log, state,
+# cgroup paths) are a library the unit tests link (oci/*_test.cpp); the verbs link the config and
+# setup parts and the client library — no Asio, no server code.
+add_library(nsfork_oci_runtime STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/options.cpp ${CMAKE_CURRENT_SOURCE_DIR}/log.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/state.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cgroup_path.cpp)
+target_link_libraries(nsfork_oci_runtime
+  PUBLIC nsfork_base
+  PRIVATE nsfork_cli CLI11::CLI11 nlohmann_json::nlohmann_json)
+target_include_directories(nsfork_oci_runtime PUBLIC ${PROJECT_SOURCE_DIR})
+target_compile_definitions(nsfork_oci_runtime PUBLIC NSFORK_VERSION="${PROJECT_VERSION}")
+
+# Built once the setup part (oci/setup.cmake) defines its library.
+if(NOT TARGET nsfork_oci_setup)
+  return()
+endif()
+add_executable(nsfork-oci
+  ${CMAKE_CURRENT_SOURCE_DIR}/main.cpp ${CMAKE_CURRENT_SOURCE_DIR}/lifecycle.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/verbs.cpp ${CMAKE_CURRENT_SOURCE_DIR}/support.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/hooks.cpp)
+target_link_libraries(nsfork-oci PRIVATE nsfork_oci_runtime nsfork_oci_setup nsfork_oci_config nsfork_protocol
+                      nlohmann_json::nlohmann_json PkgConfig::SECCOMP)
+install(TARGETS nsfork-oci DESTINATION ${CMAKE_INSTALL_BINDIR})

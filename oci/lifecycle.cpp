@@ -1,0 +1,311 @@
+// create, start, run and delete: a container's life (runtime-spec "Lifecycle").
+#include "oci/cgroup_path.hpp"
+#include "oci/commands.hpp"
+#include "oci/hooks.hpp"
+#include "oci/resources.hpp"
+#include "oci/setup.hpp"
+#include "oci/spec.hpp"
+#include "oci/support.hpp"
+
+#include "base/pidfd.hpp"
+#include "base/procfs.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <vector>
+
+namespace nsfork::oci {
+
+namespace {
+
+// What a failed create must take back, undone in reverse order unless the create succeeded.
+class Undo {
+public:
+    Undo() = default;
+    Undo(const Undo&) = delete;
+    Undo& operator=(const Undo&) = delete;
+    ~Undo() {
+        for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+    }
+    void add(std::function<void()> step) { steps_.push_back(std::move(step)); }
+    void dismiss() { steps_.clear(); }
+
+private:
+    std::vector<std::function<void()>> steps_;
+};
+
+Error wrap(std::string_view what, Error e) {
+    e.message = std::string(what) + ": " + e.message;
+    return e;
+}
+
+// Removes the container's controller cgroups. Its processes may still be exiting after SIGKILL
+// (a cgroup with a task in do_exit is busy), so EBUSY is retried for a while.
+Result<void> remove_controllers(const std::string& cgroups_path) {
+    const ControllerCgroups cgroups = ControllerCgroups::find(cgroups_path);
+    Result<void> removed;
+    for (int i = 0; i < 500; ++i) {
+        removed = cgroups.remove();
+        if (removed || removed.error().sys_errno != EBUSY) break;
+        ::usleep(10000);
+    }
+    return removed;
+}
+
+// The server's hold container: our id when the server takes it (its ids are stricter than
+// runc's, and another --root may use the same one), else one it picks.
+Result<Container> launch_hold(Client& server, LaunchOptions launch) {
+    auto container = server.launch(launch);
+    if (!container && (container.error().code == Errc::invalid_id || container.error().code == Errc::duplicate_id)) {
+        launch.id.clear();
+        container = server.launch(launch);
+    }
+    if (!container) return wrap("the nsfork server could not make the container's namespaces", std::move(container).error());
+    return container;
+}
+
+// The Launch for a hold container as config.json's pid namespace asks: a new one; one joined by
+// path (the server nests it under its owner when it is one of its containers'); none listed:
+// the server's own (its policy decides).
+Result<LaunchOptions> hold_launch(const Spec& spec, const std::string& id, const std::string& cgroups_path,
+                                  UniqueFd& pidns) {
+    LaunchOptions launch;
+    launch.hold = true;
+    launch.id = id;
+    auto name = server_cgroup_name(cgroups_path);
+    if (!name) return std::move(name).error();
+    launch.cgroup_name = *name;
+    const Namespace* ns = spec.find_namespace(CLONE_NEWPID);
+    if (!ns) {
+        launch.share_pid_namespace = true;
+    } else if (!ns->path.empty()) {
+        pidns.reset(::open(ns->path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!pidns) return sys_error(Errc::bad_request, "config.json: linux.namespaces: pid path " + ns->path, errno);
+        launch.join_pidns_fd = pidns.get();
+        launch.share_pid_namespace = true;
+    }
+    return launch;
+}
+
+// The v2 leaf a process lives in, as an absolute path ("" when there is no cgroup2 mount).
+std::string leaf_of(pid_t pid) {
+    const std::string mount = procfs::cgroup2_mount();
+    if (mount.empty()) return {};
+    return mount + procfs::cgroup2_path(pid);
+}
+
+// A created container, its process our child.
+struct Created {
+    StateDir dir;
+    ContainerState state;
+    ContainerProcess process;
+};
+
+// create: everything up to the process waiting on the exec fifo, state written, the process
+// adopted by the server. On failure nothing is left: no state, process, cgroup, or server
+// container (which is tied to our connection until adopted).
+Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
+    auto dir = StateDir::make(ctx.global.root, o.id);
+    if (!dir) return std::move(dir).error();
+    Undo undo;
+    undo.add([&dir] { (void)dir->remove(); });
+
+    const std::string bundle = std::filesystem::absolute(o.bundle).lexically_normal().string();
+    auto spec = load_bundle(bundle);
+    if (!spec) return std::move(spec).error();
+    auto config = read_text_file(bundle + "/config.json");
+    if (!config) return std::move(config).error();
+    if (auto saved = write_file_atomically(dir->config(), *config, 0600); !saved) return std::move(saved).error();
+    auto cgroups_path = cgroups_path_for(spec->cgroups_path, o.id, ctx.global.systemd_cgroup);
+    if (!cgroups_path) return std::move(cgroups_path).error();
+
+    auto server = connect_server(ctx.global.server_socket);
+    if (!server) return std::move(server).error();
+    UniqueFd pidns;
+    auto launch = hold_launch(*spec, o.id, *cgroups_path, pidns);
+    if (!launch) return std::move(launch).error();
+    auto holder = launch_hold(*server, *launch);
+    if (!holder) return std::move(holder).error();
+    ctx.log.debug("the server holds container " + o.id + " as " + holder->id());
+
+    auto controllers = ControllerCgroups::create(spec->resources, *cgroups_path, holder->cgroup());
+    if (!controllers) return std::move(controllers).error();
+    undo.add([path = *cgroups_path] { (void)remove_controllers(path); });
+    auto procs = controllers->open_procs();
+    if (!procs) return std::move(procs).error();
+
+    if (::mkfifo(dir->fifo().c_str(), 0622) < 0) return sys_error(Errc::internal, "mkfifo " + dir->fifo(), errno);
+    UniqueFd fifo(::open(dir->fifo().c_str(), O_PATH | O_CLOEXEC));
+    if (!fifo) return sys_error(Errc::internal, "open " + dir->fifo(), errno);
+    auto io = process_io(o.console_socket, o.preserve_fds);
+    if (!io) return std::move(io).error();
+
+    ContainerState state;
+    state.id = o.id;
+    state.bundle = bundle;
+    state.rootfs = spec->root;
+    state.holder_pid = holder->pid();
+    if (auto stat = process_stat(holder->pid())) state.holder_start_time = stat->start_time;
+    state.server_socket = ctx.global.server_socket;
+    state.server_id = holder->id();
+    state.cgroups_path = *cgroups_path;
+    state.annotations = spec->annotations;
+    state.created = rfc3339_now();
+    state.poststart = spec->hooks.poststart;
+    state.poststop = spec->hooks.poststop;
+
+    CreateRequest request;
+    request.spec = &*spec;
+    request.holder_pidfd = holder->pidfd();
+    request.cgroup_leaf = holder->cgroup();
+    for (const UniqueFd& fd : *procs) request.cgroup_procs.push_back(fd.get());
+    request.exec_fifo = fifo.get();
+    request.no_pivot = o.no_pivot;
+    request.io = io->io;
+    request.create_runtime = [&](pid_t pid) -> Result<void> {
+        state.pid = pid;
+        const std::string hook_state = hook_state_json(state, Status::creating);
+        if (auto r = run_hooks(spec->hooks.prestart, "prestart", hook_state); !r) return r;
+        return run_hooks(spec->hooks.create_runtime, "createRuntime", hook_state);
+    };
+    auto process = create_process(request);
+    if (!process) return std::move(process).error();
+    // By pid: our child, unreaped, so the pid is still its own (the pidfd is closed by then).
+    undo.add([pid = process->pid] {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, __WALL);
+    });
+
+    state.pid = process->pid;
+    const auto stat = process_stat(process->pid);
+    if (!stat) return Error{Errc::launch_failed, "the container's process ended during create"};
+    state.start_time = stat->start_time;
+    if (holder->cgroup() >= 0) state.cgroup_leaf = leaf_of(process->pid);
+    if (auto written = dir->write(state); !written) return std::move(written).error();
+    if (auto adopted = server->adopt(holder->id(), process->pidfd.get()); !adopted)
+        return wrap("the nsfork server could not adopt the container's process", std::move(adopted).error());
+    if (!o.pid_file.empty()) {
+        if (auto written = write_pid_file(o.pid_file, process->pid); !written) {
+            // Adopted, the server container no longer ends with our connection.
+            (void)server->destroy(holder->id());
+            return std::move(written).error();
+        }
+    }
+    undo.dismiss();
+    return Created{std::move(*dir), std::move(state), std::move(*process)};
+}
+
+// start: lets the process exec. It is blocked opening the fifo for writing; our open for reading
+// releases it. Opened non-blocking and then polled together with the process's pidfd, so that a
+// process that died before start is reported rather than waited for forever.
+Result<void> start_container(const Context& ctx, const StateDir& dir, const ContainerState& state) {
+    switch (status_of(dir, state)) {
+    case Status::created: break;
+    case Status::stopped: return Error{Errc::invalid_state, "cannot start a container that has stopped"};
+    default: return Error{Errc::invalid_state, "cannot start an already running container"};
+    }
+    auto pidfd = open_process(state.pid, state.start_time);
+    if (!pidfd) return Error{Errc::invalid_state, "cannot start a container that has stopped"};
+    UniqueFd fifo(::open(dir.fifo().c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    if (!fifo) return sys_error(Errc::internal, "open " + dir.fifo(), errno);
+    for (;;) {
+        // A FIFO's reader sees POLLHUP only once a writer came and went: before the process
+        // opens its end, only its death wakes us.
+        pollfd fds[2] = {{fifo.get(), POLLIN, 0}, {pidfd->get(), POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(Errc::internal, "poll", errno);
+        }
+        if (fds[0].revents & (POLLIN | POLLHUP)) break;
+        if (fds[1].revents & POLLIN) return Error{Errc::invalid_state, "the container's process ended before start"};
+    }
+    char byte;
+    (void)!::read(fifo.get(), &byte, 1); // a byte, or EOF: either way it passed the fifo
+    ::unlink(dir.fifo().c_str());
+    // runtime-spec: a failed poststart hook is logged; the container runs on.
+    if (auto hooks = run_hooks(state.poststart, "poststart", hook_state_json(state, Status::running)); !hooks)
+        ctx.log.error(hooks.error().message);
+    return {};
+}
+
+// delete's work once it was allowed: the namespace ended, the cgroups removed, poststop hooks,
+// the state gone.
+Result<void> delete_container(const Context& ctx, const StateDir& dir, const ContainerState& state) {
+    if (!state.cgroup_leaf.empty()) {
+        // A frozen container dies on SIGKILL in cgroup v2, but its holder would first have to
+        // handle the server's signal: thaw it.
+        std::ofstream(state.cgroup_leaf + "/cgroup.freeze") << "0";
+    }
+    if (auto ended = end_container(state); !ended) return ended;
+    if (auto removed = remove_controllers(state.cgroups_path); !removed) return removed;
+    if (auto hooks = run_hooks(state.poststop, "poststop", hook_state_json(state, Status::stopped)); !hooks)
+        ctx.log.error(hooks.error().message);
+    return dir.remove();
+}
+
+} // namespace
+
+Result<int> create(const Context& ctx, const CreateOptions& o) {
+    auto created = create_container(ctx, o);
+    if (!created) return std::move(created).error();
+    return 0;
+}
+
+Result<int> start(const Context& ctx, const StartOptions& o) {
+    auto found = find_container(ctx.global.root, o.id);
+    if (!found) return std::move(found).error();
+    if (auto started = start_container(ctx, found->dir, found->state); !started) return std::move(started).error();
+    return 0;
+}
+
+Result<int> run(const Context& ctx, const RunOptions& o) {
+    auto created = create_container(ctx, o.create);
+    if (!created) return std::move(created).error();
+    // Blocked now: the process was forked without the mask, and signals sent to us from here on
+    // are for it.
+    const sigset_t forwarded = forwarded_signals();
+    sigset_t old;
+    if (!o.detach) ::sigprocmask(SIG_BLOCK, &forwarded, &old);
+    if (auto started = start_container(ctx, created->dir, created->state); !started) {
+        (void)delete_container(ctx, created->dir, created->state);
+        (void)reap(created->process.pidfd.get());
+        return std::move(started).error();
+    }
+    if (o.detach) return 0;
+    auto status = wait_forwarding(created->process.pidfd.get(), forwarded);
+    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    if (auto deleted = delete_container(ctx, created->dir, created->state); !deleted) return std::move(deleted).error();
+    if (!status) return std::move(status).error();
+    return status->shell_code();
+}
+
+Result<int> remove(const Context& ctx, const DeleteOptions& o) {
+    auto found = find_container(ctx.global.root, o.id);
+    if (!found) {
+        // A create killed before it wrote its state leaves a directory no engine can name: gone
+        // with the delete, as runc does. --force of what does not exist is no error.
+        std::error_code ec;
+        if (validate_container_id(o.id)) std::filesystem::remove_all(ctx.global.root + "/" + o.id, ec);
+        if (o.force && found.error().code == Errc::unknown_container) return 0;
+        return std::move(found).error();
+    }
+    const Status status = status_of(found->dir, found->state);
+    if (!o.force && status != Status::created && status != Status::stopped)
+        return Error{Errc::invalid_state,
+                     "cannot delete container " + o.id + " that is not stopped: " + std::string(to_string(status))};
+    if (auto deleted = delete_container(ctx, found->dir, found->state); !deleted) return std::move(deleted).error();
+    return 0;
+}
+
+} // namespace nsfork::oci

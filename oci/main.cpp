@@ -1,0 +1,51 @@
+// nsfork-oci: an OCI runtime with runc's command line over the node's nsfork server
+// (ENGINES.md). Parse, run the verb; an error is one line, as runc's: on stderr and in --log,
+// exit status 1.
+#include "oci/commands.hpp"
+#include "oci/log.hpp"
+#include "oci/options.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+namespace {
+
+using namespace nsfork::oci;
+
+// Calls the verb function for the options parsed.
+struct Dispatch {
+    const Context& ctx;
+    nsfork::Result<int> operator()(const CreateOptions& o) const { return create(ctx, o); }
+    nsfork::Result<int> operator()(const RunOptions& o) const { return run(ctx, o); }
+    nsfork::Result<int> operator()(const StartOptions& o) const { return start(ctx, o); }
+    nsfork::Result<int> operator()(const StateOptions& o) const { return state(ctx, o); }
+    nsfork::Result<int> operator()(const KillOptions& o) const { return kill(ctx, o); }
+    nsfork::Result<int> operator()(const DeleteOptions& o) const { return remove(ctx, o); }
+    nsfork::Result<int> operator()(const ExecOptions& o) const { return exec(ctx, o); }
+    nsfork::Result<int> operator()(const PsOptions& o) const { return ps(ctx, o); }
+    nsfork::Result<int> operator()(const PauseOptions& o) const { return pause(ctx, o); }
+    nsfork::Result<int> operator()(const ResumeOptions& o) const { return resume(ctx, o); }
+    nsfork::Result<int> operator()(const FeaturesOptions& o) const { return features(ctx, o); }
+};
+
+} // namespace
+
+int main(int argc, char** argv) {
+    CommandLine line = parse_command_line(std::vector<std::string>(argv, argv + argc), std::getenv("NSFORK_SOCKET"));
+    const Log log(line.global);
+    std::fputs(line.out.c_str(), stdout);
+    if (!line.err.empty()) {
+        log.error(line.err.substr(0, line.err.find_last_not_of('\n') + 1));
+        return line.exit_code;
+    }
+    if (!line.verb) return line.exit_code;
+    const Context ctx{line.global, log};
+    auto result = std::visit(Dispatch{ctx}, *line.verb);
+    if (!result) {
+        log.error(result.error().message);
+        return 1;
+    }
+    return *result;
+}

@@ -1,0 +1,126 @@
+#include "oci/support.hpp"
+
+#include "base/pidfd.hpp"
+#include "base/unix_socket.hpp"
+
+#include <poll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+namespace nsfork::oci {
+
+namespace {
+
+// strerror as runc words it: "connection refused".
+std::string lowercase_strerror(int err) {
+    std::string text = std::strerror(err);
+    if (!text.empty()) text[0] = static_cast<char>(std::tolower(static_cast<unsigned char>(text[0])));
+    return text;
+}
+
+// SIGKILLs a process through a pidfd, if it is still the one that started at `start_time`.
+void kill_if_same(pid_t pid, std::uint64_t start_time) {
+    if (auto pidfd = open_process(pid, start_time)) (void)signal_pidfd(pidfd->get(), SIGKILL);
+}
+
+void sleep_ms(long ms) {
+    timespec ts{0, ms * 1000000L};
+    while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+}
+
+} // namespace
+
+Result<Client> connect_server(const std::string& socket) {
+    auto client = Client::connect(socket);
+    if (client) return client;
+    const int err = client.error().sys_errno;
+    if (err == ECONNREFUSED || err == ENOENT)
+        return Error{Errc::disconnected, "cannot reach the nsfork server at " + socket + ": " + lowercase_strerror(err) +
+                                             "; start it with `nsfork serve --socket " + socket + "`"};
+    return Error{Errc::disconnected,
+                 "cannot reach the nsfork server at " + socket + ": " + (err ? lowercase_strerror(err) : client.error().message)};
+}
+
+Result<Found> find_container(const std::string& root, const std::string& id) {
+    auto dir = StateDir::open(root, id);
+    if (!dir) return std::move(dir).error();
+    auto state = dir->read();
+    if (!state) return std::move(state).error();
+    return Found{std::move(*dir), std::move(*state)};
+}
+
+Result<void> end_container(const ContainerState& state) {
+    if (auto server = Client::connect(state.server_socket)) {
+        auto destroyed = server->destroy(state.server_id);
+        if (!destroyed && destroyed.error().code != Errc::unknown_container)
+            return Error{destroyed.error().code, "the nsfork server could not destroy container " + state.id + ": " +
+                                                     destroyed.error().message};
+    }
+    // Whatever the server did: a server restarted since knows nothing of it, and a container that
+    // shares a pid namespace (no namespace of its own) does not end with its holder.
+    kill_if_same(state.holder_pid, state.holder_start_time);
+    kill_if_same(state.pid, state.start_time);
+    // SIGKILL is not instant: the cgroups and the state outlive the process only if we return
+    // before it is gone. Bounded, so that a process stuck in the kernel (D state) cannot hang
+    // an engine's delete.
+    for (int i = 0; i < 5000 && same_process_running(state.pid, state.start_time); ++i) sleep_ms(1);
+    if (same_process_running(state.pid, state.start_time))
+        return Error{Errc::internal, "the process of container " + state.id + " (pid " + std::to_string(state.pid) +
+                                         ") did not end after SIGKILL"};
+    return {};
+}
+
+Result<void> write_pid_file(const std::string& path, pid_t pid) {
+    return write_file_atomically(path, std::to_string(pid));
+}
+
+Result<ProcessIoOwner> process_io(const std::string& console_socket, unsigned preserve_fds) {
+    ProcessIoOwner owner;
+    for (unsigned i = 0; i < preserve_fds; ++i) owner.io.preserved.push_back(3 + static_cast<int>(i));
+    if (console_socket.empty()) return owner;
+    auto addr = unix_address(console_socket);
+    if (!addr) return std::move(addr).error();
+    owner.console.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!owner.console) return sys_error(Errc::internal, "socket", errno);
+    if (::connect(owner.console.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) < 0)
+        return sys_error(Errc::bad_request, "cannot connect to the console socket " + console_socket, errno);
+    owner.io.console_socket = owner.console.get();
+    return owner;
+}
+
+sigset_t forwarded_signals() {
+    sigset_t set;
+    ::sigfillset(&set);
+    for (int sig : {SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
+                    SIGSYS, SIGTSTP, SIGTTIN, SIGTTOU})
+        ::sigdelset(&set, sig);
+    // glibc's own real-time signals (32, 33) are not ours to block.
+    ::sigdelset(&set, 32);
+    ::sigdelset(&set, 33);
+    return set;
+}
+
+Result<ExitStatus> wait_forwarding(int pidfd, const sigset_t& forwarded) {
+    UniqueFd sigfd(::signalfd(-1, &forwarded, SFD_CLOEXEC));
+    if (!sigfd) return sys_error(Errc::internal, "signalfd", errno);
+    for (;;) {
+        pollfd fds[2] = {{pidfd, POLLIN, 0}, {sigfd.get(), POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return sys_error(Errc::internal, "poll", errno);
+        }
+        if (fds[1].revents & POLLIN) {
+            signalfd_siginfo info{};
+            if (::read(sigfd.get(), &info, sizeof info) == sizeof info)
+                (void)signal_pidfd(pidfd, static_cast<int>(info.ssi_signo)); // it may have just ended
+        }
+        if (fds[0].revents & POLLIN) return reap(pidfd);
+    }
+}
+
+} // namespace nsfork::oci
