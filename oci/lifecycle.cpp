@@ -254,6 +254,22 @@ Result<void> delete_container(const Context& ctx, const StateDir& dir, const Con
     return dir.remove();
 }
 
+// A create killed before it wrote its state leaves a directory no engine can name (runc: "an
+// aborted start"), and maybe controller cgroups: the config saved there says where. Its process
+// and server container ended with it (the process lives in the namespace the server ended when
+// the connection closed).
+void remove_half_made(const Context& ctx, const std::string& id) {
+    if (!validate_container_id(id)) return;
+    const std::string dir = ctx.global.root + "/" + id;
+    if (auto config = read_text_file(dir + "/config.json")) {
+        auto spec = parse_config(*config, "/");
+        auto path = spec ? cgroups_path_for(spec->cgroups_path, id, ctx.global.systemd_cgroup) : Result<std::string>("");
+        if (path && !path->empty()) (void)remove_controllers(*path);
+    }
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+}
+
 } // namespace
 
 Result<int> create(const Context& ctx, const CreateOptions& o) {
@@ -293,10 +309,8 @@ Result<int> run(const Context& ctx, const RunOptions& o) {
 Result<int> remove(const Context& ctx, const DeleteOptions& o) {
     auto found = find_container(ctx.global.root, o.id);
     if (!found) {
-        // A create killed before it wrote its state leaves a directory no engine can name: gone
-        // with the delete, as runc does. --force of what does not exist is no error.
-        std::error_code ec;
-        if (validate_container_id(o.id)) std::filesystem::remove_all(ctx.global.root + "/" + o.id, ec);
+        remove_half_made(ctx, o.id);
+        // --force of what does not exist is no error (runc's; engines clean up with it).
         if (o.force && found.error().code == Errc::unknown_container) return 0;
         return std::move(found).error();
     }

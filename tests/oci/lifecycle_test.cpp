@@ -1,0 +1,434 @@
+// nsfork-oci's own verbs as an engine drives them, over a real `nsfork serve`: the lifecycle and
+// its state, run in both argument orders, exec, ps, pause/resume, kill --all, delete in every
+// state, its errors (unknown id, no server, bad bundles — after which nothing is left), and the
+// faults: the runtime killed half-way through create, the server restarted under a container.
+#include "tests/oci/bundle_support.hpp"
+
+#include "base/procfs.hpp"
+#include "testing/poll.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+using namespace nsfork::test::oci;
+using nsfork::test::TempDir;
+
+namespace {
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+// The ids nsfork-oci keeps state for under its --root.
+std::vector<std::string> state_dirs(Runtime& rt) {
+    std::vector<std::string> ids;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(rt.root(), ec)) ids.push_back(entry.path().filename().string());
+    return ids;
+}
+
+// The containers the server holds.
+std::size_t server_containers(Suite& s) {
+    auto client = s.server().connect();
+    return MUST(client.list()).size();
+}
+
+// Waits until the server holds no container (it forgets one once its namespace ended).
+void server_holds_none(Suite& s) {
+    CHECK(nsfork::testing::eventually([&] { return server_containers(s) == 0; }));
+}
+
+// The cgroups below the server's tree (its containers' leaves).
+std::vector<std::string> server_cgroups(Suite& s) {
+    std::vector<std::string> dirs;
+    std::error_code ec;
+    const std::string root = nsfork::testing::default_cgroup_root(s.server().pid());
+    for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+        if (it->is_directory()) dirs.push_back(it->path().string());
+    return dirs;
+}
+
+// The cgroups of any hierarchy (v1 controllers, v2) named `id`.
+std::vector<std::string> cgroups_named(const std::string& id) {
+    std::vector<std::string> found;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator("/sys/fs/cgroup", ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec))
+        if (it->is_directory(ec) && it->path().filename() == id) found.push_back(it->path().string());
+    return found;
+}
+
+// Checks a failed create of `id` left nothing: no state, no server container, no cgroup.
+void nothing_left(Suite& s, Runtime& rt, const std::string& id) {
+    CHECK(state_dirs(rt) == std::vector<std::string>{});
+    server_holds_none(s);
+    CHECK(nsfork::testing::eventually([&] { return server_cgroups(s).empty(); }));
+    CHECK(cgroups_named(id) == std::vector<std::string>{});
+}
+
+// `ps --format json ID`'s pids.
+std::vector<pid_t> ps_pids(Runtime& rt, const std::string& id) {
+    Outcome o = rt({"ps", "--format", "json", id});
+    INFO(o.err);
+    REQUIRE(o.code == 0);
+    return Json::parse(o.out).get<std::vector<pid_t>>();
+}
+
+// The host's frozen flag of the cgroup v2 leaf `pid` lives in.
+bool frozen(pid_t pid) {
+    const std::string events = slurp(nsfork::testing::cgroup_of(pid) + "/cgroup.events");
+    return events.find("frozen 1") != std::string::npos;
+}
+
+} // namespace
+
+TEST_CASE("nsfork-oci: create, state created, start, running, kill, stopped, delete") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.create(b, out);
+    Json st = rt.state(c.id);
+    CHECK(st["status"] == "created");
+    CHECK(st["id"] == c.id);
+    CHECK(st["pid"] == c.pid);
+    CHECK(st["bundle"] == b.path());
+    CHECK(st["ociVersion"].is_string());
+    CHECK(nsfork::test::alive(c.pid));
+    // The server holds its namespaces: one container, adopted (no longer tied to create's connection).
+    CHECK(server_containers(s) == 1);
+    rt.start(c.id);
+    CHECK(rt.status(c.id) == "running");
+    Outcome killed = rt({"kill", c.id, "TERM"});
+    CHECK(killed.code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGTERM);
+    CHECK(rt.status(c.id) == "stopped");
+    CHECK(rt.state(c.id)["pid"] == 0);
+    Outcome deleted = rt({"delete", c.id});
+    INFO(deleted.err);
+    CHECK(deleted.code == 0);
+    CHECK(state_dirs(rt).empty());
+    server_holds_none(s);
+}
+
+TEST_CASE("nsfork-oci: run with the bundle before or after the id exits with the process's status") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle three({"sh", "-c", "exit 3"});
+    three.write();
+    Outcome before = rt({"run", "-b", three.path(), rt.new_id()});
+    INFO(before.err);
+    CHECK(before.code == 3);
+    Bundle zero({"sh", "-c", "echo hello"});
+    zero.write();
+    Outcome after = rt({"run", rt.new_id(), "--bundle", zero.path()});
+    INFO(after.err);
+    CHECK(after.code == 0);
+    CHECK(after.out == "hello\n");
+    Bundle killed({"sh", "-c", "kill -KILL $$"});
+    killed.write();
+    CHECK(rt({"run", "-b", killed.path(), rt.new_id()}).code == 128 + SIGKILL);
+    // Each run deleted its container.
+    CHECK(state_dirs(rt).empty());
+    server_holds_none(s);
+}
+
+TEST_CASE("nsfork-oci: run --detach returns once the process runs; it is killed and deleted later") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    b.write();
+    const std::string id = rt.new_id();
+    TempDir tmp;
+    const std::string pid_file = tmp.path() + "/pid";
+    Outcome o = rt({"run", "--detach", "--pid-file", pid_file, "-b", b.path(), id});
+    INFO(o.err);
+    REQUIRE(o.code == 0);
+    const pid_t pid = std::stoi(slurp(pid_file));
+    CHECK(rt.status(id) == "running");
+    CHECK(rt({"kill", id, "KILL"}).code == 0);
+    CHECK(wait_exit(pid) == 128 + SIGKILL);
+    CHECK(rt({"delete", id}).code == 0);
+    CHECK(state_dirs(rt).empty());
+}
+
+TEST_CASE("nsfork-oci: the pid file holds bare digits, the container's process's pid") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    b.write();
+    TempDir tmp;
+    const std::string pid_file = tmp.path() + "/pid";
+    const std::string id = rt.new_id();
+    Outcome o = rt({"create", "--bundle", b.path(), "--pid-file", pid_file, id});
+    INFO(o.err);
+    REQUIRE(o.code == 0);
+    const std::string text = slurp(pid_file);
+    REQUIRE_FALSE(text.empty());
+    CHECK(std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
+    CHECK(rt.state(id)["pid"] == std::stoi(text));
+    CHECK(rt({"delete", id}).code == 0); // created: deleted without --force, as runc
+    CHECK(wait_exit(std::stoi(text)) == 128 + SIGKILL);
+}
+
+TEST_CASE("nsfork-oci: exec runs in the running container and exits with its status") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    Outcome echo = rt({"exec", c.id, "sh", "-c", "echo $$ in $(hostname)"});
+    INFO(echo.err);
+    CHECK(echo.code == 0);
+    CHECK_FALSE(echo.out.empty());
+    CHECK(rt({"exec", c.id, "sh", "-c", "exit 5"}).code == 5);
+    // It sees the container's pid namespace: the holder is pid 1, the process pid 2.
+    Outcome ps = rt({"exec", c.id, "cat", "/proc/2/cmdline"});
+    CHECK(ps.out.find("sleep") != std::string::npos);
+    CHECK(rt({"exec", "no-such-container", "true"}).err.find("does not exist") != std::string::npos);
+    CHECK(rt({"delete", "--force", c.id}).code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+}
+
+TEST_CASE("nsfork-oci: ps --format json lists the container's processes by host pid") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    CHECK(ps_pids(rt, c.id) == std::vector<pid_t>{c.pid});
+    TempDir tmp;
+    Outcome exec = rt({"exec", "--detach", "--pid-file", tmp.path() + "/pid", c.id, "sleep", "100"});
+    INFO(exec.err);
+    REQUIRE(exec.code == 0);
+    const pid_t second = std::stoi(slurp(tmp.path() + "/pid"));
+    std::vector<pid_t> expected{c.pid, second};
+    std::sort(expected.begin(), expected.end());
+    CHECK(ps_pids(rt, c.id) == expected);
+    Outcome table = rt({"ps", c.id});
+    CHECK(table.out.find(std::to_string(second)) != std::string::npos);
+    CHECK(rt({"delete", "--force", c.id}).code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    CHECK(wait_exit(second) == 128 + SIGKILL);
+}
+
+TEST_CASE("nsfork-oci: pause freezes the container's cgroup, state says paused, resume thaws it") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    Outcome paused = rt({"pause", c.id});
+    INFO(paused.err);
+    REQUIRE(paused.code == 0);
+    CHECK(rt.status(c.id) == "paused");
+    CHECK(frozen(c.pid));
+    CHECK(rt({"pause", c.id}).code == 1);
+    CHECK(rt({"delete", c.id}).err.find("that is not stopped: paused") != std::string::npos);
+    CHECK(rt({"resume", c.id}).code == 0);
+    CHECK(rt.status(c.id) == "running");
+    CHECK_FALSE(frozen(c.pid));
+    CHECK(rt({"resume", c.id}).err.find("not paused") != std::string::npos);
+    // A paused container is deleted with --force all the same.
+    REQUIRE(rt({"pause", c.id}).code == 0);
+    CHECK(rt({"delete", "--force", c.id}).code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+}
+
+TEST_CASE("nsfork-oci: kill --all reaches every process of the container") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sh", "-c", "sleep 100 & sleep 100 & wait"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    std::vector<pid_t> pids;
+    CHECK(nsfork::testing::eventually([&] { return (pids = ps_pids(rt, c.id)).size() == 3; }));
+    Outcome killed = rt({"kill", "--all", c.id, "KILL"});
+    INFO(killed.err);
+    CHECK(killed.code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    for (pid_t pid : pids) CHECK(nsfork::testing::eventually([&] { return !nsfork::test::alive(pid); }));
+    CHECK(rt.status(c.id) == "stopped");
+    CHECK(rt({"kill", c.id, "KILL"}).err.find("container not running") != std::string::npos);
+    CHECK(rt({"delete", c.id}).code == 0);
+}
+
+TEST_CASE("nsfork-oci: delete refuses a running container without --force, as runc words it, and deletes once") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    Outcome refused = rt({"delete", c.id});
+    CHECK(refused.code == 1);
+    CHECK(refused.err.find("cannot delete container " + c.id + " that is not stopped: running") != std::string::npos);
+    CHECK(nsfork::test::alive(c.pid));
+    CHECK(rt({"delete", "--force", c.id}).code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    Outcome twice = rt({"delete", c.id});
+    CHECK(twice.code == 1);
+    CHECK(twice.err.find("container " + c.id + " does not exist") != std::string::npos);
+    // --force of what is gone is no error (runc's, which engines rely on when cleaning up).
+    CHECK(rt({"delete", "--force", c.id}).code == 0);
+    CHECK(state_dirs(rt).empty());
+    server_holds_none(s);
+    CHECK(nsfork::testing::eventually([&] { return server_cgroups(s).empty(); }));
+}
+
+TEST_CASE("nsfork-oci: state, kill and start of an unknown id say it does not exist") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    for (std::vector<std::string> args : {std::vector<std::string>{"state", "nope"},
+                                          {"kill", "nope", "KILL"},
+                                          {"start", "nope"},
+                                          {"ps", "nope"},
+                                          {"pause", "nope"}}) {
+        Outcome o = rt(args);
+        INFO(args[0]);
+        CHECK(o.code == 1);
+        CHECK(o.err.find("container nope does not exist") != std::string::npos);
+    }
+}
+
+TEST_CASE("nsfork-oci: with no server on its socket, create says which socket and how to start one") {
+    Suite s;
+    TempDir tmp;
+    const std::string socket = tmp.path() + "/nsfork.sock";
+    Runtime rt("nsfork-oci", {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", socket});
+    Bundle b({"true"});
+    Capture out;
+    const Created c = rt.try_create(b, out);
+    CHECK(c.outcome.code == 1);
+    CHECK(c.outcome.err.find("cannot reach the nsfork server at " + socket + ": no such file or directory") !=
+          std::string::npos);
+    CHECK(c.outcome.err.find("nsfork serve --socket " + socket) != std::string::npos);
+    CHECK(state_dirs(rt).empty());
+}
+
+TEST_CASE("nsfork-oci: --log-format json writes errors to --log as JSON lines") {
+    Suite s;
+    TempDir tmp;
+    const std::string log = tmp.path() + "/log.json";
+    Runtime rt("nsfork-oci", {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--log", log,
+                              "--log-format", "json"});
+    Outcome o = rt({"state", "nope"});
+    CHECK(o.code == 1);
+    CHECK(o.err == "container nope does not exist\n");
+    const auto lines = nsfork::testing::lines(slurp(log));
+    REQUIRE(lines.size() == 1);
+    const Json line = Json::parse(lines[0]);
+    CHECK(line["level"] == "error");
+    CHECK(line["msg"] == "container nope does not exist");
+    CHECK(line["time"].is_string());
+}
+
+TEST_CASE("nsfork-oci: a bad bundle is refused with one error line and leaves nothing behind") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    struct Bad {
+        const char* what;
+        std::function<void(Bundle&)> edit;
+        const char* error; // a part of the message
+    };
+    const Bad cases[] = {
+        {"missing rootfs", [](Bundle& b) { b.config["root"]["path"] = "/nonexistent-rootfs"; }, "nonexistent-rootfs"},
+        {"malformed JSON", [](Bundle& b) { b.raw_config = "{\"ociVersion\": "; }, "config.json"},
+        {"unknown namespace type",
+         [](Bundle& b) { b.config["linux"]["namespaces"].push_back({{"type", "bogus"}}); },
+         "bogus"},
+        {"an unsupported field",
+         [](Bundle& b) {
+             b.config["linux"]["namespaces"].push_back({{"type", "user"}});
+             b.config["linux"]["uidMappings"] = Json::array({{{"containerID", 0}, {"hostID", 1000}, {"size", 1}}});
+         },
+         "user"},
+    };
+    for (const Bad& bad : cases) {
+        INFO(bad.what);
+        Bundle b({"true"});
+        bad.edit(b);
+        Capture out;
+        const Created c = rt.try_create(b, out);
+        INFO(c.outcome.err);
+        CHECK(c.outcome.code == 1);
+        CHECK(nsfork::testing::lines(c.outcome.err).size() == 1);
+        CHECK(c.outcome.err.find(bad.error) != std::string::npos);
+        nothing_left(s, rt, c.id);
+    }
+}
+
+TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container; delete --force cleans the rest") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    TempDir tmp;
+    const std::string marker = tmp.path() + "/hook-pid";
+    // A prestart hook that says it runs and then waits: the runtime is then between forking the
+    // process into the namespaces and writing the state.
+    Bundle b({"sleep", "100"});
+    b.config["hooks"]["prestart"] = Json::array(
+        {{{"path", "/bin/sh"}, {"args", {"sh", "-c", "echo $$ > " + marker + ".tmp && mv " + marker + ".tmp " + marker + " && exec sleep 100"}}}});
+    b.write();
+    const std::string id = rt.new_id();
+    Capture capture;
+    const pid_t runtime = MUST(nsfork::testing::spawn(
+        {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--root", rt.root(), "create",
+         "--bundle", b.path(), id},
+        capture.out_fd(), capture.err_fd()));
+    REQUIRE(nsfork::testing::eventually([&] { return fs::exists(marker); }));
+    CHECK(server_containers(s) == 1);
+    ::kill(runtime, SIGKILL);
+    int status;
+    REQUIRE(::waitpid(runtime, &status, 0) == runtime);
+    // Its connection closed before adopt: the server ends the namespaces and forgets them.
+    server_holds_none(s);
+    // The hook was the runtime's child: an orphan of ours now, not the container's.
+    ::kill(std::stoi(slurp(marker)), SIGKILL);
+    CHECK(rt({"state", id}).err.find("does not exist") != std::string::npos);
+    CHECK(rt({"delete", "--force", id}).code == 0);
+    nothing_left(s, rt, id);
+}
+
+TEST_CASE("nsfork-oci: the server restarted under a running container: state says stopped, delete cleans up") {
+    Suite s;
+    TempDir tmp;
+    const std::string socket = tmp.path() + "/nsfork.sock";
+    auto serve = [&] {
+        const pid_t pid = MUST(nsfork::testing::spawn(
+            {nsfork::test::bin("nsfork"), "serve", "--socket", socket, "--log-level", "warn"}));
+        REQUIRE(nsfork::testing::eventually([&] { return bool(nsfork::Client::connect(socket)); }));
+        return pid;
+    };
+    auto stop = [](pid_t pid) {
+        ::kill(pid, SIGTERM);
+        int status;
+        REQUIRE(::waitpid(pid, &status, 0) == pid);
+    };
+    Runtime rt("nsfork-oci", {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", socket});
+    pid_t server = serve();
+    Bundle b({"sleep", "100"});
+    Capture out;
+    const Created c = rt.started(b, out);
+    stop(server); // it ends its containers as it goes
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    CHECK(rt.status(c.id) == "stopped");
+    server = serve();
+    Outcome deleted = rt({"delete", c.id});
+    INFO(deleted.err);
+    CHECK(deleted.code == 0);
+    CHECK(state_dirs(rt).empty());
+    CHECK(MUST(MUST(nsfork::Client::connect(socket)).list()).empty());
+    stop(server);
+}
