@@ -1,0 +1,311 @@
+// The container's process (oci/setup.hpp) in real namespaces: a holder made here as the server
+// makes one (pid 1 of new pid and mount namespaces, / private, /proc mounted, running nothing),
+// a busybox root filesystem, Specs written by hand, and what the process sees from inside.
+#include "oci/setup.hpp"
+
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
+#include "launcher/clone.hpp"
+#include "tests/harness.hpp"
+#include "tests/oci/bundle_support.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <fstream>
+#include <sstream>
+
+namespace nsfork::oci {
+namespace {
+
+using test::oci::busybox_rootfs;
+
+std::string slurp(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+// A namespace holder as the server's hold containers are: pid 1 of a new pid namespace with a
+// mount namespace of its own (/ private, /proc its own), doing nothing until killed.
+class Holder {
+public:
+    Holder() {
+        test::Pipe ready;
+        int pidfd = -1;
+        const CloneOptions o{.flags = CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace(), .pidfd = &pidfd};
+        const pid_t pid = clone_process(o, [&] {
+            if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
+                ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
+                ::_exit(1);
+            [[maybe_unused]] ssize_t n = ::write(ready.write.get(), "r", 1);
+            for (;;) ::pause();
+        });
+        REQUIRE(pid > 0);
+        pidfd_.reset(pidfd);
+        pid_ = pid;
+        ready.write.reset();
+        char c = 0;
+        REQUIRE(::read(ready.read.get(), &c, 1) == 1);
+    }
+    ~Holder() {
+        (void)signal_pidfd(pidfd_.get(), SIGKILL);
+        (void)reap(pidfd_.get());
+    }
+    int pidfd() const { return pidfd_.get(); }
+    pid_t pid() const { return pid_; }
+    // The live processes of its pid namespace (itself included).
+    std::size_t processes() const {
+        struct stat st;
+        REQUIRE(::stat(("/proc/" + std::to_string(pid_) + "/ns/pid").c_str(), &st) == 0);
+        return testing::processes_in_pidns(st.st_ino).size();
+    }
+
+private:
+    UniqueFd pidfd_;
+    pid_t pid_ = -1;
+};
+
+Mount fs_mount(std::string dest, std::string type, unsigned long flags = 0, std::string data = {}) {
+    Mount m;
+    m.field = "mounts[?]";
+    m.destination = std::move(dest);
+    m.type = std::move(type);
+    m.flags = flags;
+    m.data = std::move(data);
+    return m;
+}
+
+Mount bind_mount(std::string source, std::string dest, unsigned long flags = 0) {
+    Mount m;
+    m.field = "mounts[?]";
+    m.destination = std::move(dest);
+    m.source = std::move(source);
+    m.flags = MS_BIND | MS_REC | flags;
+    return m;
+}
+
+// What `runc spec` asks for, minus the cgroup mount: proc, /dev with devpts, shm and mqueue,
+// read-only sysfs; new pid, network, ipc, uts and mount namespaces; the busybox root, read-only.
+Spec basic_spec(std::vector<std::string> args) {
+    Spec s;
+    s.root = busybox_rootfs();
+    s.root_readonly = true;
+    s.process.args = std::move(args);
+    s.process.env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"};
+    s.namespaces = {{CLONE_NEWPID, ""}, {CLONE_NEWNET, ""}, {CLONE_NEWIPC, ""}, {CLONE_NEWUTS, ""}, {CLONE_NEWNS, ""}};
+    s.mounts = {
+        fs_mount("/proc", "proc"),
+        fs_mount("/dev", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k"),
+        fs_mount("/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        fs_mount("/dev/shm", "tmpfs", MS_NOSUID | MS_NOEXEC | MS_NODEV, "mode=1777,size=65536k"),
+        fs_mount("/dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV),
+        fs_mount("/sys", "sysfs", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY),
+        fs_mount("/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"),
+    };
+    for (std::size_t i = 0; i < s.mounts.size(); ++i) s.mounts[i].field = "mounts[" + std::to_string(i) + "]";
+    return s;
+}
+
+void renumber(Spec& s) {
+    for (std::size_t i = 0; i < s.mounts.size(); ++i) s.mounts[i].field = "mounts[" + std::to_string(i) + "]";
+}
+
+// An exec fifo as nsfork-oci makes one (0622: the process may have switched user when it opens it).
+class ExecFifo {
+public:
+    ExecFifo() {
+        const std::string path = dir_.path() + "/exec.fifo";
+        REQUIRE(::mkfifo(path.c_str(), 0600) == 0);
+        REQUIRE(::chmod(path.c_str(), 0622) == 0);
+        fd_.reset(::open(path.c_str(), O_PATH | O_CLOEXEC));
+        REQUIRE(fd_);
+    }
+    int fd() const { return fd_.get(); }
+    // `start`: opens it for reading (the process's open for writing returns) and reads its byte.
+    void start() const {
+        UniqueFd r(::open((dir_.path() + "/exec.fifo").c_str(), O_RDONLY | O_CLOEXEC));
+        REQUIRE(r);
+        char c = 0;
+        REQUIRE(::read(r.get(), &c, 1) == 1);
+    }
+
+private:
+    test::TempDir dir_;
+    UniqueFd fd_;
+};
+
+// A container process created in `holder`, its stdout and stderr one pipe.
+struct Created {
+    ContainerProcess process;
+    UniqueFd output;
+};
+
+Result<Created> try_create(const Spec& spec, const Holder& holder, const ExecFifo& fifo,
+                           std::function<void(CreateRequest&)> edit = {}) {
+    test::Pipe out;
+    UniqueFd null(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    CreateRequest r;
+    r.spec = &spec;
+    r.holder_pidfd = holder.pidfd();
+    r.exec_fifo = fifo.fd();
+    r.io.stdio = {null.get(), out.write.get(), out.write.get()};
+    if (edit) edit(r);
+    auto p = create_process(r);
+    if (!p) return std::move(p).error();
+    return Created{std::move(*p), std::move(out.read)};
+}
+
+Created create(const Spec& spec, const Holder& holder, const ExecFifo& fifo, std::function<void(CreateRequest&)> edit = {}) {
+    return MUST(try_create(spec, holder, fifo, std::move(edit)));
+}
+
+// Starts a created process and waits for its end: its output and exit status.
+struct Ran {
+    std::string out;
+    ExitStatus status;
+};
+Ran start_and_wait(Created& c, const ExecFifo& fifo) {
+    fifo.start();
+    Ran r;
+    r.out = test::read_all(c.output.get());
+    r.status = MUST(reap(c.process.pidfd.get()));
+    return r;
+}
+
+Ran run(const Spec& spec, std::function<void(CreateRequest&)> edit = {}) {
+    Holder holder;
+    ExecFifo fifo;
+    Created c = create(spec, holder, fifo, std::move(edit));
+    return start_and_wait(c, fifo);
+}
+
+// The value of "Key:" in /proc/self/status as printed by the process.
+std::string field(const std::string& out, const std::string& key) {
+    for (const std::string& line : test::lines(out))
+        if (line.starts_with(key + ":")) {
+            std::string v = line.substr(key.size() + 1);
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.erase(0, 1);
+            return v;
+        }
+    return "<no " + key + ">";
+}
+
+TEST_CASE("create_process: the process is pid 2 of the holder's namespace, its / the root filesystem, and it waits on the exec fifo",
+          "[oci][setup]") {
+    test::require_root();
+    const Spec spec = basic_spec({"sh", "-c", "echo pid=$$; echo ppid=$PPID; ls /; test -e /usr/lib && echo host-usr-lib; true"});
+    Holder holder;
+    ExecFifo fifo;
+    Created c = create(spec, holder, fifo);
+    // Created: alive, held by the fifo, nothing written yet.
+    CHECK(testing::alive(c.process.pid));
+    pollfd p{c.output.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 0) == 0);
+    CHECK(holder.processes() == 2);
+    const Ran r = start_and_wait(c, fifo);
+    CHECK(r.status == ExitStatus{0, 0});
+    INFO(r.out);
+    CHECK(r.out.find("pid=2\n") != std::string::npos);
+    CHECK(r.out.find("ppid=0\n") != std::string::npos); // its parent, the runtime, is outside
+    CHECK(r.out.find("bin\n") != std::string::npos); // / is the rootfs (no /usr/lib there)
+    CHECK(r.out.find("host-usr-lib") == std::string::npos);
+}
+
+TEST_CASE("create_process: mounts with their flags, read-only root, and the default devices with their modes", "[oci][setup]") {
+    test::require_root();
+    test::TempDir host;
+    {
+        std::ofstream(host.path() + "/file") << "from the host\n";
+    }
+    Spec spec = basic_spec({"sh", "-c",
+                            "cat /data/file; touch /data/new 2>/dev/null && echo data-writable; "
+                            "touch /new 2>/dev/null && echo root-writable; "
+                            "grep -E ' /(data|scratch|proc|sys|dev/pts) ' /proc/self/mountinfo; "
+                            "for d in null zero full random urandom tty fuse; do stat -c \"%n %F %t %T %a %u %g\" /dev/$d; done; "
+                            "readlink /dev/ptmx; readlink /dev/fd; readlink /dev/stdin; ls /dev/pts"});
+    spec.mounts.push_back(bind_mount(host.path(), "/data", MS_RDONLY | MS_NOSUID));
+    spec.mounts.push_back(fs_mount("/scratch", "tmpfs", MS_NOEXEC, "mode=700,size=1m"));
+    spec.devices.push_back(Device{.path = "/dev/fuse", .type = 'c', .major = 10, .minor = 229, .file_mode = 0600, .uid = 0, .gid = 5});
+    renumber(spec);
+    const Ran r = run(spec);
+    INFO(r.out);
+    CHECK(r.status == ExitStatus{0, 0});
+    CHECK(r.out.find("from the host\n") != std::string::npos);
+    CHECK(r.out.find("data-writable") == std::string::npos);
+    CHECK(r.out.find("root-writable") == std::string::npos);
+    std::string data, scratch, sys;
+    for (const std::string& line : test::lines(r.out)) {
+        if (line.find(" /data ") != std::string::npos) data = line;
+        if (line.find(" /scratch ") != std::string::npos) scratch = line;
+        if (line.find(" /sys ") != std::string::npos) sys = line;
+    }
+    CHECK(data.find(" ro,nosuid") != std::string::npos);
+    CHECK(scratch.find(" rw,noexec,relatime - tmpfs tmpfs rw,size=1024k,mode=700") != std::string::npos);
+    CHECK(sys.find(" ro,nosuid,nodev,noexec") != std::string::npos);
+    CHECK(r.out.find("/dev/null character special file 1 3 666 0 0\n") != std::string::npos);
+    CHECK(r.out.find("/dev/zero character special file 1 5 666 0 0\n") != std::string::npos);
+    CHECK(r.out.find("/dev/urandom character special file 1 9 666 0 0\n") != std::string::npos);
+    CHECK(r.out.find("/dev/tty character special file 5 0 666 0 0\n") != std::string::npos);
+    CHECK(r.out.find("/dev/fuse character special file a e5 600 0 5\n") != std::string::npos);
+    CHECK(r.out.find("pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n") != std::string::npos);
+    CHECK(r.out.find("ptmx\n") != std::string::npos); // its own devpts instance: nothing but ptmx
+}
+
+TEST_CASE("create_process: user, groups, umask, capabilities, rlimits and no_new_privs", "[oci][setup]") {
+    test::require_root();
+    Spec spec = basic_spec({"sh", "-c", "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs):' /proc/self/status; ulimit -n; ulimit -Hn; umask; pwd"});
+    spec.process.user = User{.uid = 1000, .gid = 1001, .umask = 027, .additional_gids = {10, 20}};
+    constexpr CapabilityMask kill = 1ULL << 5, net_bind = 1ULL << 10, chown = 1ULL << 0;
+    spec.process.capabilities = Capabilities{.bounding = kill | net_bind | chown, .effective = kill | net_bind,
+                                             .inheritable = net_bind, .permitted = kill | net_bind, .ambient = net_bind};
+    spec.process.rlimits = {Rlimit{.resource = RLIMIT_NOFILE, .name = "RLIMIT_NOFILE", .soft = 100, .hard = 200}};
+    spec.process.no_new_privileges = true;
+    spec.process.cwd = "/tmp/work";
+    const Ran r = run(spec);
+    INFO(r.out);
+    CHECK(r.status == ExitStatus{0, 0});
+    CHECK(field(r.out, "Uid") == "1000\t1000\t1000\t1000");
+    CHECK(field(r.out, "Gid") == "1001\t1001\t1001\t1001");
+    CHECK(field(r.out, "Groups").starts_with("10 20"));
+    CHECK(field(r.out, "CapBnd") == "0000000000000421");
+    CHECK(field(r.out, "CapInh") == "0000000000000400");
+    CHECK(field(r.out, "CapAmb") == "0000000000000400");
+    // Past the exec of sh (no file capabilities) a non-root user keeps its ambient ones only.
+    CHECK(field(r.out, "CapPrm") == "0000000000000400");
+    CHECK(field(r.out, "CapEff") == "0000000000000400");
+    CHECK(field(r.out, "NoNewPrivs") == "1");
+    CHECK(r.out.find("100\n200\n0027\n/tmp/work\n") != std::string::npos);
+}
+
+TEST_CASE("create_process: a failing step names its config field and leaves no process", "[oci][setup]") {
+    test::require_root();
+    Spec spec = basic_spec({"true"});
+    spec.mounts.push_back(fs_mount("/nowhere", "nsfork-no-such-fs"));
+    renumber(spec);
+    const std::string mounts_before = slurp("/proc/self/mountinfo");
+    Holder holder;
+    ExecFifo fifo;
+    auto c = try_create(spec, holder, fifo);
+    REQUIRE(!c);
+    CHECK(c.error().message == "mounts[7] (/nowhere): mount nsfork-no-such-fs: No such device");
+    CHECK(holder.processes() == 1);
+    CHECK(slurp("/proc/self/mountinfo") == mounts_before);
+
+    spec = basic_spec({"no-such-command"});
+    c = try_create(spec, holder, fifo);
+    REQUIRE(!c);
+    CHECK(c.error().message.starts_with("process.args[0] (no-such-command): "));
+    CHECK(holder.processes() == 1);
+}
+
+} // namespace
+} // namespace nsfork::oci
