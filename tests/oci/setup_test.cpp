@@ -14,11 +14,14 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <csignal>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -34,14 +37,21 @@ std::string slurp(const std::string& path) {
     return s.str();
 }
 
+// The "net:[4026531840]" of /proc/PID/ns/NAME.
+std::string namespace_of(pid_t pid, const char* name) {
+    char buf[64];
+    const ssize_t n = ::readlink(("/proc/" + std::to_string(pid) + "/ns/" + name).c_str(), buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "?";
+}
+
 // A namespace holder as the server's hold containers are: pid 1 of a new pid namespace with a
 // mount namespace of its own (/ private, /proc its own), doing nothing until killed.
 class Holder {
 public:
-    Holder() {
+    explicit Holder(CloneFlags more = {}) {
         test::Pipe ready;
         int pidfd = -1;
-        const CloneOptions o{.flags = CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace(), .pidfd = &pidfd};
+        const CloneOptions o{.flags = CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace() | more, .pidfd = &pidfd};
         const pid_t pid = clone_process(o, [&] {
             if (::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) < 0 ||
                 ::mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, nullptr) < 0)
@@ -62,6 +72,7 @@ public:
     }
     int pidfd() const { return pidfd_.get(); }
     pid_t pid() const { return pid_; }
+    std::string ns(const char* name) const { return namespace_of(pid_, name); }
     // The live processes of its pid namespace (itself included).
     std::size_t processes() const {
         struct stat st;
@@ -305,6 +316,195 @@ TEST_CASE("create_process: a failing step names its config field and leaves no p
     REQUIRE(!c);
     CHECK(c.error().message.starts_with("process.args[0] (no-such-command): "));
     CHECK(holder.processes() == 1);
+}
+
+TEST_CASE("create_process: masked and read-only paths, hostname and domainname in a new UTS namespace, a sysctl",
+          "[oci][setup]") {
+    test::require_root();
+    test::TempDir host;
+    std::filesystem::create_directories(host.path() + "/secret");
+    std::ofstream(host.path() + "/secret/file") << "hidden\n";
+    std::ofstream(host.path() + "/key") << "hidden\n";
+    Spec spec = basic_spec({"sh", "-c",
+                            "hostname; cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_unprivileged_port_start; "
+                            "ls /data/secret; cat /data/key; touch /data/secret/x || echo secret-readonly; "
+                            "echo other > /proc/sys/kernel/hostname || echo sys-readonly; echo done"});
+    spec.mounts.push_back(bind_mount(host.path(), "/data"));
+    renumber(spec);
+    spec.hostname = "box";
+    spec.domainname = "example";
+    spec.sysctl = {{"net.ipv4.ip_unprivileged_port_start", "80"}};
+    spec.masked_paths = {"/data/secret", "/data/key", "/data/missing"};
+    spec.readonly_paths = {"/proc/sys", "/proc/missing"};
+    const Ran r = run(spec);
+    INFO(r.out);
+    CHECK(r.status == ExitStatus{0, 0});
+    CHECK(r.out.starts_with("box\nexample\n80\n"));
+    CHECK(r.out.find("hidden") == std::string::npos);
+    CHECK(r.out.find("secret-readonly\n") != std::string::npos);
+    CHECK(r.out.find("sys-readonly\n") != std::string::npos);
+    CHECK(r.out.ends_with("done\n"));
+    char name[256] = {};
+    ::gethostname(name, sizeof name - 1);
+    CHECK(std::string(name) != "box");
+    CHECK(slurp(host.path() + "/secret/file") == "hidden\n");
+}
+
+Seccomp deny_mkdir() {
+    Seccomp s;
+    s.default_action = "SCMP_ACT_ALLOW";
+    SeccompRule rule;
+    rule.names = {"mkdir", "mkdirat"};
+    rule.action = "SCMP_ACT_ERRNO";
+    rule.errno_ret = EOPNOTSUPP;
+    s.syscalls = {rule};
+    return s;
+}
+
+TEST_CASE("create_process: seccomp is enforced, loaded before the user switch or last with no_new_privs", "[oci][setup]") {
+    test::require_root();
+    for (const bool no_new_privs : {false, true}) {
+        Spec spec = basic_spec({"sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/x; echo done"});
+        spec.seccomp = deny_mkdir();
+        spec.process.no_new_privileges = no_new_privs;
+        spec.process.user = User{.uid = 1000, .gid = 1000, .umask = {}, .additional_gids = {}};
+        const Ran r = run(spec);
+        INFO("no_new_privs " << no_new_privs << ": " << r.out);
+        CHECK(r.status == ExitStatus{0, 0});
+        CHECK(r.out.starts_with("Seccomp:\t2\n"));
+        CHECK(r.out.find(std::strerror(EOPNOTSUPP)) != std::string::npos);
+    }
+}
+
+TEST_CASE("create_process: the createRuntime callback runs before pivot_root, and its failure fails the create", "[oci][setup]") {
+    test::require_root();
+    const Spec spec = basic_spec({"true"});
+    Holder holder;
+    ExecFifo fifo;
+    pid_t seen = -1;
+    std::string root_then;
+    Created c = create(spec, holder, fifo, [&](CreateRequest& r) {
+        r.create_runtime = [&](pid_t pid) -> Result<void> {
+            seen = pid;
+            // Not yet pivoted: its root is still the holder's (the host's) tree.
+            root_then = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/root");
+            return {};
+        };
+    });
+    CHECK(seen == c.process.pid);
+    CHECK(root_then == "/");
+    CHECK(start_and_wait(c, fifo).status == ExitStatus{0, 0});
+
+    auto failed = try_create(spec, holder, fifo, [](CreateRequest& r) {
+        r.create_runtime = [](pid_t) -> Result<void> { return Error{Errc::launch_failed, "hooks.createRuntime[0]: exit 3"}; };
+    });
+    REQUIRE(!failed);
+    CHECK(failed.error().message == "hooks.createRuntime[0]: exit 3");
+    CHECK(holder.processes() == 1);
+}
+
+TEST_CASE("exec_process runs another process in the container's namespaces and root", "[oci][setup]") {
+    test::require_root();
+    for (const bool no_pivot : {false, true}) {
+        INFO("no_pivot " << no_pivot);
+        Spec spec = basic_spec({"sh", "-c", "read line; echo $line"});
+        spec.hostname = "box";
+        Holder holder;
+        ExecFifo fifo;
+        test::Pipe in;
+        Created c = create(spec, holder, fifo, [&](CreateRequest& r) {
+            r.io.stdio[0] = in.read.get();
+            r.no_pivot = no_pivot;
+        });
+        fifo.start();
+
+        Process extra = spec.process;
+        extra.args = {"sh", "-c", "echo pid=$$; hostname; test -e /usr/lib || echo rootfs; "
+                                  "for n in mnt net ipc uts pid; do readlink /proc/self/ns/$n; done"};
+        extra.user = User{.uid = 1000, .gid = 1000, .umask = {}, .additional_gids = {}};
+        test::Pipe out;
+        ExecRequest e;
+        e.spec = &spec;
+        e.process = &extra;
+        e.target_pidfd = c.process.pidfd.get();
+        e.io.stdio = {in.read.get(), out.write.get(), out.write.get()};
+        ContainerProcess p = MUST(exec_process(e));
+        out.write.reset();
+        const std::string seen = test::read_all(out.read.get());
+        CHECK(MUST(reap(p.pidfd.get())) == ExitStatus{0, 0});
+        INFO(seen);
+        std::string expected = "pid=3\nbox\nrootfs\n";
+        for (const char* n : {"mnt", "net", "ipc", "uts", "pid"}) expected += namespace_of(c.process.pid, n) + "\n";
+        CHECK(seen == expected);
+
+        REQUIRE(::write(in.write.get(), "bye\n", 4) == 4);
+        CHECK(test::read_all(c.output.get()) == "bye\n");
+        CHECK(MUST(reap(c.process.pidfd.get())) == ExitStatus{0, 0});
+    }
+}
+
+TEST_CASE("create_process: a root filesystem mounted after the holder's namespace was made is carried into it", "[oci][setup]") {
+    test::require_root();
+    Holder holder; // made first, as a warm pool's entry is
+    test::TempDir late;
+    REQUIRE(::mount("tmpfs", late.path().c_str(), "tmpfs", 0, "mode=755") == 0);
+    std::filesystem::create_directories(late.path() + "/bin");
+    std::filesystem::copy_file("/bin/busybox", late.path() + "/bin/busybox");
+    std::ofstream(late.path() + "/marker") << "late rootfs\n";
+    // The holder's namespace has the directory, empty: the tmpfs came after it.
+    CHECK(!std::filesystem::exists("/proc/" + std::to_string(holder.pid()) + "/root" + late.path() + "/marker"));
+    Spec spec = basic_spec({"/bin/busybox", "cat", "/marker"});
+    spec.root = late.path();
+    spec.mounts = {fs_mount("/proc", "proc")};
+    renumber(spec);
+    ExecFifo fifo;
+    Created c = create(spec, holder, fifo);
+    const Ran r = start_and_wait(c, fifo);
+    CHECK(::umount2(late.path().c_str(), MNT_DETACH) == 0);
+    CHECK(r.status == ExitStatus{0, 0});
+    CHECK(r.out == "late rootfs\n");
+}
+
+TEST_CASE("create_process: namespaces joined by path, preserved fds, and a terminal from the container's devpts",
+          "[oci][setup]") {
+    test::require_root();
+    Holder other(CloneFlags::new_network_namespace() | CloneFlags::new_ipc_namespace());
+    Spec spec = basic_spec({"sh", "-c", "readlink /proc/self/ns/net; readlink /proc/self/ns/ipc; echo preserved >&3; "
+                                        "tty; stty size; ls /dev/console && echo console"});
+    spec.namespaces = {{CLONE_NEWPID, ""},
+                       {CLONE_NEWNET, "/proc/" + std::to_string(other.pid()) + "/ns/net"},
+                       {CLONE_NEWIPC, "/proc/" + std::to_string(other.pid()) + "/ns/ipc"},
+                       {CLONE_NEWNS, ""}};
+    spec.process.terminal = true;
+    spec.process.console_size = ConsoleSize{.height = 33, .width = 101};
+    Holder holder;
+    ExecFifo fifo;
+    test::Pipe extra;
+    int sockets[2];
+    REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sockets) == 0);
+    UniqueFd ours(sockets[0]), theirs(sockets[1]);
+    Created c = create(spec, holder, fifo, [&](CreateRequest& r) {
+        r.io.preserved = {extra.write.get()};
+        r.io.console_socket = theirs.get();
+    });
+    char name[64];
+    int master = -1;
+    std::size_t count = 0;
+    int flags = 0;
+    REQUIRE(sys::recv_with_fds(ours.get(), name, sizeof name, &master, 1, &count, &flags) > 0);
+    REQUIRE(count == 1);
+    UniqueFd pty(master);
+    extra.write.reset();
+    fifo.start();
+    std::string seen;
+    char buf[512];
+    ssize_t n;
+    while ((n = ::read(pty.get(), buf, sizeof buf)) > 0) seen.append(buf, static_cast<std::size_t>(n)); // EIO once it exits
+    CHECK(MUST(reap(c.process.pidfd.get())) == ExitStatus{0, 0});
+    INFO(seen);
+    CHECK(seen == other.ns("net") + "\r\n" + other.ns("ipc") + "\r\n/dev/pts/0\r\n33 101\r\n/dev/console\r\nconsole\r\n");
+    CHECK(test::read_all(extra.read.get()) == "preserved\n");
+    CHECK(test::read_all(c.output.get()).empty()); // its stdio was the terminal
 }
 
 } // namespace
