@@ -7,6 +7,8 @@
 // the exec fifo, exec.
 #include "oci/setup_plan.hpp"
 
+#include "base/procfs.hpp"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -14,8 +16,11 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 
 namespace nsfork::oci {
 
@@ -161,41 +166,141 @@ bool is_directory(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
 }
 
+void add_symlink(SetupPlan& plan, const std::string& path, const std::string& target, bool replace, const std::string& field) {
+    const char* p = plan.keep(path);
+    const char* t = plan.keep(target);
+    Step& s = plan.add(Op::make_symlink, field + ": symlink " + path + " -> " + target);
+    s.path = p;
+    s.text = t;
+    s.number = replace ? 1 : 0;
+}
+
+// A bind mount of the host's `source` (captured now, its flags set on the detached tree) at
+// `dest` inside the root.
+Result<void> add_bind(SetupPlan& plan, const std::string& what, const std::string& source, const std::string& dest,
+                      unsigned long flags, unsigned long cleared, unsigned long propagation) {
+    auto tree = capture_tree(source, flags & MS_REC, propagation, what);
+    if (!tree) return std::move(tree).error();
+    // Flags apply to the top mount, as runc's remount does; cleared ones ("rw", "suid") are
+    // cleared, the others are the source's.
+    mount_attr attr{};
+    attr.attr_set = mount_attributes(flags);
+    attr.attr_clr = mount_attributes(cleared);
+    if (sets_atime(flags)) attr.attr_clr |= MOUNT_ATTR__ATIME;
+    if ((attr.attr_set || attr.attr_clr) && ::mount_setattr(tree->get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
+        return failure(what + ": set the flags of " + source, errno);
+    const bool file = !is_directory(source);
+    Step& s = plan.add(Op::attach_bind, what + ": bind " + source);
+    s.fd = plan.keep(std::move(*tree));
+    s.number = file ? 1 : 0;
+    s.path = plan.keep(dest);
+    return {};
+}
+
+// A new file system of `type` at `dest` inside the root; its index in the plan.
+std::size_t add_fs(SetupPlan& plan, const std::string& what, const Mount& m) {
+    const std::size_t index = plan.size();
+    const char* type = plan.keep(m.type);
+    const char* source = plan.keep(m.source.empty() ? m.type : m.source);
+    const char* const* options = fs_options(plan, m);
+    Step& s = plan.add(Op::mount_fs, what + ": mount " + m.type);
+    s.set = mount_attributes(m.flags);
+    s.extra = m.propagation;
+    s.text = type;
+    s.text2 = source;
+    s.options = options;
+    s.path = plan.keep(m.destination);
+    return index;
+}
+
+// The controllers of a cgroup v1 hierarchy, from its super options ("rw,memory" -> memory,
+// "rw,name=systemd" -> name=systemd).
+std::vector<std::string> controllers(const procfs::Mount& hierarchy) {
+    std::vector<std::string> out;
+    std::stringstream options(hierarchy.super_options);
+    for (std::string o; std::getline(options, o, ',');)
+        if (o != "rw" && o != "ro" && o != "clone_children" && o != "xattr" && !o.starts_with("release_agent=")) out.push_back(o);
+    return out;
+}
+
+// The container's cgroup in a v1 hierarchy, as a host path: the directory of the cgroup.procs
+// it joins there, else the runtime's own cgroup (runc runs in the container's cgroups: its own).
+std::string container_cgroup(const procfs::Mount& hierarchy, const std::vector<int>& cgroup_procs) {
+    for (int fd : cgroup_procs) {
+        std::error_code ec;
+        const std::filesystem::path procs = std::filesystem::read_symlink("/proc/self/fd/" + std::to_string(fd), ec);
+        if (!ec && procs.string().starts_with(hierarchy.mount_point + "/")) return procs.parent_path().string();
+    }
+    const std::vector<std::string> ours = controllers(hierarchy);
+    std::ifstream in("/proc/self/cgroup");
+    for (std::string line; std::getline(in, line);) {
+        const std::size_t first = line.find(':'), second = line.find(':', first + 1);
+        if (first == std::string::npos || second == std::string::npos) continue;
+        std::stringstream listed(line.substr(first + 1, second - first - 1));
+        for (std::string c; std::getline(listed, c, ',');)
+            if (std::find(ours.begin(), ours.end(), c) != ours.end()) {
+                const std::string path = line.substr(second + 1);
+                const std::string relative = path.starts_with(hierarchy.root) ? path.substr(hierarchy.root.size()) : path;
+                return hierarchy.mount_point + (relative.starts_with("/") || relative.empty() ? "" : "/") + relative;
+            }
+    }
+    return hierarchy.mount_point;
+}
+
+// A "cgroup" (v1) mount as runc makes it: a tmpfs with a directory per hierarchy of the host,
+// the container's own cgroup bound there (a fresh cgroup mount, in a new cgroup namespace),
+// and a symlink per controller of a merged hierarchy ("cpu" -> "cpu,cpuacct").
+Result<void> plan_cgroup_v1(SetupPlan& plan, const Spec& spec, const Mount& m, const std::vector<int>& cgroup_procs) {
+    const std::string what = m.field + " (" + m.destination + ")";
+    Mount tmpfs = m;
+    tmpfs.type = "tmpfs";
+    tmpfs.source = "tmpfs";
+    tmpfs.flags = MS_NOSUID | MS_NOEXEC | MS_NODEV;
+    tmpfs.data = "mode=755";
+    add_fs(plan, what, tmpfs);
+    const Namespace* cgroupns = spec.find_namespace(CLONE_NEWCGROUP);
+    const bool fresh = cgroupns && cgroupns->path.empty();
+    for (const procfs::Mount& h : procfs::mounts()) {
+        if (h.fstype != "cgroup" || h.mount_point.empty()) continue;
+        const std::string name = std::filesystem::path(h.mount_point).filename();
+        const std::string dest = m.destination + "/" + name;
+        if (fresh) {
+            Mount hierarchy = m;
+            hierarchy.type = "cgroup";
+            hierarchy.source = "cgroup";
+            hierarchy.destination = dest;
+            hierarchy.flags = MS_NOSUID | MS_NOEXEC | MS_NODEV | (m.flags & MS_RDONLY);
+            hierarchy.data.clear();
+            for (const std::string& c : controllers(h)) hierarchy.data += (hierarchy.data.empty() ? "" : ",") + c;
+            add_fs(plan, what + " " + name, hierarchy);
+        } else if (auto ok = add_bind(plan, what + " " + name, container_cgroup(h, cgroup_procs), dest,
+                                      MS_BIND | MS_REC | m.flags, m.cleared, m.propagation);
+                   !ok) {
+            return ok;
+        }
+        if (name.find(',') == std::string::npos) continue;
+        std::stringstream merged(name);
+        for (std::string c; std::getline(merged, c, ',');) add_symlink(plan, m.destination + "/" + c, name, false, what);
+    }
+    return {};
+}
+
 // `mounts` in order. A read-only tmpfs or /dev is mounted writable and made read-only at the end
 // (finalize_ro names its step), so that device nodes and mountpoints can be made in it, as in runc.
-Result<void> plan_mounts(SetupPlan& plan, const Spec& spec, std::vector<int>& late_readonly) {
+Result<void> plan_mounts(SetupPlan& plan, const Spec& spec, const std::vector<int>& cgroup_procs, std::vector<int>& late_readonly) {
     for (const Mount& m : spec.mounts) {
         const std::string what = m.field + " (" + m.destination + ")";
         if (m.bind()) {
-            auto tree = capture_tree(m.source, m.flags & MS_REC, m.propagation, what);
-            if (!tree) return std::move(tree).error();
-            // Flags apply to the top mount, as runc's remount does; cleared ones ("rw", "suid")
-            // are cleared, the others are the source's.
-            mount_attr attr{};
-            attr.attr_set = mount_attributes(m.flags);
-            attr.attr_clr = mount_attributes(m.cleared);
-            if (sets_atime(m.flags)) attr.attr_clr |= MOUNT_ATTR__ATIME;
-            if ((attr.attr_set || attr.attr_clr) && ::mount_setattr(tree->get(), "", AT_EMPTY_PATH, &attr, sizeof attr) < 0)
-                return failure(what + ": set the flags of " + m.source, errno);
-            const bool file = !is_directory(m.source);
-            Step& s = plan.add(Op::attach_bind, what + ": bind " + m.source);
-            s.fd = plan.keep(std::move(*tree));
-            s.number = file ? 1 : 0;
-            s.path = plan.keep(m.destination);
-            continue;
+            if (auto ok = add_bind(plan, what, m.source, m.destination, m.flags, m.cleared, m.propagation); !ok) return ok;
+        } else if (m.type == "cgroup") {
+            if (auto ok = plan_cgroup_v1(plan, spec, m, cgroup_procs); !ok) return ok;
+        } else if ((m.flags & MS_RDONLY) && (m.type == "tmpfs" || m.destination == "/dev")) {
+            Mount writable = m;
+            writable.flags &= ~MS_RDONLY;
+            late_readonly.push_back(static_cast<int>(add_fs(plan, what, writable)));
+        } else {
+            add_fs(plan, what, m);
         }
-        const bool readonly_late = (m.flags & MS_RDONLY) && (m.type == "tmpfs" || m.destination == "/dev");
-        if (readonly_late) late_readonly.push_back(static_cast<int>(plan.size()));
-        const char* type = plan.keep(m.type);
-        const char* source = plan.keep(m.source.empty() ? m.type : m.source);
-        const char* const* options = fs_options(plan, m);
-        Step& s = plan.add(Op::mount_fs, what + ": mount " + m.type);
-        s.set = mount_attributes(readonly_late ? m.flags & ~MS_RDONLY : m.flags);
-        s.extra = m.propagation;
-        s.text = type;
-        s.text2 = source;
-        s.options = options;
-        s.path = plan.keep(m.destination);
     }
     return {};
 }
@@ -225,15 +330,6 @@ void add_device(SetupPlan& plan, const Device& d, std::string what) {
     s.extra = d.gid;
 }
 
-void add_symlink(SetupPlan& plan, const std::string& path, const std::string& target, bool replace) {
-    const char* p = plan.keep(path);
-    const char* t = plan.keep(target);
-    Step& s = plan.add(Op::make_symlink, "default device symlink " + path + " -> " + target + ": symlink");
-    s.path = p;
-    s.text = t;
-    s.number = replace ? 1 : 0;
-}
-
 // linux.devices and runtime-spec's default devices (those it lists itself win), then /dev/ptmx
 // as the devpts instance's, and the /dev/fd, stdin, stdout, stderr symlinks (runc adds /dev/core).
 void plan_devices(SetupPlan& plan, const Spec& spec) {
@@ -249,12 +345,13 @@ void plan_devices(SetupPlan& plan, const Spec& spec) {
     }
     for (std::size_t i = 0; i < spec.devices.size(); ++i)
         add_device(plan, spec.devices[i], "linux.devices[" + std::to_string(i) + "] (" + spec.devices[i].path + ")");
-    add_symlink(plan, "/dev/ptmx", "pts/ptmx", true);
-    add_symlink(plan, "/dev/fd", "/proc/self/fd", false);
-    add_symlink(plan, "/dev/stdin", "/proc/self/fd/0", false);
-    add_symlink(plan, "/dev/stdout", "/proc/self/fd/1", false);
-    add_symlink(plan, "/dev/stderr", "/proc/self/fd/2", false);
-    if (::access("/proc/kcore", F_OK) == 0) add_symlink(plan, "/dev/core", "/proc/kcore", false);
+    const std::string what = "default /dev symlinks";
+    add_symlink(plan, "/dev/ptmx", "pts/ptmx", true, what);
+    add_symlink(plan, "/dev/fd", "/proc/self/fd", false, what);
+    add_symlink(plan, "/dev/stdin", "/proc/self/fd/0", false, what);
+    add_symlink(plan, "/dev/stdout", "/proc/self/fd/1", false, what);
+    add_symlink(plan, "/dev/stderr", "/proc/self/fd/2", false, what);
+    if (::access("/proc/kcore", F_OK) == 0) add_symlink(plan, "/dev/core", "/proc/kcore", false, what);
 }
 
 void add_write(SetupPlan& plan, const std::string& path, const std::string& text, std::string what) {
@@ -389,7 +486,7 @@ Result<std::unique_ptr<SetupPlan>> plan_create(const CreateRequest& r) {
     attach.path = child::kStagingDir;
 
     std::vector<int> late_readonly;
-    if (auto ok = plan_mounts(*plan, spec, late_readonly); !ok) return std::move(ok).error();
+    if (auto ok = plan_mounts(*plan, spec, r.cgroup_procs, late_readonly); !ok) return std::move(ok).error();
     const bool dev = sets_up_dev(spec);
     if (dev) plan_devices(*plan, spec);
     plan->add(Op::make_directory, "process.cwd (" + spec.process.cwd + "): mkdir").path = plan->keep(spec.process.cwd);

@@ -4,6 +4,7 @@
 #include "oci/setup.hpp"
 
 #include "base/pidfd.hpp"
+#include "base/procfs.hpp"
 #include "base/syscalls.hpp"
 #include "launcher/clone.hpp"
 #include "tests/harness.hpp"
@@ -505,6 +506,75 @@ TEST_CASE("create_process: namespaces joined by path, preserved fds, and a termi
     CHECK(seen == other.ns("net") + "\r\n" + other.ns("ipc") + "\r\n/dev/pts/0\r\n33 101\r\n/dev/console\r\nconsole\r\n");
     CHECK(test::read_all(extra.read.get()) == "preserved\n");
     CHECK(test::read_all(c.output.get()).empty()); // its stdio was the terminal
+}
+
+// A cgroup directory made for a test and removed after it (empty by then: its processes reaped).
+class TestCgroup {
+public:
+    explicit TestCgroup(std::string path) : path_(std::move(path)) { REQUIRE(::mkdir(path_.c_str(), 0755) == 0); }
+    ~TestCgroup() { ::rmdir(path_.c_str()); }
+    const std::string& path() const { return path_; }
+
+private:
+    std::string path_;
+};
+
+TEST_CASE("create_process: born in the cgroup leaf, joins the cgroups it is given, and a cgroup mount shows them",
+          "[oci][setup]") {
+    test::require_root();
+    const std::string unified = procfs::cgroup2_mount();
+    INFO("this case needs cgroup2 and the v1 pids hierarchy (the hybrid hosts nsfork runs on)");
+    REQUIRE((!unified.empty() && std::filesystem::exists("/sys/fs/cgroup/pids/cgroup.procs")));
+    const std::string name = "nsfork-setup-" + std::to_string(::getpid());
+    const std::string own = procfs::cgroup2_path();
+    TestCgroup leaf(unified + (own == "/" ? "" : own) + "/" + name);
+    TestCgroup pids("/sys/fs/cgroup/pids/" + name);
+    UniqueFd leaf_fd(::open(leaf.path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd pids_procs(::open((pids.path() + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC));
+    REQUIRE(leaf_fd);
+    REQUIRE(pids_procs);
+    for (const bool cgroupns : {false, true}) {
+        INFO("cgroup namespace " << cgroupns);
+        Spec spec = basic_spec({"sh", "-c", "cat /proc/self/cgroup; ls /sys/fs/cgroup; cat /sys/fs/cgroup/pids/cgroup.procs; "
+                                            "mkdir /sys/fs/cgroup/pids/x 2>/dev/null || echo cgroups-readonly"});
+        Mount cgroup = fs_mount("/sys/fs/cgroup", "cgroup", MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY);
+        spec.mounts.push_back(cgroup);
+        renumber(spec);
+        if (cgroupns) spec.namespaces.push_back({CLONE_NEWCGROUP, ""});
+        Holder holder;
+        ExecFifo fifo;
+        Created c = create(spec, holder, fifo, [&](CreateRequest& r) {
+            r.cgroup_leaf = leaf_fd.get();
+            r.cgroup_procs = {pids_procs.get()};
+        });
+        CHECK(testing::cgroup_of(c.process.pid) == leaf.path());
+        CHECK(slurp(pids.path() + "/cgroup.procs") == std::to_string(c.process.pid) + "\n");
+        const pid_t host_pid = c.process.pid;
+        REQUIRE(host_pid != 2);
+        const Ran r = start_and_wait(c, fifo);
+        INFO(r.out);
+        CHECK(r.status == ExitStatus{0, 0});
+        const std::string pids_line = cgroupns ? "pids:/\n" : "pids:/" + name + "\n";
+        CHECK(r.out.find(pids_line) != std::string::npos);
+        CHECK(r.out.find("memory\npids\n") != std::string::npos);
+        // Its own pids cgroup in the mount: sh (pid 2) and the cat reading it.
+        CHECK(r.out.find("\n2\n") != std::string::npos);
+        CHECK(r.out.find(std::to_string(host_pid)) == std::string::npos);
+        CHECK(r.out.ends_with("cgroups-readonly\n"));
+    }
+}
+
+TEST_CASE("create_process: oomScoreAdj, and a terminal without a console socket is refused", "[oci][setup]") {
+    test::require_root();
+    Spec spec = basic_spec({"cat", "/proc/self/oom_score_adj"});
+    spec.process.oom_score_adj = 432;
+    CHECK(run(spec).out == "432\n");
+    spec.process.terminal = true;
+    Holder holder;
+    ExecFifo fifo;
+    auto c = try_create(spec, holder, fifo);
+    REQUIRE(!c);
+    CHECK(c.error().message == "process.terminal: a terminal needs a console socket (--console-socket)");
 }
 
 } // namespace
