@@ -25,14 +25,19 @@ public:
                                             int v2_leaf);
     // The ones create() made for `cgroups_path`, found again by a later nsfork-oci call (delete,
     // exec, update); none when it made none.
+    // A relative cgroups_path is resolved against the caller's own cgroups, as runc does: a
+    // later call from elsewhere should rather keep paths() (in its state) and use from_paths().
     static ControllerCgroups find(const std::string& cgroups_path);
+    // The ones whose paths() a state file kept.
+    static ControllerCgroups from_paths(std::vector<std::string> paths);
 
     // Their cgroup.procs files, opened for writing: the container's process writes "0" to each
     // before exec (setup.hpp), and so does an exec'd one.
     Result<std::vector<UniqueFd>> open_procs() const;
     // Every directory's path, for state and tests.
     const std::vector<std::string>& paths() const { return dirs_; }
-    // Removes them once no process is left in them (EBUSY otherwise); idempotent.
+    // Removes them once no process is left in them (EBUSY otherwise); idempotent. Parents that
+    // create() made for a path like /docker/ID stay, shared with other containers (as runc).
     Result<void> remove() const;
 
 private:
