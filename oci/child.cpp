@@ -407,6 +407,8 @@ int exec(State& s) noexcept {
     sigset_t none;
     ::sigemptyset(&none);
     if (::sigprocmask(SIG_SETMASK, &none, nullptr) < 0) return -1;
+    // An exec'd process (no ready step) outlives the runtime too.
+    if (::prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0) < 0) return -1;
     ::execve(s.executable, s.plan.argv, s.plan.envp);
     return -1;
 }

@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -575,6 +576,57 @@ TEST_CASE("create_process: oomScoreAdj, and a terminal without a console socket 
     auto c = try_create(spec, holder, fifo);
     REQUIRE(!c);
     CHECK(c.error().message == "process.terminal: a terminal needs a console socket (--console-socket)");
+}
+
+// Runs `body` in a forked process, as a short-lived nsfork-oci would, and waits for it to exit.
+template <class Body>
+void in_runtime_that_exits(Body body) {
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) ::_exit(body() ? 0 : 1);
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(status == 0);
+}
+
+TEST_CASE("create_process and exec_process: the processes outlive the runtime that made them", "[oci][setup]") {
+    test::require_root();
+    Spec spec = basic_spec({"sh", "-c", "read line; echo created $line"});
+    Holder holder;
+    ExecFifo fifo;
+    test::Pipe in, out;
+    in_runtime_that_exits([&] {
+        CreateRequest r;
+        r.spec = &spec;
+        r.holder_pidfd = holder.pidfd();
+        r.exec_fifo = fifo.fd();
+        r.io.stdio = {in.read.get(), out.write.get(), out.write.get()};
+        return create_process(r).ok();
+    });
+    fifo.start();
+    std::vector<pid_t> pids = testing::processes_in_pidns(procfs::pid_namespace_inode(holder.pid()));
+    REQUIRE(pids.size() == 2);
+    const pid_t created = pids[0] == holder.pid() ? pids[1] : pids[0];
+    UniqueFd target(sys::pidfd_open(created, 0));
+    REQUIRE(target);
+    Process extra = spec.process;
+    extra.args = {"sh", "-c", "read line; echo exec\\'d $line"};
+    in_runtime_that_exits([&] {
+        ExecRequest e;
+        e.spec = &spec;
+        e.process = &extra;
+        e.target_pidfd = target.get();
+        e.io.stdio = {in.read.get(), out.write.get(), out.write.get()};
+        return exec_process(e).ok();
+    });
+    out.write.reset();
+    REQUIRE(::write(in.write.get(), "one\ntwo\n", 8) == 8);
+    const std::vector<std::string> seen = test::lines(test::read_all(out.read.get()));
+    // Each read one of the lines, in whichever order they came to it.
+    REQUIRE(seen.size() == 2);
+    const bool created_first = seen[0].starts_with("created ");
+    CHECK(seen[created_first ? 0 : 1].starts_with("created "));
+    CHECK(seen[created_first ? 1 : 0].starts_with("exec'd "));
 }
 
 } // namespace
