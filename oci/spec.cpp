@@ -9,6 +9,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <nlohmann/json.hpp>
 
@@ -71,6 +72,10 @@ public:
     [[noreturn]] void fail_member(std::string_view key, std::string what) const {
         throw Invalid{child_path(key), std::move(what)};
     }
+    // The same for a key of a map (sysctl, annotations): `linux.sysctl["net.ipv4.ip_forward"]`.
+    [[noreturn]] void fail_key(std::string_view key, std::string what) const {
+        throw Invalid{path_ + "[" + json_quoted(key) + "]", std::move(what)};
+    }
     // True when the member is there with a value that says something: not null, false, 0, "",
     // nor an array or object holding nothing else (what Go's omitempty would leave out: docker
     // sends "blockIO": {"weight": 0} for no limit at all).
@@ -120,7 +125,7 @@ public:
     std::map<std::string, std::string> string_map() const {
         std::map<std::string, std::string> out;
         for (const auto& [key, value] : object().items()) {
-            if (!value.is_string()) fail_member(key, "must be a string");
+            if (!value.is_string()) fail_key(key, "must be a string");
             out.emplace(key, value.get<std::string>());
         }
         return out;
@@ -273,6 +278,7 @@ std::vector<Rlimit> rlimits(const Node& list) {
         if (!seen.insert(r.resource).second) type.fail("duplicate rlimit " + json_quoted(r.name));
         r.soft = n.need("soft").integer<std::uint64_t>();
         r.hard = n.need("hard").integer<std::uint64_t>();
+        if (r.soft > r.hard) n.fail_member("soft", "above the hard limit");
         out.push_back(std::move(r));
     }
     return out;
@@ -589,13 +595,52 @@ Seccomp seccomp(const Node& n) {
     return s;
 }
 
+bool has_new_uts(const Spec& spec) { return spec.find_namespace(CLONE_NEWUTS) != nullptr; }
+
+// Whether `path` names the namespace the runtime itself is in (/proc/self/ns/<name>).
+bool is_own_namespace(const std::string& path, const char* name) {
+    struct stat a {}, b {};
+    std::string own = std::string("/proc/self/ns/") + name;
+    return stat(path.c_str(), &a) == 0 && stat(own.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino;
+}
+
+// A sysctl is the container's own only inside a namespace of its own; anything else would change
+// the host (runc's validator: the same rules and words).
+void check_sysctl(const Node& sysctl, const Spec& spec) {
+    static constexpr const char* kIpc[] = {"kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                           "kernel.shmall", "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced"};
+    for (const auto& [name, value] : spec.sysctl) {
+        auto refuse = [&](const std::string& why) { sysctl.fail_key(name, why); };
+        bool ipc = name.starts_with("fs.mqueue.");
+        for (const char* k : kIpc) ipc |= name == k;
+        if (ipc) {
+            if (!spec.find_namespace(CLONE_NEWIPC)) refuse("not allowed in the host's ipc namespace");
+            continue;
+        }
+        if (name.starts_with("net.")) {
+            const Namespace* net = spec.find_namespace(CLONE_NEWNET);
+            if (!net || (!net->path.empty() && is_own_namespace(net->path, "net")))
+                refuse("not allowed in the host's network namespace");
+            continue;
+        }
+        if (spec.find_namespace(CLONE_NEWUTS)) {
+            if (name == "kernel.domainname") continue;
+            if (name == "kernel.hostname") refuse("conflicts with the \"hostname\" field");
+        }
+        refuse("not in a separate kernel namespace");
+    }
+}
+
 void linux_section(const Node& n, Spec& spec) {
     n.object();
     spec.namespaces = namespaces(n.need("namespaces"));
     if (auto list = n.get("devices")) spec.devices = devices(*list);
     spec.cgroups_path = optional_string(n, "cgroupsPath");
     if (auto r = n.get("resources")) spec.resources = resources(*r);
-    if (auto sysctl = n.get("sysctl")) spec.sysctl = sysctl->string_map();
+    if (auto sysctl = n.get("sysctl")) {
+        spec.sysctl = sysctl->string_map();
+        check_sysctl(*sysctl, spec);
+    }
     if (auto s = n.get("seccomp")) spec.seccomp = seccomp(*s);
     if (auto p = n.get("rootfsPropagation")) spec.rootfs_propagation = rootfs_propagation(*p);
     if (auto paths = n.get("maskedPaths"))
@@ -640,7 +685,6 @@ Hooks hooks(const Node& n) {
     return h;
 }
 
-bool has_new_uts(const Spec& spec) { return spec.find_namespace(CLONE_NEWUTS) != nullptr; }
 
 Spec spec(const Node& root, const std::string& bundle) {
     root.object();

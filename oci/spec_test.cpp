@@ -525,3 +525,23 @@ TEST_CASE("parse_process reads an exec's --process file and names it in errors")
     REQUIRE_FALSE(garbage.ok());
     CHECK_THAT(garbage.error().message, Catch::StartsWith("process.json: parse error at line 1"));
 }
+
+TEST_CASE("a sysctl is accepted only in a namespace of the container's own, as runc checks") {
+    CHECK(error_of(R"({"linux": {"sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shmmax": "1000",
+        "fs.mqueue.msg_max": "20", "kernel.domainname": "x"}}})")
+              .empty());
+    CHECK(error_of(R"({"linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}],
+        "sysctl": {"net.ipv4.ip_forward": "1"}}})") ==
+          "config.json: linux.sysctl[\"net.ipv4.ip_forward\"]: not allowed in the host's network namespace");
+    CHECK(error_of(R"({"linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}, {"type": "network", "path": "/proc/self/ns/net"}],
+        "sysctl": {"net.ipv4.ip_forward": "1"}}})") ==
+          "config.json: linux.sysctl[\"net.ipv4.ip_forward\"]: not allowed in the host's network namespace");
+    CHECK(error_of(R"({"linux": {"namespaces": [{"type": "mount"}, {"type": "uts"}], "sysctl": {"kernel.sem": "1 2 3 4"}}})") ==
+          "config.json: linux.sysctl[\"kernel.sem\"]: not allowed in the host's ipc namespace");
+    CHECK(error_of(R"({"linux": {"sysctl": {"kernel.hostname": "x"}}})") ==
+          "config.json: linux.sysctl[\"kernel.hostname\"]: conflicts with the \"hostname\" field");
+    CHECK(error_of(R"({"linux": {"sysctl": {"vm.swappiness": "1"}}})") ==
+          "config.json: linux.sysctl[\"vm.swappiness\"]: not in a separate kernel namespace");
+    CHECK(error_of(R"({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]}})") ==
+          "config.json: process.rlimits[0].soft: above the hard limit");
+}
