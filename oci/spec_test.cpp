@@ -2,6 +2,8 @@
 // Spec the runtime uses, and every field that cannot be applied is refused by its JSON path.
 #include "oci/spec.hpp"
 
+#include "oci/seccomp.hpp"
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -12,7 +14,9 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 
 using namespace nsfork;
@@ -544,4 +548,28 @@ TEST_CASE("a sysctl is accepted only in a namespace of the container's own, as r
           "config.json: linux.sysctl[\"vm.swappiness\"]: not in a separate kernel namespace");
     CHECK(error_of(R"({"process": {"rlimits": [{"type": "RLIMIT_NOFILE", "soft": 2048, "hard": 1024}]}})") ==
           "config.json: process.rlimits[0].soft: above the hard limit");
+}
+
+TEST_CASE("the config.json podman 4.3 sent loads, and its seccomp profile compiles") {
+    // tests/oci/profiles/podman-config.json: what podman 4.3.1 (Debian 12, cgroup_manager
+    // "cgroupfs") passed to its runtime for `podman run --rm --network=none --rootfs D /bin/true`.
+    auto path = std::filesystem::path(__FILE__).parent_path().parent_path() / "tests/oci/profiles";
+    std::ifstream in(path / "podman-config.json");
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto spec = parse_config(text.str(), "/bundle");
+    INFO((spec ? "" : spec.error().message));
+    REQUIRE(spec.ok());
+    CHECK(spec->process.user.umask == mode_t{022});
+    CHECK(spec->mounts.size() == 10);
+    CHECK(spec->mounts[5].destination == "/dev/shm");
+    CHECK(spec->mounts[5].flags == (MS_BIND | MS_NOSUID | MS_NOEXEC | MS_NODEV));
+    CHECK(spec->mounts[5].propagation == (MS_PRIVATE | MS_REC));
+    CHECK(spec->resources.pids_limit == 2048);
+    CHECK(spec->cgroups_path.starts_with("/libpod_parent/libpod-"));
+    REQUIRE(spec->seccomp);
+    auto program = compile_seccomp(*spec->seccomp);
+    INFO((program ? "" : program.error().message));
+    CHECK(program.ok());
 }
