@@ -436,7 +436,10 @@ Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, c
         s.set = p.capabilities->effective;
         s.clear = p.capabilities->permitted;
         s.extra = p.capabilities->inheritable;
-        s.extra2 = p.capabilities->ambient;
+        // Only a capability both permitted and inheritable can be ambient (the kernel's rule);
+        // runc raises the others one by one and ignores the refusals (runc spec's own config
+        // lists ambient ones without inheritable): the same outcome, without the refusals.
+        s.extra2 = p.capabilities->ambient & p.capabilities->permitted & p.capabilities->inheritable;
     }
     plan.add(Op::find_executable, "process.args[0] (" + p.args.at(0) + "): executable file not found in $PATH");
     if (spec.seccomp && p.no_new_privileges) add_seccomp();

@@ -2,6 +2,7 @@
 // makes one (pid 1 of new pid and mount namespaces, / private, /proc mounted, running nothing),
 // a busybox root filesystem, Specs written by hand, and what the process sees from inside.
 #include "oci/setup.hpp"
+#include "oci/spec.hpp"
 
 #include "base/pidfd.hpp"
 #include "base/procfs.hpp"
@@ -627,6 +628,29 @@ TEST_CASE("create_process and exec_process: the processes outlive the runtime th
     const bool created_first = seen[0].starts_with("created ");
     CHECK(seen[created_first ? 0 : 1].starts_with("created "));
     CHECK(seen[created_first ? 1 : 0].starts_with("exec'd "));
+}
+
+TEST_CASE("create_process on the config runc spec writes, parsed by spec.cpp, shows the process what runc shows it",
+          "[oci][setup]") {
+    test::require_root();
+    const std::string script =
+        "cut -d' ' -f5,6 /proc/self/mountinfo; for f in /dev/* /dev/pts/* /dev/shm /dev/mqueue; do stat -c '%n %A %u %g %t %T' $f; done; "
+        "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status; hostname; umask; pwd; ulimit -n; "
+        "ls /proc/kcore /proc/acpi 2>&1; cat /proc/kcore 2>&1; echo 1 2>/dev/null > /proc/sys/vm/overcommit_memory || echo sys-readonly";
+    test::oci::Bundle bundle({"sh", "-c", script});
+    bundle.config["mounts"] = test::oci::runc_spec()["mounts"]; // cgroup mount included
+    bundle.config["root"]["readonly"] = true;
+    bundle.write();
+    // runc, as the reference.
+    test::oci::Runtime runc("runc", {"/usr/sbin/runc"});
+    const test::oci::Outcome theirs = runc.run(bundle);
+    REQUIRE(theirs.code == 0);
+    // Ours, on the same config.
+    Spec spec = MUST(parse_config(slurp(bundle.path() + "/config.json"), bundle.path()));
+    const Ran ours = run(spec);
+    CHECK(ours.status == ExitStatus{0, 0});
+    // Mount ids and the order of a directory listing aside: lines compared as sorted lists.
+    CHECK(test::oci::sorted_lines(ours.out) == test::oci::sorted_lines(theirs.out));
 }
 
 } // namespace
