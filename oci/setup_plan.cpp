@@ -10,9 +10,11 @@
 #include "base/procfs.hpp"
 
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -38,15 +40,15 @@ int SetupPlan::keep(UniqueFd fd) { return fds_.emplace_back(std::move(fd)).get()
 
 const char* const* SetupPlan::keep_list(std::vector<const char*> list) { return lists_.emplace_back(std::move(list)).data(); }
 
-void SetupPlan::finish(const ProcessIo& io, const Process& process, std::vector<const char*> candidates,
-                       SeccompProgram filter) {
+void SetupPlan::finish(const ProcessIo& io, const Process& process, const std::vector<std::string>& env,
+                       std::vector<const char*> candidates, SeccompProgram filter) {
     preserved_ = io.preserved;
     groups_ = process.user.additional_gids;
     candidates_ = std::move(candidates);
     candidates_.push_back(nullptr);
     for (const std::string& a : process.args) argv_.push_back(const_cast<char*>(keep(a)));
     argv_.push_back(nullptr);
-    for (const std::string& e : process.env) envp_.push_back(const_cast<char*>(keep(e)));
+    for (const std::string& e : env) envp_.push_back(const_cast<char*>(keep(e)));
     envp_.push_back(nullptr);
     filter_ = std::move(filter);
     plan_ = child::Plan{
@@ -399,6 +401,37 @@ std::vector<const char*> candidates(SetupPlan& plan, const Process& process) {
     return out;
 }
 
+// The home directory of `uid` in the root filesystem's /etc/passwd (resolved inside the root:
+// a symlink there must not lead to the host's), "/" when it has none, as runc's default user.
+std::string home_of(const std::string& root, uid_t uid) {
+    UniqueFd dir(::open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    open_how how{};
+    how.flags = O_RDONLY | O_CLOEXEC;
+    how.resolve = RESOLVE_IN_ROOT;
+    UniqueFd passwd(dir ? static_cast<int>(::syscall(SYS_openat2, dir.get(), "/etc/passwd", &how, sizeof how)) : -1);
+    if (!passwd) return "/";
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(passwd.get(), buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+    std::stringstream lines(text);
+    for (std::string line; std::getline(lines, line);) {
+        std::vector<std::string> f;
+        std::stringstream fields(line);
+        for (std::string x; std::getline(fields, x, ':');) f.push_back(x);
+        if (f.size() >= 6 && f[2] == std::to_string(uid)) return f[5].empty() ? "/" : f[5];
+    }
+    return "/";
+}
+
+// process.env, with HOME from the user's passwd entry when it sets none (runc's setupUser).
+std::vector<std::string> environment(const Spec& spec, const Process& p) {
+    std::vector<std::string> env = p.env;
+    for (const std::string& e : env)
+        if (e.starts_with("HOME=")) return env;
+    env.push_back("HOME=" + home_of(spec.root, p.user.uid));
+    return env;
+}
+
 // What every process of a container does last, made or exec'd: limits, stdio, the user switch
 // with its capabilities, seccomp, the executable, and for `create` ready and the exec fifo.
 Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, const ProcessIo& io, bool create, int exec_fifo) {
@@ -446,7 +479,7 @@ Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, c
     if (create) plan.add(Op::ready, "report ready");
     if (exec_fifo >= 0) plan.add(Op::exec_fifo, "exec fifo: open for writing").fd = exec_fifo;
     plan.add(Op::exec, "process.args[0] (" + p.args.at(0) + "): exec");
-    plan.finish(io, p, candidates(plan, p), std::move(filter));
+    plan.finish(io, p, environment(spec, p), candidates(plan, p), std::move(filter));
     return {};
 }
 

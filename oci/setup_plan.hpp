@@ -35,7 +35,8 @@ public:
     const char* keep(std::string text);
     int keep(UniqueFd fd);
     const char* const* keep_list(std::vector<const char*> list); // null-terminated by the caller
-    void finish(const ProcessIo& io, const Process& process, std::vector<const char*> candidates, SeccompProgram filter);
+    void finish(const ProcessIo& io, const Process& process, const std::vector<std::string>& env,
+                std::vector<const char*> candidates, SeccompProgram filter);
 
 private:
     child::Plan plan_;

@@ -635,7 +635,7 @@ TEST_CASE("create_process on the config runc spec writes, parsed by spec.cpp, sh
     test::require_root();
     const std::string script =
         "cut -d' ' -f5,6 /proc/self/mountinfo; for f in /dev/* /dev/pts/* /dev/shm /dev/mqueue; do stat -c '%n %A %u %g %t %T' $f; done; "
-        "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status; hostname; umask; pwd; ulimit -n; "
+        "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status; hostname; umask; pwd; ulimit -n; env; "
         "ls /proc/kcore /proc/acpi 2>&1; cat /proc/kcore 2>&1; echo 1 2>/dev/null > /proc/sys/vm/overcommit_memory || echo sys-readonly";
     test::oci::Bundle bundle({"sh", "-c", script});
     bundle.config["mounts"] = test::oci::runc_spec()["mounts"]; // cgroup mount included
