@@ -631,12 +631,39 @@ void check_sysctl(const Node& sysctl, const Spec& spec) {
     }
 }
 
+// runc appends these allow rules to every device list it is given (specconv AllowedDevices:
+// mknod of anything, the standard nodes, ptys, tun), after the config's own: the same config
+// must give the same device access under nsfork-oci. A linux.devices entry with one of the
+// paths replaces that default. Without rules of the config's own the list stays empty: the
+// inherited "allow all" already has them, and no device cgroup is needed.
+void append_default_device_rules(Spec& spec) {
+    struct Default {
+        const char* path;
+        DeviceRule rule;
+    };
+    static const Default kDefaults[] = {
+        {nullptr, {true, 'c', -1, -1, "m"}},        {nullptr, {true, 'b', -1, -1, "m"}},
+        {"/dev/null", {true, 'c', 1, 3, "rwm"}},    {"/dev/random", {true, 'c', 1, 8, "rwm"}},
+        {"/dev/full", {true, 'c', 1, 7, "rwm"}},    {"/dev/tty", {true, 'c', 5, 0, "rwm"}},
+        {"/dev/zero", {true, 'c', 1, 5, "rwm"}},    {"/dev/urandom", {true, 'c', 1, 9, "rwm"}},
+        {nullptr, {true, 'c', 136, -1, "rwm"}},     {nullptr, {true, 'c', 5, 2, "rwm"}},
+        {nullptr, {true, 'c', 10, 200, "rwm"}},
+    };
+    if (spec.resources.devices.empty()) return;
+    for (const Default& d : kDefaults) {
+        bool replaced = false;
+        for (const Device& dev : spec.devices) replaced |= d.path && dev.path == d.path;
+        if (!replaced) spec.resources.devices.push_back(d.rule);
+    }
+}
+
 void linux_section(const Node& n, Spec& spec) {
     n.object();
     spec.namespaces = namespaces(n.need("namespaces"));
     if (auto list = n.get("devices")) spec.devices = devices(*list);
     spec.cgroups_path = optional_string(n, "cgroupsPath");
     if (auto r = n.get("resources")) spec.resources = resources(*r);
+    append_default_device_rules(spec);
     if (auto sysctl = n.get("sysctl")) {
         spec.sysctl = sysctl->string_map();
         check_sysctl(*sysctl, spec);

@@ -81,7 +81,9 @@ struct Device {
     gid_t gid = 0;
 };
 
-// linux.resources.devices: the device cgroup's allow/deny list, in order.
+// linux.resources.devices: the device cgroup's allow/deny list, in order — followed, as runc
+// does, by its default allow rules (mknod, /dev/null, zero, full, random, urandom, tty, ptmx,
+// pts, tun) when the config has rules of its own.
 struct DeviceRule {
     bool allow = false;
     char type = 'a';                     // 'a', 'c' or 'b'

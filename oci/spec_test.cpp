@@ -13,6 +13,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -240,7 +241,8 @@ TEST_CASE("runc spec's config.json loads as runc applies it") {
     CHECK(spec->mounts[2].data == "newinstance,ptmxmode=0666,mode=0620,gid=5");
     CHECK(spec->mounts[6].flags == (MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RELATIME | MS_RDONLY));
 
-    REQUIRE(spec->resources.devices.size() == 1);
+    // The config's deny-all, then runc's eleven default allow rules.
+    REQUIRE(spec->resources.devices.size() == 12);
     CHECK_FALSE(spec->resources.devices[0].allow);
     CHECK(spec->resources.devices[0].type == 'a');
     CHECK(spec->resources.devices[0].major == -1);
@@ -279,7 +281,7 @@ TEST_CASE("a docker-style config.json loads: binds, hooks, sysctl, seccomp, devi
     CHECK_FALSE(r.disable_oom_killer);
     CHECK_FALSE(r.cpu_shares);
     CHECK_FALSE(r.pids_limit);
-    REQUIRE(r.devices.size() == 3);
+    REQUIRE(r.devices.size() == 3 + 11);
     CHECK(r.devices[1].allow);
     CHECK(r.devices[1].type == 'c');
     CHECK(r.devices[1].minor == 5);
@@ -490,16 +492,25 @@ TEST_CASE("devices, rootfs propagation, domainname and hooks convert") {
         "linux": {"rootfsPropagation": "rslave", "devices": [
             {"path": "/dev/fuse", "type": "c", "major": 10, "minor": 229, "fileMode": 438, "uid": 0, "gid": 0},
             {"path": "/dev/ttyX", "type": "u", "major": 4, "minor": 64},
-            {"path": "/dev/fifo", "type": "p"}]}})"),
+            {"path": "/dev/fifo", "type": "p"},
+            {"path": "/dev/null", "type": "c", "major": 1, "minor": 3}]}})"),
                              "/bundle");
     REQUIRE(spec.ok());
     CHECK(spec->domainname == "example.org");
     CHECK(spec->rootfs_propagation == (MS_SLAVE | MS_REC));
-    REQUIRE(spec->devices.size() == 3);
+    REQUIRE(spec->devices.size() == 4);
     CHECK(spec->devices[0].major == 10);
     CHECK(spec->devices[0].file_mode == 0666);
     CHECK(spec->devices[1].type == 'c');
     CHECK(spec->devices[2].type == 'p');
+    // runc's default rules follow the config's, but none for a path linux.devices gives itself.
+    const auto& rules = spec->resources.devices;
+    REQUIRE(rules.size() == 11);
+    CHECK(rules[1].allow);
+    CHECK(rules[1].type == 'c');
+    CHECK(rules[1].access == "m");
+    CHECK(std::none_of(rules.begin(), rules.end(), [](const DeviceRule& r) { return r.major == 1 && r.minor == 3; }));
+    CHECK(std::any_of(rules.begin(), rules.end(), [](const DeviceRule& r) { return r.major == 1 && r.minor == 5; }));
     REQUIRE(spec->hooks.poststop.size() == 1);
     CHECK(spec->hooks.poststop[0].timeout == 5);
     CHECK(error_of(R"({"linux": {"devices": [{"path": "/dev/x", "type": "q", "major": 1, "minor": 1}]}})") ==
