@@ -4,6 +4,7 @@
 #include "oci/resources.hpp"
 
 #include "base/procfs.hpp"
+#include "oci/device_filter.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -169,9 +170,9 @@ Result<void> set_pids(const Resources& r, const Dir& d) {
 }
 
 // v1's device cgroup: each rule written in order, as the kernel applies it to the list the
-// directory inherited ("a *:* rwm" denied first, then what is allowed).
+// directory inherited ("a *:* rwm" denied first, then what is allowed); v2's: an eBPF program.
 Result<void> set_devices(const Resources& r, const Dir& d) {
-    if (d.v2) return invalid("linux.resources.devices", "cgroup v2 device rules (a BPF program) are not supported");
+    if (d.v2) return attach_device_filter(d.fd, r.devices);
     for (std::size_t i = 0; i < r.devices.size(); ++i) {
         const DeviceRule& rule = r.devices[i];
         auto number = [](std::int64_t n) { return n < 0 ? std::string("*") : std::to_string(n); };

@@ -4,6 +4,8 @@
 // (nsfork-oci-test-<pid>-<n>) and removes them.
 #include "oci/resources.hpp"
 
+#include "oci/device_filter.hpp"
+
 #include "base/procfs.hpp"
 #include "tests/harness.hpp"
 
@@ -253,4 +255,42 @@ TEST_CASE("linux.resources.unified is written into the container's cgroup v2 lea
     CHECK(written == value);
     REQUIRE_FALSE(escape.ok());
     CHECK(escape.error().message == "config.json: linux.resources.unified: \"../cgroup.procs\" is not a cgroup file name");
+}
+
+TEST_CASE("on cgroup v2 the device rules become an eBPF filter the kernel applies to the cgroup's processes") {
+    test::require_root();
+    const std::string mount = procfs::cgroup2_mount();
+    if (mount.empty()) skip("no cgroup2 mount");
+    const std::string leaf = mount + procfs::cgroup2_path() + "/nsfork-oci-test-" + std::to_string(getpid()) + "-devices";
+    REQUIRE(mkdir(leaf.c_str(), 0755) == 0);
+    UniqueFd fd(open(leaf.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(fd);
+    // runc's spec: deny everything, then /dev/null read-write; /dev/zero only for reading.
+    auto attached = attach_device_filter(fd.get(), {DeviceRule{false, 'a', -1, -1, "rwm"}, DeviceRule{true, 'c', 1, 3, "rwm"},
+                                                    DeviceRule{true, 'c', 1, 5, "r"}});
+    int result = -1;
+    if (attached) {
+        pid_t pid = fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+            UniqueFd procs(openat(fd.get(), "cgroup.procs", O_WRONLY | O_CLOEXEC));
+            if (!procs || write(procs.get(), "0", 1) != 1) _exit(100);
+            auto opens = [](const char* path, int flags) {
+                UniqueFd f(open(path, flags | O_CLOEXEC));
+                return f ? 0 : errno;
+            };
+            // Bit 0: null rw allowed, bit 1: zero read allowed, bit 2: zero write denied, bit 3: full denied.
+            int bits = (opens("/dev/null", O_RDWR) == 0) | (opens("/dev/zero", O_RDONLY) == 0) << 1 |
+                       (opens("/dev/zero", O_WRONLY) == EPERM) << 2 | (opens("/dev/full", O_RDONLY) == EPERM) << 3;
+            _exit(bits);
+        }
+        int status = 0;
+        REQUIRE(waitpid(pid, &status, 0) == pid);
+        if (WIFEXITED(status)) result = WEXITSTATUS(status);
+    }
+    fd.reset();
+    CHECK(rmdir(leaf.c_str()) == 0);
+    INFO((attached ? "" : attached.error().message));
+    REQUIRE(attached.ok());
+    CHECK(result == 0b1111);
 }
