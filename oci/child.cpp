@@ -144,7 +144,40 @@ int attach_bind(State& s, Step& step) noexcept {
     return close_keeping_errno(target, attach(step.fd, target));
 }
 
+// Gives the root of the mount `mnt` the permission bits `mode`.
+int chmod_mount(int mnt, mode_t mode) noexcept {
+    const int dir = ::openat(mnt, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0) return -1;
+    return close_keeping_errno(dir, ::fchmod(dir, mode));
+}
+
 int mount_fs(State& s, Step& step) noexcept {
+    // proc and sysfs go on an ordinary directory only (runc's check against symlink games).
+    if (step.number & kMountNoSymlink) {
+        struct stat st;
+        const char* name;
+        const int dir = open_parent(s.root, step.path, &name);
+        if (dir < 0) return -1;
+        const int found = ::fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW);
+        const int err = errno;
+        ::close(dir);
+        if (found == 0 && !S_ISDIR(st.st_mode)) {
+            errno = ENOTDIR;
+            return -1;
+        }
+        if (found < 0 && err != ENOENT) {
+            errno = err;
+            return -1;
+        }
+    }
+    // A tmpfs on an existing directory takes that directory's mode (runc's mountToRootfs).
+    mode_t existing = 0;
+    if (step.number & kMountKeepMode) {
+        const int fd = open_in_root(s.root, step.path, O_PATH);
+        struct stat st;
+        if (fd >= 0 && ::fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) existing = st.st_mode & 07777;
+        if (fd >= 0) ::close(fd);
+    }
     const int fs = ::fsopen(step.text, FSOPEN_CLOEXEC);
     if (fs < 0) return -1;
     for (const char* const* o = step.options; o && *o; o += 2) {
@@ -165,6 +198,7 @@ int mount_fs(State& s, Step& step) noexcept {
     }
     ::close(target);
     step.fd = mnt; // for finalize_ro
+    if (existing && chmod_mount(mnt, existing) < 0) return -1;
     if (step.extra) {
         mount_attr attr{};
         attr.propagation = step.extra & ~static_cast<std::uint64_t>(MS_REC);

@@ -26,7 +26,7 @@ enum class Op : std::uint8_t {
     attach_bind,      // move_mount(fd: a detached tree, flags already set) onto path (number 1: a file)
     mount_fs,         // fsopen(text: the type) + fsconfig(options, source: text2) + fsmount(set:
                       //   MOUNT_ATTR_*) onto path, propagation extra (MS_*, 0: none; with MS_REC:
-                      //   recursive); the mount's fd is kept in fd for finalize_ro
+                      //   recursive), number: kMount* bits; the mount's fd is kept in fd for finalize_ro
     make_device,      // mknod path (number: S_IFCHR|mode, set: dev_t, clear: uid, extra: gid), or
                       //   when mknod is not permitted, a bind of the host's node at the same path
     make_symlink,     // symlink text -> path (number 1: replace what is there)
@@ -61,6 +61,10 @@ enum class Op : std::uint8_t {
     exec_fifo,        // open fd (O_PATH of the fifo) for writing through /proc/self/fd, write a byte
     exec,             // execve the found candidate with the plan's argv and envp
 };
+
+// mount_fs's number.
+inline constexpr int kMountNoSymlink = 1; // the destination must not be a symlink (proc, sysfs)
+inline constexpr int kMountKeepMode = 2;  // the new root takes an existing directory's mode (tmpfs)
 
 struct Step {
     Op op;

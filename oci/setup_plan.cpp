@@ -208,6 +208,7 @@ std::size_t add_fs(SetupPlan& plan, const std::string& what, const Mount& m) {
     Step& s = plan.add(Op::mount_fs, what + ": mount " + m.type);
     s.set = mount_attributes(m.flags);
     s.extra = m.propagation;
+    s.number = (m.type == "proc" || m.type == "sysfs" ? child::kMountNoSymlink : 0) | (m.type == "tmpfs" ? child::kMountKeepMode : 0);
     s.text = type;
     s.text2 = source;
     s.options = options;

@@ -241,13 +241,13 @@ TEST_CASE("create_process: mounts with their flags, read-only root, and the defa
         std::ofstream(host.path() + "/file") << "from the host\n";
     }
     Spec spec = basic_spec({"sh", "-c",
-                            "cat /data/file; touch /data/new 2>/dev/null && echo data-writable; "
+                            "cat /mnt/file; touch /mnt/new 2>/dev/null && echo data-writable; "
                             "touch /new 2>/dev/null && echo root-writable; "
-                            "grep -E ' /(data|scratch|proc|sys|dev/pts) ' /proc/self/mountinfo; "
+                            "grep -E ' /(mnt|srv|proc|sys|dev/pts) ' /proc/self/mountinfo; "
                             "for d in null zero full random urandom tty fuse; do stat -c \"%n %F %t %T %a %u %g\" /dev/$d; done; "
-                            "readlink /dev/ptmx; readlink /dev/fd; readlink /dev/stdin; ls /dev/pts"});
-    spec.mounts.push_back(bind_mount(host.path(), "/data", MS_RDONLY | MS_NOSUID));
-    spec.mounts.push_back(fs_mount("/scratch", "tmpfs", MS_NOEXEC, "mode=700,size=1m"));
+                            "readlink /dev/ptmx; readlink /dev/fd; readlink /dev/stdin; ls /dev/pts; stat -c '%n %a' /srv"});
+    spec.mounts.push_back(bind_mount(host.path(), "/mnt", MS_RDONLY | MS_NOSUID));
+    spec.mounts.push_back(fs_mount("/srv", "tmpfs", MS_NOEXEC, "mode=700,size=1m"));
     spec.devices.push_back(Device{.path = "/dev/fuse", .type = 'c', .major = 10, .minor = 229, .file_mode = 0600, .uid = 0, .gid = 5});
     renumber(spec);
     const Ran r = run(spec);
@@ -258,8 +258,8 @@ TEST_CASE("create_process: mounts with their flags, read-only root, and the defa
     CHECK(r.out.find("root-writable") == std::string::npos);
     std::string data, scratch, sys;
     for (const std::string& line : test::lines(r.out)) {
-        if (line.find(" /data ") != std::string::npos) data = line;
-        if (line.find(" /scratch ") != std::string::npos) scratch = line;
+        if (line.find(" /mnt ") != std::string::npos) data = line;
+        if (line.find(" /srv ") != std::string::npos) scratch = line;
         if (line.find(" /sys ") != std::string::npos) sys = line;
     }
     CHECK(data.find(" ro,nosuid") != std::string::npos);
@@ -272,6 +272,7 @@ TEST_CASE("create_process: mounts with their flags, read-only root, and the defa
     CHECK(r.out.find("/dev/fuse character special file a e5 600 0 5\n") != std::string::npos);
     CHECK(r.out.find("pts/ptmx\n/proc/self/fd\n/proc/self/fd/0\n") != std::string::npos);
     CHECK(r.out.find("ptmx\n") != std::string::npos); // its own devpts instance: nothing but ptmx
+    CHECK(r.out.ends_with("/srv 755\n")); // a tmpfs takes the mode of the directory it covers, as in runc
 }
 
 TEST_CASE("create_process: user, groups, umask, capabilities, rlimits and no_new_privs", "[oci][setup]") {
@@ -330,14 +331,14 @@ TEST_CASE("create_process: masked and read-only paths, hostname and domainname i
     std::ofstream(host.path() + "/key") << "hidden\n";
     Spec spec = basic_spec({"sh", "-c",
                             "hostname; cat /proc/sys/kernel/domainname /proc/sys/net/ipv4/ip_unprivileged_port_start; "
-                            "ls /data/secret; cat /data/key; touch /data/secret/x || echo secret-readonly; "
+                            "ls /mnt/secret; cat /mnt/key; touch /mnt/secret/x || echo secret-readonly; "
                             "echo other > /proc/sys/kernel/hostname || echo sys-readonly; echo done"});
-    spec.mounts.push_back(bind_mount(host.path(), "/data"));
+    spec.mounts.push_back(bind_mount(host.path(), "/mnt"));
     renumber(spec);
     spec.hostname = "box";
     spec.domainname = "example";
     spec.sysctl = {{"net.ipv4.ip_unprivileged_port_start", "80"}};
-    spec.masked_paths = {"/data/secret", "/data/key", "/data/missing"};
+    spec.masked_paths = {"/mnt/secret", "/mnt/key", "/mnt/missing"};
     spec.readonly_paths = {"/proc/sys", "/proc/missing"};
     const Ran r = run(spec);
     INFO(r.out);
@@ -634,11 +635,13 @@ TEST_CASE("create_process on the config runc spec writes, parsed by spec.cpp, sh
           "[oci][setup]") {
     test::require_root();
     const std::string script =
-        "cut -d' ' -f5,6 /proc/self/mountinfo; for f in /dev/* /dev/pts/* /dev/shm /dev/mqueue; do stat -c '%n %A %u %g %t %T' $f; done; "
+        "cut -d' ' -f5,6 /proc/self/mountinfo; for f in /dev/* /dev/pts/* /dev/shm /dev/mqueue /tmp; do stat -c '%n %A %u %g %t %T' $f; done; "
         "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs|Seccomp):' /proc/self/status; hostname; umask; pwd; ulimit -n; env; "
         "ls /proc/kcore /proc/acpi 2>&1; cat /proc/kcore 2>&1; echo 1 2>/dev/null > /proc/sys/vm/overcommit_memory || echo sys-readonly";
     test::oci::Bundle bundle({"sh", "-c", script});
     bundle.config["mounts"] = test::oci::runc_spec()["mounts"]; // cgroup mount included
+    // A tmpfs over a directory of the rootfs takes that directory's mode.
+    bundle.config["mounts"].push_back({{"destination", "/tmp"}, {"type", "tmpfs"}, {"source", "tmpfs"}, {"options", {"mode=1777"}}});
     bundle.config["root"]["readonly"] = true;
     bundle.write();
     // runc, as the reference.
