@@ -30,6 +30,14 @@ Error abandon(ContainerProcess& p, Error error) {
     return error;
 }
 
+// A command not found, in runc's words, which engines match: podman and conmon turn "executable
+// file not found in $PATH" and "permission denied" into exit codes 127 and 126.
+Error not_found(const std::string& what, int err) {
+    const char* why = err == ENOENT ? "executable file not found in $PATH" : err == EACCES ? "permission denied" : nullptr;
+    if (!why) return sys_error(Errc::exec_failed, what, err);
+    return Error{Errc::exec_failed, what + ": " + why, err};
+}
+
 // Clones the child that follows `plan` as our child, pid_for_children set to that of
 // `pidns_pidfd`'s process for the clone only, into `cgroup_leaf` when given.
 Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, int report, int self) {
@@ -79,8 +87,9 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
         switch (r.kind) {
         case child::ReportKind::failed: {
             const std::size_t step = r.step < plan.plan().count ? r.step : 0;
-            const Errc code = plan.plan().steps[step].op == child::Op::exec ? Errc::exec_failed : Errc::launch_failed;
-            return abandon(p, sys_error(code, plan.describe(step), r.error));
+            const child::Op op = plan.plan().steps[step].op;
+            if (op == child::Op::find_executable) return abandon(p, not_found(plan.describe(step), r.error));
+            return abandon(p, sys_error(op == child::Op::exec ? Errc::exec_failed : Errc::launch_failed, plan.describe(step), r.error));
         }
         case child::ReportKind::hooks: {
             if (create_runtime && *create_runtime)

@@ -475,7 +475,7 @@ Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, c
         // lists ambient ones without inheritable): the same outcome, without the refusals.
         s.extra2 = p.capabilities->ambient & p.capabilities->permitted & p.capabilities->inheritable;
     }
-    plan.add(Op::find_executable, "process.args[0] (" + p.args.at(0) + "): executable file not found in $PATH");
+    plan.add(Op::find_executable, "process.args[0]: exec: \"" + p.args.at(0) + "\"");
     if (spec.seccomp && p.no_new_privileges) add_seccomp();
     if (create) plan.add(Op::ready, "report ready");
     if (exec_fifo >= 0) plan.add(Op::exec_fifo, "exec fifo: open for writing").fd = exec_fifo;

@@ -318,7 +318,13 @@ TEST_CASE("create_process: a failing step names its config field and leaves no p
     spec = basic_spec({"no-such-command"});
     c = try_create(spec, holder, fifo);
     REQUIRE(!c);
-    CHECK(c.error().message.starts_with("process.args[0] (no-such-command): "));
+    CHECK(c.error().message == "process.args[0]: exec: \"no-such-command\": executable file not found in $PATH");
+    CHECK(holder.processes() == 1);
+
+    spec = basic_spec({"/etc"});
+    c = try_create(spec, holder, fifo);
+    REQUIRE(!c);
+    CHECK(c.error().message == "process.args[0]: exec: \"/etc\": permission denied");
     CHECK(holder.processes() == 1);
 }
 
