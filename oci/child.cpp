@@ -357,8 +357,11 @@ int lift_fds(Plan& plan) noexcept {
 
 int wire_stdio(State& s) noexcept {
     const Plan& p = s.plan;
-    for (int i = 0; i < 3; ++i)
-        if (::dup2(s.tty >= 0 ? s.tty : p.stdio[i], i) < 0) return -1;
+    for (int i = 0; i < 3; ++i) {
+        const int from = s.tty >= 0 ? s.tty : p.stdio[i];
+        // dup2 onto itself keeps close-on-exec: the tty may have landed on 0-2 if those were free.
+        if (from == i ? ::fcntl(i, F_SETFD, 0) < 0 : ::dup2(from, i) < 0) return -1;
+    }
     for (std::size_t i = 0; i < p.preserved_count; ++i)
         if (::dup2(p.preserved[i], 3 + static_cast<int>(i)) < 0) return -1;
     // Everything else stays open until the exec (the report socket, the fifo) but not across it.
