@@ -584,3 +584,38 @@ TEST_CASE("the config.json podman 4.3 sent loads, and its seccomp profile compil
     INFO((program ? "" : program.error().message));
     CHECK(program.ok());
 }
+
+TEST_CASE("the config.json dockerd 20.10 sent loads with its limits, and its seccomp profile compiles") {
+    // tests/oci/profiles/docker-config.json: what dockerd 20.10.24 (Debian 12) passed through
+    // containerd to its runtime for `docker run --rm --network=none --memory 64m --cpus 0.5
+    // --pids-limit 100 --device /dev/fuse busybox /bin/true`.
+    auto path = std::filesystem::path(__FILE__).parent_path().parent_path() / "tests/oci/profiles";
+    std::ifstream in(path / "docker-config.json");
+    REQUIRE(in);
+    std::stringstream text;
+    text << in.rdbuf();
+    auto spec = parse_config(text.str(), "/bundle");
+    INFO((spec ? "" : spec.error().message));
+    REQUIRE(spec.ok());
+    CHECK(spec->process.user.additional_gids == std::vector<gid_t>{0});
+    REQUIRE(spec->hooks.prestart.size() == 1);
+    CHECK(spec->hooks.prestart[0].args[0] == "libnetwork-setkey");
+    CHECK(spec->sysctl.count("net.ipv4.ping_group_range") == 1);
+    const Resources& r = spec->resources;
+    CHECK(r.memory_limit == 64 << 20);
+    CHECK(r.memory_swap == 128 << 20);
+    CHECK_FALSE(r.disable_oom_killer);
+    CHECK_FALSE(r.cpu_shares);
+    CHECK(r.cpu_quota == 50000);
+    CHECK(r.cpu_period == 100000u);
+    CHECK(r.pids_limit == 100);
+    // Its nine rules (deny all, the standard nodes, /dev/fuse denied then allowed), then runc's
+    // defaults.
+    CHECK(r.devices.size() == 9 + 11);
+    REQUIRE(spec->devices.size() == 1);
+    CHECK(spec->devices[0].file_mode == 0600);
+    REQUIRE(spec->seccomp);
+    auto program = compile_seccomp(*spec->seccomp);
+    INFO((program ? "" : program.error().message));
+    CHECK(program.ok());
+}
