@@ -182,6 +182,12 @@ Result<SeccompProgram> compile_seccomp(const Seccomp& seccomp) {
     Filter filter(seccomp_init(*default_action));
     if (!filter) return Error{Errc::internal, "libseccomp: seccomp_init failed"};
     if (auto r = add_architectures(filter.get(), seccomp.architectures); !r) return std::move(r).error();
+    // A binary tree instead of a linear list for long profiles (Docker's and podman's have some
+    // 400 names), as runc does; libseccomp 2.5.4 misbuilds the tree of an empty filter, hence
+    // the threshold. An older library without it still gives a correct program.
+    std::size_t names = 0;
+    for (const SeccompRule& rule : seccomp.syscalls) names += rule.names.size();
+    if (names > 32) (void)seccomp_attr_set(filter.get(), SCMP_FLTATR_CTL_OPTIMIZE, 2);
     for (std::size_t i = 0; i < seccomp.syscalls.size(); ++i)
         if (auto r = add_rule(filter.get(), seccomp.syscalls[i], *default_action,
                               "linux.seccomp.syscalls[" + std::to_string(i) + "]");
