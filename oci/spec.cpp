@@ -780,7 +780,14 @@ Result<Spec> load_bundle(const std::string& bundle) {
     if (!in) return sys_error(Errc::bad_request, "cannot read " + path, errno);
     std::stringstream text;
     text << in.rdbuf();
-    return parse_config(text.str(), dir);
+    auto spec = parse_config(text.str(), dir);
+    if (!spec) return spec;
+    // As runc's validator: a missing root fails here, before anything is made for the container.
+    struct stat st {};
+    if (stat(spec->root.c_str(), &st) != 0)
+        return sys_error(Errc::bad_request, "config.json: root.path: " + spec->root, errno);
+    if (!S_ISDIR(st.st_mode)) return Error{Errc::bad_request, "config.json: root.path: " + spec->root + ": not a directory"};
+    return spec;
 }
 
 } // namespace nsfork::oci

@@ -165,7 +165,7 @@ struct Spec {
     const Namespace* find_namespace(int type) const;
 };
 
-// Reads BUNDLE/config.json. Errors name the file and the field: "config.json: mounts[2].options:
+// Reads BUNDLE/config.json and checks that its root directory exists. Errors name the file and the field: "config.json: mounts[2].options:
 // unknown option \"foo\"", "config.json: linux.uidMappings: user namespaces are not supported".
 Result<Spec> load_bundle(const std::string& bundle);
 // The same from text (tests); `bundle` resolves relative paths.

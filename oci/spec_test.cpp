@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -312,18 +313,24 @@ TEST_CASE("a podman-style config.json loads: umask, cgroup namespace, annotation
     CHECK(spec->seccomp->default_errno_ret == 38u);
 }
 
-TEST_CASE("load_bundle reads BUNDLE/config.json and resolves root and bind sources against the bundle") {
+TEST_CASE("load_bundle reads BUNDLE/config.json, resolves root and bind sources against the bundle, and needs the root") {
     char dir[] = "/tmp/nsfork-spec-test.XXXXXX";
     REQUIRE(mkdtemp(dir));
     {
         std::ofstream out(std::string(dir) + "/config.json");
         out << patched(kRuncSpec, R"({"mounts": [{"destination": "/data", "source": "data", "options": ["rbind", "ro"]}]})");
     }
+    auto no_root = load_bundle(dir);
+    std::string rootfs = std::string(dir) + "/rootfs";
+    REQUIRE(mkdir(rootfs.c_str(), 0755) == 0);
     auto spec = load_bundle(std::string(dir) + "/./");
+    rmdir(rootfs.c_str());
     std::string file = std::string(dir) + "/config.json";
     unlink(file.c_str());
     auto missing = load_bundle(dir);
     rmdir(dir);
+    REQUIRE_FALSE(no_root.ok());
+    CHECK(no_root.error().message == "config.json: root.path: " + rootfs + ": No such file or directory");
     REQUIRE(spec.ok());
     CHECK(spec->bundle == dir);
     CHECK(spec->root == std::string(dir) + "/rootfs");
