@@ -56,13 +56,13 @@ Result<std::string> cgroups_path_for(const std::string& configured, const std::s
 }
 
 Result<std::string> server_cgroup_name(const std::string& cgroups_path) {
-    std::string name;
+    std::string name = "oci";
     for (const std::string& part : split(cgroups_path, '/')) {
         if (part.empty()) continue;
         if (part == "." || part == "..") return bad_path(cgroups_path, "a \"" + part + "\" component is not allowed");
-        name += name.empty() ? part : "/" + part;
+        name += "/" + part;
     }
-    if (name.empty()) return bad_path(cgroups_path, "names no cgroup");
+    if (name == "oci") return bad_path(cgroups_path, "names no cgroup");
     return name;
 }
 

@@ -14,8 +14,9 @@ namespace nsfork::oci {
 // (no slice: system.slice; a name ending in ".slice" is the unit itself).
 Result<std::string> cgroups_path_for(const std::string& configured, const std::string& id, bool systemd);
 
-// The server's leaf for it (LaunchOptions::cgroup_name): the same path below the server's tree,
-// relative, without empty components; a "." or ".." component is refused, naming the field.
+// The server's leaf for it (LaunchOptions::cgroup_name): the same path below "oci/" in the
+// server's tree — apart from the leaves it names itself (c<N>), which an engine's path could
+// otherwise take — without empty components; a "." or ".." component is refused, naming the field.
 Result<std::string> server_cgroup_name(const std::string& cgroups_path);
 
 } // namespace nsfork::oci

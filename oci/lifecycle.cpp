@@ -121,7 +121,9 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     Undo undo;
     undo.add([&dir] { (void)dir->remove(); });
 
-    const std::string bundle = std::filesystem::absolute(o.bundle).lexically_normal().string();
+    std::filesystem::path bundle_path = std::filesystem::absolute(o.bundle).lexically_normal();
+    if (!bundle_path.has_filename() && bundle_path.has_parent_path()) bundle_path = bundle_path.parent_path(); // "b/"
+    const std::string bundle = bundle_path.string();
     auto spec = load_bundle(bundle);
     if (!spec) return std::move(spec).error();
     auto config = read_text_file(bundle + "/config.json");
@@ -235,7 +237,7 @@ Result<void> start_container(const Context& ctx, const StateDir& dir, const Cont
     ::unlink(dir.fifo().c_str());
     // runtime-spec: a failed poststart hook is logged; the container runs on.
     if (auto hooks = run_hooks(state.poststart, "poststart", hook_state_json(state, Status::running)); !hooks)
-        ctx.log.error(hooks.error().message);
+        ctx.log.warning(hooks.error().message);
     return {};
 }
 
@@ -250,7 +252,7 @@ Result<void> delete_container(const Context& ctx, const StateDir& dir, const Con
     if (auto ended = end_container(state); !ended) return ended;
     if (auto removed = remove_controllers(state.cgroups_path); !removed) return removed;
     if (auto hooks = run_hooks(state.poststop, "poststop", hook_state_json(state, Status::stopped)); !hooks)
-        ctx.log.error(hooks.error().message);
+        ctx.log.warning(hooks.error().message);
     return dir.remove();
 }
 
@@ -294,8 +296,10 @@ Result<int> run(const Context& ctx, const RunOptions& o) {
     sigset_t old;
     if (!o.detach) ::sigprocmask(SIG_BLOCK, &forwarded, &old);
     if (auto started = start_container(ctx, created->dir, created->state); !started) {
-        (void)delete_container(ctx, created->dir, created->state);
+        // Reaped first: its namespace's pid 1, which the delete ends, finishes dying only then.
+        (void)signal_pidfd(created->process.pidfd.get(), SIGKILL);
         (void)reap(created->process.pidfd.get());
+        (void)delete_container(ctx, created->dir, created->state);
         return std::move(started).error();
     }
     if (o.detach) return 0;

@@ -20,6 +20,9 @@ public:
     // An error: to the --log file in its format, and to stderr — plainly when a file has it,
     // formatted otherwise (as runc).
     void error(std::string_view message) const;
+    // Something that failed without failing the verb (a poststart or poststop hook): to the
+    // --log file, or stderr.
+    void warning(std::string_view message) const { write("warning", message); }
     // With --debug only, to the --log file (or stderr).
     void debug(std::string_view message) const;
 

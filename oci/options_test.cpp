@@ -164,9 +164,9 @@ TEST_CASE("oci cgroup paths: cgroupsPath as given, the id without one, systemd's
     CHECK_FALSE(cgroups_path_for("a--b.slice:p:n", "c1", true));
 }
 
-TEST_CASE("oci cgroup paths: the server's leaf is the same path, relative, without . or ..") {
-    CHECK(*server_cgroup_name("/kubepods/pod1//c1/") == "kubepods/pod1/c1");
-    CHECK(*server_cgroup_name("c1") == "c1");
+TEST_CASE("oci cgroup paths: the server's leaf is the same path below oci/, without . or ..") {
+    CHECK(*server_cgroup_name("/kubepods/pod1//c1/") == "oci/kubepods/pod1/c1");
+    CHECK(*server_cgroup_name("c1") == "oci/c1");
     auto dots = server_cgroup_name("/a/../b");
     REQUIRE_FALSE(dots);
     CHECK(dots.error().message.find("linux.cgroupsPath") != std::string::npos);

@@ -5,8 +5,10 @@
 #include "tests/oci/bundle_support.hpp"
 
 #include "base/procfs.hpp"
+#include "base/syscalls.hpp"
 #include "testing/poll.hpp"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -15,8 +17,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <sstream>
-#include <thread>
 
 namespace fs = std::filesystem;
 using namespace nsfork::test::oci;
@@ -50,11 +52,12 @@ void server_holds_none(Suite& s) {
     CHECK(nsfork::testing::eventually([&] { return server_containers(s) == 0; }));
 }
 
-// The cgroups below the server's tree (its containers' leaves).
+// The cgroups the server made for nsfork-oci's containers (below oci/ in its tree; beside it are
+// its warm pool's).
 std::vector<std::string> server_cgroups(Suite& s) {
     std::vector<std::string> dirs;
     std::error_code ec;
-    const std::string root = nsfork::testing::default_cgroup_root(s.server().pid());
+    const std::string root = nsfork::testing::default_cgroup_root(s.server().pid()) + "/oci";
     for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
          it.increment(ec))
         if (it->is_directory()) dirs.push_back(it->path().string());
@@ -91,6 +94,33 @@ std::vector<pid_t> ps_pids(Runtime& rt, const std::string& id) {
 bool frozen(pid_t pid) {
     const std::string events = slurp(nsfork::testing::cgroup_of(pid) + "/cgroup.events");
     return events.find("frozen 1") != std::string::npos;
+}
+
+// Reaps `pid` (this process is its subreaper) in the background, as an engine's shim does while
+// its runtime deletes: the namespace's pid 1 finishes dying only once every process of it was
+// reaped (zap_pid_ns_processes), and delete returns once it did. The exit code in the shell
+// convention, -1 if it still ran after 30 s.
+std::future<int> reap_meanwhile(pid_t pid) {
+    return std::async(std::launch::async, [pid] {
+        nsfork::UniqueFd pidfd(nsfork::sys::pidfd_open(pid, 0));
+        pollfd p{pidfd.get(), POLLIN, 0};
+        int ready;
+        while ((ready = ::poll(&p, 1, 30'000)) < 0 && errno == EINTR) {}
+        int status = 0;
+        if (ready != 1 || ::waitpid(pid, &status, 0) != pid) return -1;
+        return nsfork::testing::shell_code(status);
+    });
+}
+
+// `delete ARGS...` of a container whose processes `pids` still run; each must die of SIGKILL.
+void delete_live(Runtime& rt, std::vector<std::string> args, const std::vector<pid_t>& pids) {
+    std::vector<std::future<int>> reaped;
+    for (pid_t pid : pids) reaped.push_back(reap_meanwhile(pid));
+    args.insert(args.begin(), "delete");
+    Outcome deleted = rt(args);
+    INFO(deleted.err);
+    CHECK(deleted.code == 0);
+    for (auto& code : reaped) CHECK(code.get() == 128 + SIGKILL);
 }
 
 } // namespace
@@ -180,8 +210,7 @@ TEST_CASE("nsfork-oci: the pid file holds bare digits, the container's process's
     REQUIRE_FALSE(text.empty());
     CHECK(std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
     CHECK(rt.state(id)["pid"] == std::stoi(text));
-    CHECK(rt({"delete", id}).code == 0); // created: deleted without --force, as runc
-    CHECK(wait_exit(std::stoi(text)) == 128 + SIGKILL);
+    delete_live(rt, {id}, {std::stoi(text)}); // created: deleted without --force, as runc
 }
 
 TEST_CASE("nsfork-oci: exec runs in the running container and exits with its status") {
@@ -199,8 +228,7 @@ TEST_CASE("nsfork-oci: exec runs in the running container and exits with its sta
     Outcome ps = rt({"exec", c.id, "cat", "/proc/2/cmdline"});
     CHECK(ps.out.find("sleep") != std::string::npos);
     CHECK(rt({"exec", "no-such-container", "true"}).err.find("does not exist") != std::string::npos);
-    CHECK(rt({"delete", "--force", c.id}).code == 0);
-    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    delete_live(rt, {"--force", c.id}, {c.pid});
 }
 
 TEST_CASE("nsfork-oci: ps --format json lists the container's processes by host pid") {
@@ -220,9 +248,7 @@ TEST_CASE("nsfork-oci: ps --format json lists the container's processes by host 
     CHECK(ps_pids(rt, c.id) == expected);
     Outcome table = rt({"ps", c.id});
     CHECK(table.out.find(std::to_string(second)) != std::string::npos);
-    CHECK(rt({"delete", "--force", c.id}).code == 0);
-    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
-    CHECK(wait_exit(second) == 128 + SIGKILL);
+    delete_live(rt, {"--force", c.id}, {c.pid, second});
 }
 
 TEST_CASE("nsfork-oci: pause freezes the container's cgroup, state says paused, resume thaws it") {
@@ -244,8 +270,7 @@ TEST_CASE("nsfork-oci: pause freezes the container's cgroup, state says paused, 
     CHECK(rt({"resume", c.id}).err.find("not paused") != std::string::npos);
     // A paused container is deleted with --force all the same.
     REQUIRE(rt({"pause", c.id}).code == 0);
-    CHECK(rt({"delete", "--force", c.id}).code == 0);
-    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    delete_live(rt, {"--force", c.id}, {c.pid});
 }
 
 TEST_CASE("nsfork-oci: kill --all reaches every process of the container") {
@@ -276,8 +301,7 @@ TEST_CASE("nsfork-oci: delete refuses a running container without --force, as ru
     CHECK(refused.code == 1);
     CHECK(refused.err.find("cannot delete container " + c.id + " that is not stopped: running") != std::string::npos);
     CHECK(nsfork::test::alive(c.pid));
-    CHECK(rt({"delete", "--force", c.id}).code == 0);
-    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    delete_live(rt, {"--force", c.id}, {c.pid});
     Outcome twice = rt({"delete", c.id});
     CHECK(twice.code == 1);
     CHECK(twice.err.find("container " + c.id + " does not exist") != std::string::npos);
@@ -389,13 +413,19 @@ TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container; d
         capture.out_fd(), capture.err_fd()));
     REQUIRE(nsfork::testing::eventually([&] { return fs::exists(marker); }));
     CHECK(server_containers(s) == 1);
+    const pid_t hook = std::stoi(slurp(marker));
     ::kill(runtime, SIGKILL);
     int status;
     REQUIRE(::waitpid(runtime, &status, 0) == runtime);
-    // Its connection closed before adopt: the server ends the namespaces and forgets them.
-    server_holds_none(s);
     // The hook was the runtime's child: an orphan of ours now, not the container's.
-    ::kill(std::stoi(slurp(marker)), SIGKILL);
+    ::kill(hook, SIGKILL);
+    // Its connection closed before adopt: the server ends the namespaces and forgets them, once
+    // the container's process, an orphan of ours too, was reaped (as an engine's shim would).
+    CHECK(nsfork::testing::eventually([&] {
+        for (pid_t child : nsfork::testing::children_of(::getpid()))
+            if (child != s.server().pid()) ::waitpid(child, nullptr, WNOHANG);
+        return server_containers(s) == 0;
+    }));
     CHECK(rt({"state", id}).err.find("does not exist") != std::string::npos);
     CHECK(rt({"delete", "--force", id}).code == 0);
     nothing_left(s, rt, id);
@@ -421,8 +451,9 @@ TEST_CASE("nsfork-oci: the server restarted under a running container: state say
     Bundle b({"sleep", "100"});
     Capture out;
     const Created c = rt.started(b, out);
+    auto reaped = reap_meanwhile(c.pid);
     stop(server); // it ends its containers as it goes
-    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
+    CHECK(reaped.get() == 128 + SIGKILL);
     CHECK(rt.status(c.id) == "stopped");
     server = serve();
     Outcome deleted = rt({"delete", c.id});
