@@ -22,6 +22,7 @@ std::uint32_t plan_flags(const LaunchSpec& spec) {
     if (spec.uid) flags |= NSFORK_PLAN_UID;
     if (spec.gid) flags |= NSFORK_PLAN_GID;
     if (spec.groups) flags |= NSFORK_PLAN_GROUPS;
+    if (spec.hold) flags |= NSFORK_PLAN_HOLD;
     return flags;
 }
 
@@ -83,6 +84,7 @@ bool command_fits_plan(const LaunchSpec& spec) {
 }
 
 std::optional<std::vector<std::uint8_t>> encode_plan(const LaunchSpec& spec) {
+    if (spec.hold) return encode(spec, {}, {}, ""); // a settings-only plan's layout, no command
     return encode(spec, spec.argv, spec.env, spec.cwd);
 }
 

@@ -38,7 +38,12 @@
 #define NSFORK_PLAN_GID 0x10u        /* `gid` is set */
 #define NSFORK_PLAN_GROUPS 0x20u     /* exactly the `ngroups` groups (else: none if the uid or
                                         gid changes, the shim's otherwise) */
-#define NSFORK_PLAN_ALL_FLAGS 0x3fu
+#define NSFORK_PLAN_HOLD 0x40u       /* no command at all: the shim reports OK, then only holds
+                                        the namespaces as pid 1, reaping what is reparented to it,
+                                        until it is killed (a runtime-born container: the runtime
+                                        forks the container's process into them). Alone: no other
+                                        flag, setting or fd, and a settings-only plan's layout */
+#define NSFORK_PLAN_ALL_FLAGS 0x7fu
 
 /* The extra fds travel with stdio in one datagram, which carries at most NSFORK_MAX_PASSED_FDS. */
 #define NSFORK_PLAN_MAX_EXTRA_FDS (NSFORK_MAX_PASSED_FDS - 3)
@@ -79,7 +84,8 @@ struct nsfork_parsed_plan {
  * for `max_pointers`. Returns 0, or -1 for a malformed plan: short, misaligned, bad magic, `size`
  * not the bytes after the header, an environment without a command, a working directory ""
  * with a command or another one without, unknown stdio or flag bits, a foreground with its
- * own terminal, too many extra fds, a uid, gid, groups or window size present without their flag, more groups
+ * own terminal, too many extra fds, a uid, gid, groups or window size present without their flag,
+ * a hold plan with a command, a setting or an fd, more groups
  * than bytes, a string missing its NUL, more strings than announced or than fit. */
 static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t max_pointers,
                                     struct nsfork_parsed_plan *out) {
@@ -100,6 +106,9 @@ static inline int nsfork_parse_plan(char *buf, size_t n, char **pointers, size_t
         (!(header.flags & NSFORK_PLAN_GROUPS) && header.ngroups != 0) ||
         (!(header.flags & NSFORK_PLAN_TTY) && (header.tty_rows != 0 || header.tty_cols != 0)) ||
         header.zero != 0 ||
+        ((header.flags & NSFORK_PLAN_HOLD) &&
+         (header.flags != NSFORK_PLAN_HOLD || header.argc != 0 || header.stdio != 0 ||
+          header.extra_fds != 0 || header.signal_mask != 0 || header.ignored_signals != 0)) ||
         header.ngroups > header.size / sizeof(uint32_t))
         return -1;
     /* Each string takes at least one byte, the cwd included; checked before the sum can wrap. */

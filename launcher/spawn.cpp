@@ -140,6 +140,7 @@ const char* needs_plan(const LaunchSpec& spec) {
     if (spec.ignored_signals) return "ignored signals";
     if (spec.uid || spec.gid || spec.groups) return "a user switch";
     if (!spec.extra_fds.empty()) return "extra fds";
+    if (spec.hold) return "a holding init";
     return nullptr;
 }
 
@@ -168,6 +169,14 @@ UniqueFd receive_pidfds(int sock, bool new_pid_namespace) {
     }
     if (second) (void)reap(second.get()); // it exits once it sent the init's
     return init;
+}
+
+// Whether a hold spec asks for nothing but holding: every command setting at its default.
+bool hold_fits(const LaunchSpec& spec) {
+    const bool no_stdio = spec.stdio[0] < 0 && spec.stdio[1] < 0 && spec.stdio[2] < 0;
+    return spec.argv.empty() && spec.env.empty() && no_stdio && spec.extra_fds.empty() && !spec.tty &&
+           !spec.foreground && !spec.kill_group && !spec.signal_mask && !spec.ignored_signals && !spec.uid &&
+           !spec.gid && !spec.groups;
 }
 
 // The Error for an intermediate's report: the namespace refused us, or is dead.
@@ -201,6 +210,9 @@ Result<void> check_command_settings(const LaunchSpec& spec) {
                      "a terminal of the container's own and the caller's terminal's foreground exclude each other"};
     if (spec.foreground && spec.new_session)
         return Error{Errc::bad_request, "the caller's terminal's foreground needs the caller's session"};
+    if (spec.hold && !hold_fits(spec))
+        return Error{Errc::bad_request, "a holding init runs no command: no argv, environment, stdio, extra fds, "
+                                        "terminal, user or signal settings"};
     return {};
 }
 

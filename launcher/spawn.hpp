@@ -41,6 +41,10 @@ struct LaunchSpec {
                                         // socket (plan.hpp) instead of through its exec, and the
                                         // command's settings below; a command too large for a
                                         // plan still comes through the exec (encode_cold_plan)
+    bool hold = false;                  // the init runs no command: it holds the namespaces
+                                        // (and cgroup) for a process a runtime forks into them
+                                        // later, reaping what is reparented to it, until killed
+                                        // (NSFORK_PLAN_HOLD; needs plan_fd; no command settings)
     bool sched_idle = false;            // the child sets itself up at SCHED_IDLE, and stays so
                                         // until the caller gives it a policy (warm pool entries)
 

@@ -101,6 +101,11 @@ public:
     std::vector<Waiter> waiters;      // Wait requests
     std::vector<Waiter> destroyers;   // Destroy requests
     std::uint64_t tied_to = 0;        // the connection whose end destroys it (0: none)
+    // A hold container (info.held): its main process once adopted (Adopt), watched for exit,
+    // which ends the container; signals for the container go to it. Not our child: the client's.
+    std::optional<Descriptor> main;
+    std::string named_cgroup_under;   // with a cgroup_name: the directory it is relative to (the
+                                      // parents between, made for it, go once empty)
 
 private:
     Phase phase_ = Phase::starting;

@@ -7,6 +7,7 @@
 #include "base/pidfd.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/replies.hpp"
+#include "server/hold.hpp"
 
 #include <spdlog/spdlog.h>
 
@@ -59,21 +60,30 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome) {
             if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
         }
     } after{*this, c};
+    // A hold container's reply carries its cgroup leaf, for the client to fork its process into.
+    UniqueFd leaf;
+    if (outcome && c.info.held && c.cgroup) {
+        auto dir = c.cgroup->open_dir();
+        if (dir) leaf = std::move(*dir);
+        else outcome = std::move(dir).error();
+    }
     if (outcome && !c.kill_sent()) {
         flatbuffers::FlatBufferBuilder fbb(256);
-        const int fds[] = {c.pidfd.native_handle(), c.terminal.get()};
-        const std::span<const int> sent(fds, c.terminal ? 2 : 1);
+        int fds[3] = {c.pidfd.native_handle()};
+        std::size_t count = 1;
+        if (c.terminal) fds[count++] = c.terminal.get();
+        if (leaf) fds[count++] = leaf.get();
         if (c.exec_reported()) {
             c.info.state = c.wire_state();
             table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
-            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal));
+            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf));
         } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
             ContainerInfo ran = c.info;
             ran.state = State::running;
             table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
-            write_launch_reply(fbb, w.seq, ran, bool(c.terminal));
+            write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf));
         }
-        return reply(w, fbb, sent);
+        return reply(w, fbb, std::span<const int>(fds, count));
     }
     Error e = outcome ? Error{} : std::move(outcome).error();
     if (c.kill_sent()) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};
@@ -99,6 +109,7 @@ void Server::watch_exit(const Record& c) {
 void Server::on_exit(const Record& c, ExitStatus status) {
     --live_;
     expect(c->reaped(), *c, "reaped");
+    c->main.reset(); // a hold container's main process: its end matters no more
     // The first process is gone, so is every writer of the report pipe: the read cannot block.
     if (c->report) {
         auto outcome = exec_outcome(*c);
@@ -164,8 +175,11 @@ void Server::settle_up(const std::string& id) {
 
 // What forgetting a container releases: its cgroup, its status table slot; its Destroys are answered.
 void Server::forget_one(ContainerRecord& c) {
-    if (c.cgroup)
+    if (c.cgroup) {
         if (auto ok = c.cgroup->remove(); !ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
+        else if (!c.named_cgroup_under.empty())
+            remove_cgroup_parents(c.named_cgroup_under, std::string_view(c.cgroup->path()).substr(c.named_cgroup_under.size() + 1));
+    }
     c.info.state = c.wire_state();
     table_->release(c.info.slot);
     for (const Waiter& w : std::exchange(c.destroyers, {})) {

@@ -52,8 +52,12 @@ private:
     void on_destroy(Connection& c, std::uint32_t seq, const wire::Destroy& req);
     void on_list(Connection& c, std::uint32_t seq);
     void on_attach(Connection& c, std::uint32_t seq, const wire::Attach& req);
+    void on_adopt(Connection& c, std::uint32_t seq, const wire::Adopt& req, std::vector<UniqueFd>& fds);
+    Result<UniqueFd> adoptable(const ContainerRecord& c, int pidfd) const;
+    void watch_main(const Record& c);
+    Record pidns_owner(ino_t pidns) const;
 
-    Result<Target> target(const wire::Launch& req, int join_fd);
+    Result<Target> target(const wire::Launch& req, int join_fd, bool hold);
     std::string auto_id();
     std::string next_cgroup_name();
     void publish(const ContainerRecord& c);

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstring>
 
@@ -61,7 +62,56 @@ Result<void> parse_user(const wire::User& user, LaunchSpec& spec) {
     return {};
 }
 
+// A hold launch holds namespaces for a process the client makes: every setting of a command of
+// the server's is refused, naming its field.
+Result<void> check_hold(const wire::Launch& req, const LaunchSpec& spec) {
+    auto refuse = [](std::string_view field) {
+        return Error{Errc::bad_request,
+                     fmt::format("a hold launch runs no command of the server's: it takes no {}", field)};
+    };
+    if (req.argv()->size() != 0) return refuse("argv");
+    if (req.env() && req.env()->size() != 0) return refuse("env");
+    if (req.cwd()) return refuse("cwd");
+    if (req.tty()) return refuse("tty");
+    if (req.tty_rows() || req.tty_cols()) return refuse("tty_rows or tty_cols");
+    if (req.kill_group()) return refuse("kill_group");
+    if (req.signal_mask()) return refuse("signal_mask");
+    if (req.ignored_signals()) return refuse("ignored_signals");
+    if (req.user()) return refuse("user");
+    if (spec.stdio[0] >= 0 || spec.stdio[1] >= 0 || spec.stdio[2] >= 0) return refuse("stdio fds");
+    if (!spec.extra_fds.empty()) return refuse("extra fds");
+    return {};
+}
+
+// Whether `s` is "c" and digits, as the server names its own leaves (Server::next_cgroup_name).
+bool server_leaf_name(std::string_view s) {
+    return s.size() > 1 && s[0] == 'c' && s.find_first_not_of("0123456789", 1) == std::string_view::npos;
+}
+
 } // namespace
+
+Result<void> check_cgroup_name(std::string_view name) {
+    auto bad = [name](std::string_view why) {
+        return Error{Errc::bad_request, fmt::format("cgroup_name '{}' {}", name.substr(0, 64), why)};
+    };
+    if (name.empty()) return bad("is empty");
+    if (name.size() > kMaxCgroupName) return bad(fmt::format("is longer than {} bytes", kMaxCgroupName));
+    if (name.find('\0') != std::string_view::npos) return bad("contains a NUL byte");
+    if (name.front() == '/') return bad("is absolute: it names a path below the server's container tree");
+    bool first = true;
+    for (std::size_t at = 0; at <= name.size();) {
+        const std::size_t end = std::min(name.find('/', at), name.size());
+        const std::string_view part = name.substr(at, end - at);
+        if (part.empty()) return bad("has an empty component");
+        if (part == "." || part == "..") return bad(fmt::format("has a '{}' component", part));
+        if (part.size() > kMaxCgroupComponent)
+            return bad(fmt::format("has a component longer than {} bytes", kMaxCgroupComponent));
+        if (first && server_leaf_name(part)) return bad("starts with a name of the form c<N>, the server's own leaves");
+        first = false;
+        at = end + 1;
+    }
+    return {};
+}
 
 Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<UniqueFd>& fds) {
     LaunchRequest out;
@@ -98,6 +148,17 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
         spec.stdio[slot] = fds[i].get();
     }
 
+    if (req.cgroup_name()) {
+        if (!req.hold()) return Error{Errc::bad_request, "cgroup_name names a hold launch's leaf; this launch is not one"};
+        if (auto ok = check_cgroup_name(req.cgroup_name()->string_view()); !ok) return std::move(ok).error();
+        out.cgroup_name = req.cgroup_name()->str();
+    }
+    if (req.hold()) {
+        if (auto ok = check_hold(req, spec); !ok) return std::move(ok).error();
+        spec.hold = true;
+        spec.pid_max = req.pid_max();
+        return out;
+    }
     if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};
     spec.argv.reserve(req.argv()->size());
     if (req.env()) spec.env.reserve(req.env()->size());

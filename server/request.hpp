@@ -8,6 +8,7 @@
 #include "protocol/nsfork_generated.h"
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace nsfork {
@@ -17,7 +18,18 @@ struct LaunchRequest {
     LaunchSpec spec;   // argv, env, cwd, the command's process; stdio and extra fds borrowed
                        // from the datagram
     int join_fd = -1;  // a pid namespace fd or pidfd to join, borrowed from the datagram
+    std::string cgroup_name; // a hold launch's leaf, relative (checked with check_cgroup_name);
+                             // empty: the server names it
 };
+
+// Most bytes of a cgroup_name, and of each of its components (NAME_MAX).
+inline constexpr std::size_t kMaxCgroupName = 1024;
+inline constexpr std::size_t kMaxCgroupComponent = 255;
+
+// Refuses a cgroup_name that is not a relative path of plain components below the server's tree:
+// empty, absolute, an empty, "." or ".." component, a NUL, too long, or a first component of the
+// form c<digits>, which the server gives its own leaves.
+Result<void> check_cgroup_name(std::string_view name);
 
 // Checks `req` against the fds that came with it. Each refusal names its cause.
 Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<UniqueFd>& fds);

@@ -9,6 +9,7 @@
 #include "launcher/pidns.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/replies.hpp"
+#include "server/hold.hpp"
 #include "server/request.hpp"
 #include "server/signal_all.hpp"
 
@@ -66,9 +67,11 @@ void Server::handle(Connection& conn, Datagram& d) {
     if (!opened) return reply_error(w, opened.error());
     const wire::RequestMessage* msg = opened->message;
     std::vector<UniqueFd>& fds = opened->datagram.fds;
-    // Only Launch takes fds; anything else carrying some is refused (they close with `opened`).
-    if (msg->request_type() != wire::Request::Launch && !fds.empty())
-        return reply_error(w, Error{Errc::bad_request, "only Launch requests may carry fds"});
+    // Only Launch and Adopt take fds; anything else carrying some is refused (they close with
+    // `opened`).
+    const bool takes_fds = msg->request_type() == wire::Request::Launch || msg->request_type() == wire::Request::Adopt;
+    if (!takes_fds && !fds.empty())
+        return reply_error(w, Error{Errc::bad_request, "only Launch and Adopt requests may carry fds"});
     switch (msg->request_type()) {
     case wire::Request::Hello: return on_hello(conn, seq);
     case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), fds);
@@ -77,6 +80,7 @@ void Server::handle(Connection& conn, Datagram& d) {
     case wire::Request::Destroy: return on_destroy(conn, seq, *msg->request_as_Destroy());
     case wire::Request::List: return on_list(conn, seq);
     case wire::Request::Attach: return on_attach(conn, seq, *msg->request_as_Attach());
+    case wire::Request::Adopt: return on_adopt(conn, seq, *msg->request_as_Adopt(), fds);
     default:
         return reply_error(w, Error{Errc::bad_request,
                                     fmt::format("unknown request kind {}",
@@ -131,7 +135,9 @@ void Server::on_kill(Connection& conn, std::uint32_t seq, const wire::Kill& req)
         return reply_error(w, Error{Errc::bad_request, fmt::format("signal {} is out of range 1..{}", sig, SIGRTMAX)});
     if (c->has_ended())
         return reply_error(w, Error{Errc::invalid_state, "container '" + c->info.id + "' has already ended"});
-    if (auto ok = req.all() ? signal_all(*c, sig) : signal_pidfd(c->pidfd.native_handle(), sig); !ok)
+    // An adopted hold container's signal is its main process's: the holder would drop it.
+    const int target = c->main ? c->main->native_handle() : c->pidfd.native_handle();
+    if (auto ok = req.all() ? signal_all(*c, sig) : signal_pidfd(target, sig); !ok)
         return reply_error(w, ok.error());
     flatbuffers::FlatBufferBuilder fbb(64);
     write_kill_reply(fbb, seq);
@@ -199,28 +205,38 @@ std::string Server::auto_id() {
     }
 }
 
-// Where the launch goes (placement.hpp), with the namespace fds it needs opened.
-Result<Target> Server::target(const wire::Launch& req, int join_fd) {
+// Where the launch goes (placement.hpp), with the namespace fds it needs opened. A hold launch
+// that joins the pid namespace of one of our containers is nested in it, sharing its namespace
+// (a pod: `ctr run --with-ns pid:/proc/PID/ns/pid` with PID a process of the first container),
+// so that the registry, destroy and list know them as one tree.
+Result<Target> Server::target(const wire::Launch& req, int join_fd, bool hold) {
     PlacementRequest request;
     request.parent_id = req.parent() ? req.parent()->string_view() : std::string_view{};
     request.share_pid_namespace = req.share_pid_namespace();
     request.join_fd = join_fd >= 0;
     request.pid_max = req.pid_max();
     Target t;
-    ParentView parent;
-    if (!request.parent_id.empty() && (t.parent = registry_.find(request.parent_id))) {
-        parent.id = t.parent->info.id;
-        parent.ended = t.parent->has_ended() || t.parent->kill_sent();
-        parent.pidns = t.parent->info.pidns;
-        if (t.parent->cgroup) parent.cgroup = t.parent->cgroup->path();
-    }
     // The joined namespace is resolved first, unless place() refuses the join for its parent or
     // sharing anyway (that refusal comes before any complaint about the fd).
     if (request.join_fd && request.parent_id.empty() && !request.share_pid_namespace) {
         auto ns = resolve_pid_namespace(join_fd, host_.own_pidns.get());
         if (!ns) return std::move(ns).error();
         request.joined_pidns = namespace_inode(ns->get());
-        t.pidns = std::move(*ns);
+        if (Record owner = hold ? pidns_owner(*request.joined_pidns) : nullptr) {
+            request.parent_id = owner->info.id;
+            request.share_pid_namespace = true;
+            request.join_fd = false;
+            request.joined_pidns.reset();
+        } else {
+            t.pidns = std::move(*ns);
+        }
+    }
+    ParentView parent;
+    if (!request.parent_id.empty() && (t.parent = registry_.find(request.parent_id))) {
+        parent.id = t.parent->info.id;
+        parent.ended = t.parent->has_ended() || t.parent->kill_sent();
+        parent.pidns = t.parent->info.pidns;
+        if (t.parent->cgroup) parent.cgroup = t.parent->cgroup->path();
     }
     auto where = place(request, t.parent ? &parent : nullptr, facts_);
     if (!where) return std::move(where).error();
@@ -243,6 +259,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!parsed->id.empty() && registry_.contains(parsed->id))
         return reply_error(w, Error{Errc::duplicate_id, "a container with id '" + parsed->id + "' already exists"});
     LaunchSpec* spec = &parsed->spec;
+    const std::string& cgroup_name = parsed->cgroup_name;
     if (spec->tty && !opts_.isolation.filesystem)
         return reply_error(w, Error{Errc::bad_request, "a tty needs the filesystem/linux isolator (devpts is mounted in "
                                                        "the container's own mount namespace), which this server runs "
@@ -256,8 +273,11 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     // Refused here, before a warm entry or a cgroup leaf is spent on it.
     if (auto ok = check_command_settings(*spec); !ok) return reply_error(w, ok.error());
     if (auto ok = check_init_privilege(*spec); !ok) return reply_error(w, ok.error());
-    auto t = target(req, parsed->join_fd);
+    auto t = target(req, parsed->join_fd, spec->hold);
     if (!t) return reply_error(w, t.error());
+    if (!cgroup_name.empty() && t->where.cgroup_parent.empty())
+        return reply_error(w, Error{Errc::unavailable, "cgroup_name '" + cgroup_name + "': this server places no "
+                                                       "container in cgroups (no writable cgroup v2)"});
     spec->new_pid_namespace = t->where.new_pid_namespace;
     spec->pidns_fd = t->pidns.get();
 
@@ -268,34 +288,44 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     // A warm entry starts on its plan at once (take_warm sends it): what follows, its id
     // included, is bookkeeping, kept short, since it delays the shim whenever the plan's
     // wake-up put it on this CPU.
+    // A warm entry's leaf was named when it was made: a launch naming its own goes cold.
+    WarmPool* pool = pool_ && cgroup_name.empty() ? &*pool_ : nullptr;
     Record c;
-    if (auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem)) {
+    if (auto warm = take_warm(pool, *t, *spec, opts_.isolation.filesystem)) {
         c = std::make_shared<ContainerRecord>(std::move(warm->pidfd), std::move(warm->plan));
         c->info.pid = warm->pid;
         c->info.pidns = warm->pidns;
         c->cgroup = std::move(warm->cgroup);
     } else {
         spec->init_path = host_.shim;
-        auto cold = launch_cold(io_, *t, *spec, t->where.cgroup_parent.empty() ? std::string() : next_cgroup_name(),
-                                statistics_);
+        const std::string parent_dir(t->where.cgroup_parent);
+        std::string leaf = parent_dir.empty() ? std::string() : cgroup_name.empty() ? next_cgroup_name() : cgroup_name;
+        Result<Record> cold = Error{};
+        if (auto made = make_cgroup_parents(parent_dir, cgroup_name); !made) cold = std::move(made).error();
+        else cold = launch_cold(io_, *t, *spec, leaf, statistics_);
         if (!cold) {
+            remove_cgroup_parents(parent_dir, cgroup_name);
             table_->release(*slot);
             return reply_error(w, cold.error());
         }
         c = std::move(*cold);
+        if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
         c->info.pidns = procfs::pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     }
     ++live_;
     c->own_pidns = spec->new_pid_namespace;
     c->info.id = parsed->id.empty() ? auto_id() : std::move(parsed->id);
     c->info.state = c->wire_state();
-    c->command = spec->argv[0];
+    c->command = spec->hold ? "nsfork-shim" : spec->argv[0];
+    c->info.held = spec->hold;
+    if (c->cgroup) c->info.cgroup = c->cgroup->path();
     c->cwd = spec->cwd;
     c->tty = spec->tty;
     c->launcher = w;
     ++launches_in_flight_;
     c->info.slot = *slot;
-    if (req.tie_to_connection()) c->tied_to = conn.id();
+    // A hold container is tied until adopted: a runtime killed half-way leaves nothing behind.
+    if (req.tie_to_connection() || spec->hold) c->tied_to = conn.id();
     if (t->parent) {
         c->info.parent = t->parent->info.id;
         t->parent->children.push_back(c->info.id);

@@ -2,7 +2,8 @@
 // signal but those of kNeverForwarded, reaps every process that ends up its child, and exits
 // with the command's status. main() reads top to bottom: arguments, block signals, signalfd,
 // (receive the plan, set up its terminal,) spawn the command, then supervise() until the
-// command is reaped.
+// command is reaped. With a hold plan it runs no command and only holds the namespaces, as pid
+// 1, for a process a runtime forks into them (hold()), until it is killed.
 //
 // C++ on C headers only, built by musl-gcc as a small static binary: the launcher execs it on
 // every launch, and exec cost grows with the binary (KERNEL.md, "Init design").
@@ -464,6 +465,38 @@ bool on_job_event(const Command &c) {
     }
 }
 
+// Reaps every exited child, without a command to watch for: as pid 1 of a holding namespace,
+// whatever the kernel reparents to us.
+void reap_orphans() {
+    int status;
+    while (waitpid(-1, &status, WNOHANG) > 0) {
+    }
+}
+
+// Holds the namespaces for a process a runtime forks into them later (NSFORK_PLAN_HOLD): no
+// command, so nothing to forward to and no exit of our own. A signal sent to us is dropped (the
+// server sends a hold container's signals to its main process); SIGKILL from the server ends us,
+// and with us the namespace. In a shared pid namespace, as supervise() does, the server's death
+// kills the container's cgroup, us included.
+[[noreturn]] void hold(int sfd, const Fds &fds) {
+    pollfd watch[2] = {{sfd, POLLIN, 0}, {fds.server, POLLIN, 0}};
+    for (;;) {
+        if (poll(watch, 2, -1) < 0) {
+            transient_failure("poll", errno);
+            continue;
+        }
+        if (watch[1].revents) {
+            if (write(fds.kill, "1", 1) != 1) _exit(NSFORK_EXIT_FAILED); // nothing of ours to kill else
+            watch[1].fd = -1;
+        }
+        if (!(watch[0].revents & POLLIN)) continue;
+        signalfd_siginfo si;
+        const ssize_t n = read(sfd, &si, sizeof si);
+        if (n != ssize_t(sizeof si)) transient_failure("read of the signalfd", n < 0 ? errno : EIO);
+        else if (si.ssi_signo == SIGCHLD) reap_orphans();
+    }
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -511,8 +544,9 @@ int main(int argc, char **argv) {
         nsfork_parsed_plan plan{};
         if (!receive_plan(fds.plan, &plan, &setup)) _exit(NSFORK_EXIT_FAILED); // discarded by the server
         report_fd = fds.plan; // the launch's outcome goes back on the plan's socket
-        // A settings-only plan goes with a command of our own, a full one without.
-        if ((plan.header.argc == 0) != (cmd < argc)) {
+        // A settings-only plan goes with a command of our own, a full one or a hold without.
+        const bool holding = setup.has(NSFORK_PLAN_HOLD);
+        if ((plan.header.argc == 0 && !holding) != (cmd < argc)) {
             errno = EINVAL;
             fail_setup(report_fd, "a plan whose command does not match the arguments");
         }
@@ -520,6 +554,11 @@ int main(int argc, char **argv) {
         for (pollfd p{sfd, POLLIN, 0}; poll(&p, 1, 0) == 1;) {
             signalfd_siginfo stale;
             if (read(sfd, &stale, sizeof stale) != sizeof stale) break;
+        }
+        if (holding) {
+            report(report_fd, NSFORK_STAGE_OK, 0);
+            close(report_fd);
+            hold(sfd, fds);
         }
         if (plan.header.argc > 0) {
             at_root = strcmp(plan.cwd, "/") == 0;

@@ -294,10 +294,10 @@ std::vector<Case> fd_cases() {
         {.name = "bad input: fewer fds than the Launch declares", .code = Errc::bad_request,
          .message = "request declares 2 fds but carries 1",
          .build = [](std::uint32_t seq) { return launch_with_roles(seq, {1, 2}, dev_null()); }},
-        {.name = "bad input: an fd on a Hello", .code = Errc::bad_request, .message = "only Launch requests may carry fds",
+        {.name = "bad input: an fd on a Hello", .code = Errc::bad_request, .message = "only Launch and Adopt requests may carry fds",
          .build = [](std::uint32_t seq) { return with_fds(hello(seq), dev_null()); }},
         {.name = "bad input: an fd on a Destroy refuses it without destroying", .code = Errc::bad_request,
-         .message = "only Launch requests may carry fds",
+         .message = "only Launch and Adopt requests may carry fds",
          .build = [](std::uint32_t seq) { return with_fds(destroy_request(seq, "victim"), dev_null()); },
          .running = "victim"},
         // Its directory goes at once; the open fd stays a regular file.

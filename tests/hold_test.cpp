@@ -1,0 +1,340 @@
+// Hold containers, the runtime-born way (DESIGN.md, "Two ways a container's process is born"):
+// the server makes the namespaces and the cgroup leaf with a holding pid 1, the test plays the
+// runtime — it forks a process into them as nsfork-oci does — and adopts it.
+#include "harness.hpp"
+
+#include "base/pidfd.hpp"
+#include "base/syscalls.hpp"
+#include "launcher/cgroup.hpp"
+#include "launcher/clone.hpp"
+#include "protocol/messages.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <csignal>
+#include <cstring>
+#include <functional>
+
+using namespace nsfork;
+using namespace nsfork::test;
+
+namespace {
+
+// A process the test forked into a hold container: our child, as the runtime's would be.
+struct Forked {
+    UniqueFd pidfd;
+    pid_t pid = -1;
+
+    // Reaps it (blocking) and returns how it ended.
+    ExitStatus reap_now() { return MUST(reap(pidfd.get())); }
+};
+
+// Forks `argv` into `ct` as a runtime does: its pid namespace through the holder's pidfd (so it
+// is pid 2 or later there), born into the leaf (CLONE_INTO_CGROUP), then the holder's mount
+// namespace (its /proc is the container's). Its stdout is `out` (-1: /dev/null).
+Forked fork_into(const Container& ct, const std::vector<std::string>& argv, int out = -1) {
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    UniqueFd own(::open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC));
+    REQUIRE(own);
+    UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (out < 0) out = null.get();
+    REQUIRE(::setns(ct.pidfd(), CLONE_NEWPID) == 0);
+    int pidfd = -1;
+    const int holder = ct.pidfd();
+    const pid_t pid = clone_process(CloneOptions{.flags = {}, .cgroup_fd = ct.cgroup(), .exit_signal = SIGCHLD, .pidfd = &pidfd}, [&] {
+        if (::setns(holder, CLONE_NEWNS) < 0) ::_exit(120);
+        if (::dup2(out, STDOUT_FILENO) < 0) ::_exit(121);
+        ::execv(args[0], args.data());
+        ::_exit(122);
+    });
+    const int error = errno;
+    REQUIRE(::setns(own.get(), CLONE_NEWPID) == 0); // our children are born in our namespace again
+    INFO("clone3: " << std::strerror(error));
+    REQUIRE(pid > 0);
+    return {UniqueFd(pidfd), pid};
+}
+
+// Forks `argv` (a probe verb that says "ready") into `ct`, waits until it is ready, and adopts it
+// as the container's main process.
+Forked start_main(Client& client, const Container& ct, const std::vector<std::string>& argv) {
+    Pipe ready;
+    Forked main = fork_into(ct, argv, ready.write.get());
+    ready.write.reset();
+    CHECK(read_line(ready.read.get()) == "ready");
+    MUST(client.adopt(ct.id(), main.pidfd.get()));
+    return main;
+}
+
+// Hold launch options, with what `set` changes.
+LaunchOptions held(const std::function<void(LaunchOptions&)>& set = {}) {
+    LaunchOptions o;
+    o.hold = true;
+    if (set) set(o);
+    return o;
+}
+
+// A hold launch of `id` through `client`, with what `set` changes, which must succeed.
+Container hold(Client& client, const std::string& id = {}, const std::function<void(LaunchOptions&)>& set = {}) {
+    LaunchOptions o = held(set);
+    o.id = id;
+    return MUST(client.launch(o));
+}
+
+// Destroys `id` while reaping `ours`, the processes the test forked into it, which die with it:
+// their namespace's holder finishes exiting only once they are reaped (KERNEL.md), as an engine
+// reaps a runtime's. Client::destroy would wait for the holder first, so the Destroy goes raw.
+void destroy_reaping(const ServerProcess& server, const std::string& id, std::initializer_list<Forked*> ours) {
+    testing::RawConnection conn = raw_connection(server.socket());
+    REQUIRE(conn.send(testing::destroy_request(conn.next_seq(), id)) == 0);
+    for (Forked* f : ours) CHECK(f->reap_now().signal == SIGKILL);
+    auto opened = MUST(open_reply(MUST(conn.receive()), 1 << 20));
+    const wire::DestroyReply* r = opened.message->reply_as_DestroyReply();
+    REQUIRE(r);
+    CHECK(read_info(*r->container()).state == State::destroyed);
+}
+
+bool exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+// Whether `id` is still among the server's containers.
+bool listed(Client& client, const std::string& id) {
+    auto all = MUST(client.list());
+    return std::any_of(all.begin(), all.end(), [&](const ContainerInfo& c) { return c.id == id; });
+}
+
+} // namespace
+
+TEST_CASE("hold: a hold launch hands over the holder's pidfd and its cgroup leaf, and a process forked into them is pid 2 and sees the holder and itself alone") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "held");
+    CHECK(ct.info().held);
+    CHECK(ct.info().state == State::running);
+    REQUIRE(ct.cgroup() >= 0);
+    REQUIRE_FALSE(ct.info().cgroup.empty());
+    CHECK(testing::cgroup_of(ct.pid()) == ct.info().cgroup); // the holder is in its leaf
+    CHECK((::fcntl(ct.cgroup(), F_GETFD) & FD_CLOEXEC) != 0);
+
+    Pipe out;
+    Forked ps = fork_into(ct, {probe(), "ps"}, out.write.get());
+    out.write.reset();
+    CHECK(lines(read_all(out.read.get())) == std::vector<std::string>{"1", "2"});
+    CHECK(ps.reap_now().shell_code() == 0);
+
+    Pipe ready;
+    Forked sleeper = fork_into(ct, {probe(), "sleep"}, ready.write.get());
+    CHECK(read_line(ready.read.get()) == "ready");
+    CHECK(testing::cgroup_of(sleeper.pid) == ct.info().cgroup);
+    auto listed_info = MUST(client.list());
+    REQUIRE(listed_info.size() == 1);
+    CHECK(listed_info[0].held);
+    CHECK(listed_info[0].cgroup == ct.info().cgroup);
+    destroy_reaping(server, "held", {&sleeper}); // the namespace died with its holder
+}
+
+TEST_CASE("hold: once adopted, the main process's end ends the container and what it left behind, and Kill reaches the main process") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "adopted");
+    Forked main = start_main(client, ct, {probe(), "daemon", "2"}); // leaves a daemon of 3 behind
+    CHECK(testing::processes_in_pidns(ct.pidns_inode()).size() == 5); // holder, main, daemon and its 2
+
+    MUST(client.kill("adopted", SIGTERM)); // the main process's, not the holder's (which drops it)
+    CHECK(main.reap_now().signal == SIGTERM);
+    const ExitStatus status = MUST(client.wait("adopted"));
+    CHECK(status.signal == SIGKILL); // the holder's: the server killed it when the main process ended
+    CHECK(testing::eventually([&] { return testing::processes_in_pidns(ct.pidns_inode()).empty(); }));
+    auto info = MUST(client.destroy("adopted"));
+    CHECK(info.exit->signal == SIGKILL);
+    CHECK_FALSE(exists(ct.info().cgroup));
+}
+
+TEST_CASE("hold: a hold container not yet adopted goes with the connection that launched it, an adopted one outlives it") {
+    require_root();
+    ServerProcess server;
+    Client watcher = server.connect();
+    Forked orphan, kept;
+    std::string leaf;
+    {
+        Client runtime = server.connect();
+        Container unadopted = hold(runtime, "unadopted");
+        Container adopted = hold(runtime, "kept");
+        leaf = unadopted.info().cgroup;
+        orphan = fork_into(unadopted, {probe(), "sleep"}, -1);
+        kept = fork_into(adopted, {probe(), "sleep"}, -1);
+        MUST(runtime.adopt("kept", kept.pidfd.get()));
+    } // the runtime's connection closes
+    CHECK(orphan.reap_now().signal == SIGKILL);
+    CHECK(testing::eventually([&] { return !listed(watcher, "unadopted"); }));
+    CHECK_FALSE(exists(leaf));
+    CHECK(listed(watcher, "kept"));
+    CHECK(alive(kept.pid));
+    destroy_reaping(server, "kept", {&kept});
+}
+
+TEST_CASE("hold: destroy kills every process of a hold container and removes its leaf") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "doomed");
+    Forked main = start_main(client, ct, {probe(), "daemon", "1"});
+    destroy_reaping(server, "doomed", {&main});
+    CHECK(testing::eventually([&] { return testing::processes_in_pidns(ct.pidns_inode()).empty(); }));
+    CHECK_FALSE(exists(ct.info().cgroup));
+    CHECK_FALSE(listed(client, "doomed"));
+}
+
+TEST_CASE("hold: --disallow-sharing-agent-pid-namespace refuses a top-level hold that would share the server's namespace") {
+    require_root();
+    ServerProcess server({"--disallow-sharing-agent-pid-namespace"});
+    Client client = server.connect();
+    auto shared = client.launch(held([](LaunchOptions& o) { o.share_pid_namespace = true; }));
+    REQUIRE_FALSE(shared);
+    CHECK(shared.error().code == Errc::not_permitted);
+    CHECK_THAT(shared.error().message, Catch::Contains("--disallow-sharing-agent-pid-namespace"));
+    UniqueFd servers(::open(("/proc/" + std::to_string(server.pid()) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(servers);
+    auto joined = client.launch(held([&](LaunchOptions& o) { o.join_pidns_fd = servers.get(); }));
+    REQUIRE_FALSE(joined);
+    CHECK(joined.error().code == Errc::not_permitted);
+    CHECK(MUST(client.list()).empty());
+    Container own = hold(client); // its own namespace is allowed
+    MUST(client.destroy(own.id()));
+}
+
+TEST_CASE("hold: a hold launch that joins a container's pid namespace by path is nested in it and shares it, as a pod") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container pause = hold(client, "pause");
+    Forked pause_main = start_main(client, pause, {probe(), "sleep"});
+    // ctr run --with-ns pid:/proc/PID/ns/pid, PID a process of the first container.
+    UniqueFd ns(::open(("/proc/" + std::to_string(pause_main.pid) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+    REQUIRE(ns);
+    Container app = hold(client, "app", [&](LaunchOptions& o) { o.join_pidns_fd = ns.get(); });
+    CHECK(app.info().parent == "pause");
+    CHECK(app.pidns_inode() == pause.pidns_inode());
+    CHECK_THAT(app.info().cgroup, Catch::StartsWith(pause.info().cgroup + "/")); // its tree holds the pod's
+    Pipe seen;
+    Forked ps = fork_into(app, {probe(), "ps"}, seen.write.get());
+    seen.write.reset();
+    const auto pids = lines(read_all(seen.read.get()));
+    CHECK(pids.size() == 4); // both holders, pause's main process and this one
+    CHECK(ps.reap_now().shell_code() == 0);
+    auto all = MUST(client.list());
+    REQUIRE(all.size() == 2);
+    destroy_reaping(server, "pause", {&pause_main}); // the pod: the nested one goes with it
+    CHECK(MUST(client.list()).empty());
+}
+
+TEST_CASE("hold: a hold launch with a cgroup_name gets that leaf below the server's tree, parents made and removed") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "named", [](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-1"; });
+    CHECK_THAT(ct.info().cgroup, Catch::EndsWith("/pod-a/ctr-1"));
+    CHECK(testing::cgroup_of(ct.pid()) == ct.info().cgroup);
+    Container sibling = hold(client, "sibling", [](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-2"; });
+    const std::string pod = ct.info().cgroup.substr(0, ct.info().cgroup.rfind('/'));
+    auto taken = client.launch(held([](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-1"; }));
+    REQUIRE_FALSE(taken); // a leaf is one container's
+    CHECK_THAT(taken.error().message, Catch::Contains("File exists"));
+    MUST(client.destroy("named"));
+    CHECK_FALSE(exists(ct.info().cgroup));
+    CHECK(exists(pod)); // still the sibling's parent
+    MUST(client.destroy("sibling"));
+    CHECK_FALSE(exists(pod));
+}
+
+TEST_CASE("hold: with the warm pool on, hold launches are served from it") {
+    require_root();
+    // A mount namespace of its own: other tests mounting meanwhile would discard its entries.
+    ServerProcess server({"--warm-pool", "2"}, {"/usr/bin/unshare", "--mount", "--propagation", "private", "--"});
+    Client client = server.connect();
+    REQUIRE(testing::eventually([&] { return MUST(client.status()).pool_ready == 2; }));
+    Container ct = hold(client);
+    CHECK(MUST(client.status()).pool_served == 1);
+    REQUIRE(ct.cgroup() >= 0);
+    Pipe out;
+    Forked ps = fork_into(ct, {probe(), "ps"}, out.write.get());
+    out.write.reset();
+    CHECK(lines(read_all(out.read.get())) == std::vector<std::string>{"1", "2"});
+    CHECK(ps.reap_now().shell_code() == 0);
+    MUST(client.destroy(ct.id()));
+}
+
+TEST_CASE("hold: bad hold launches and adoptions are refused naming why, and the server goes on with nothing left behind") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    const std::string tree = testing::default_cgroup_root(server.pid());
+    auto refused = [&](const std::function<void(LaunchOptions&)>& set, Errc code, const std::string& message) {
+        auto r = client.launch(held(set));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == code);
+        CHECK(r.error().message == message);
+    };
+    refused([](LaunchOptions& o) { o.argv = {"/bin/true"}; }, Errc::bad_request, "a hold launch runs no command of the server's: it takes no argv");
+    refused([](LaunchOptions& o) { o.tty = true; }, Errc::bad_request, "a hold launch runs no command of the server's: it takes no tty");
+    refused([](LaunchOptions& o) { o.uid = 1000; }, Errc::bad_request, "a hold launch runs no command of the server's: it takes no user");
+    Pipe p;
+    refused([&](LaunchOptions& o) { o.stdio = {-1, p.write.get(), -1}; }, Errc::bad_request,
+            "a hold launch runs no command of the server's: it takes no stdio fds");
+    refused([](LaunchOptions& o) { o.cgroup_name = "a/../b"; }, Errc::bad_request, "cgroup_name 'a/../b' has a '..' component");
+    refused([](LaunchOptions& o) { o.cgroup_name = "/abs"; }, Errc::bad_request,
+            "cgroup_name '/abs' is absolute: it names a path below the server's container tree");
+    LaunchOptions named_plain;
+    named_plain.argv = {"/bin/true"};
+    named_plain.cgroup_name = "x";
+    auto plain = client.launch(named_plain);
+    REQUIRE_FALSE(plain);
+    CHECK(plain.error().message == "cgroup_name names a hold launch's leaf; this launch is not one");
+
+    Container ct = hold(client, "ct");
+    auto unknown = client.adopt("nobody", ct.pidfd());
+    REQUIRE_FALSE(unknown);
+    CHECK(unknown.error().code == Errc::unknown_container);
+    UniqueFd ours(sys::pidfd_open(::getpid(), 0));
+    REQUIRE(ours);
+    auto outside = client.adopt("ct", ours.get());
+    REQUIRE_FALSE(outside);
+    CHECK(outside.error().code == Errc::not_permitted);
+    CHECK(outside.error().message == "process " + std::to_string(::getpid()) +
+                                         " is not in container 'ct': neither in its pid namespace nor in its cgroup");
+    auto holder = client.adopt("ct", ct.pidfd());
+    REQUIRE_FALSE(holder);
+    CHECK_THAT(holder.error().message, Catch::StartsWith("the pidfd Adopt carries is the holder's"));
+    auto not_pidfd = client.adopt("ct", p.read.get());
+    REQUIRE_FALSE(not_pidfd);
+    CHECK(not_pidfd.error().message == "the fd Adopt carries is not a pidfd of a live process");
+
+    Forked main = fork_into(ct, {probe(), "sleep"}, -1);
+    MUST(client.adopt("ct", main.pidfd.get()));
+    auto twice = client.adopt("ct", main.pidfd.get());
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().code == Errc::invalid_state);
+    CHECK(twice.error().message == "container 'ct' has adopted its main process already");
+    LaunchOptions true_command;
+    true_command.argv = {"/bin/true"};
+    auto served = client.launch(true_command);
+    REQUIRE(served);
+    auto not_held = client.adopt(served->id(), main.pidfd.get());
+    REQUIRE_FALSE(not_held);
+    CHECK(not_held.error().message == "container '" + served->id() + "' is not a hold container: its command is the server's");
+    MUST(client.wait(served->id()));
+    MUST(client.destroy(served->id()));
+    destroy_reaping(server, "ct", {&main});
+    CHECK(MUST(client.list()).empty());
+    // No leaf left behind by the refused launches (a warm pool's own leaves aside).
+    for (const std::string& leaf : sub_cgroup_names(tree)) CHECK_THAT(leaf, Catch::Matches("c[0-9]+"));
+}
