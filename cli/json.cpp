@@ -8,16 +8,21 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// The fields every container has, then those only some have: "held" (a hold container, whose
+// pid is its holder's) and "cgroup" (its leaf), left out when false or without one.
 Json object_of(const ContainerInfo& info) {
     Json exit = nullptr;
     if (info.exit)
         exit = Json{{"code", info.exit->code}, {"signal", info.exit->signal}, {"status", info.exit->shell_code()}};
-    return Json{{"id", info.id},
+    Json object{{"id", info.id},
                 {"parent", info.parent.empty() ? Json(nullptr) : Json(info.parent)},
                 {"pid", info.pid},
                 {"pidns", info.pidns},
                 {"state", std::string(to_string(info.state))},
                 {"exit_status", std::move(exit)}};
+    if (info.held) object["held"] = true;
+    if (!info.cgroup.empty()) object["cgroup"] = info.cgroup;
+    return object;
 }
 
 // Compact, and never throwing: a byte that is not UTF-8 (an id from a server that does not

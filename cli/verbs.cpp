@@ -62,10 +62,13 @@ int list(const ListOptions& o) {
         fmt::print("{}\n", to_json(*containers));
         return 0;
     }
-    fmt::print("{:<32} {:>8} {:>12} {:<10} {}\n", "ID", "PID", "PIDNS", "STATE", "STATUS");
+    // HELD: a hold container (its PID is its holder's, its main process the runtime's).
+    fmt::print("{:<32} {:>8} {:>12} {:<10} {:<6} {:<4} {}\n", "ID", "PID", "PIDNS", "STATE", "STATUS", "HELD",
+               "CGROUP");
     for (const ContainerInfo& c : *containers)
-        fmt::print("{:<32} {:>8} {:>12} {:<10} {}\n", c.id, c.pid, c.pidns, to_string(c.state),
-                   c.exit ? std::to_string(c.exit->shell_code()) : "-");
+        fmt::print("{:<32} {:>8} {:>12} {:<10} {:<6} {:<4} {}\n", c.id, c.pid, c.pidns, to_string(c.state),
+                   c.exit ? std::to_string(c.exit->shell_code()) : "-", c.held ? "yes" : "-",
+                   c.cgroup.empty() ? "-" : c.cgroup);
     return 0;
 }
 

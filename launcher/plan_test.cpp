@@ -302,3 +302,37 @@ TEST_CASE("plan: the init's fd table numbers the slots in use contiguously from 
     CHECK(planned.fd_of(InitFd::server_pidfd) == -1);
     CHECK(planned.fd_of(InitFd::plan) == 4);
 }
+
+TEST_CASE("plan: a hold plan is settings-only with the hold flag alone, and the shim takes nothing beside it") {
+    LaunchSpec spec;
+    spec.hold = true;
+    auto bytes = encode_plan(spec);
+    REQUIRE(bytes);
+    CHECK(encode_cold_plan(spec) == bytes);
+    Parsed p(*bytes);
+    REQUIRE(p.ok);
+    CHECK(p.plan.header.flags == NSFORK_PLAN_HOLD);
+    CHECK(p.plan.header.argc == 0);
+    CHECK(std::string(p.plan.cwd).empty());
+
+    spec.argv = {"/bin/true"};
+    CHECK_FALSE(encode_plan(spec)); // check_command_settings refuses it, naming why
+    CHECK_THAT(check_command_settings(spec).error().message, Catch::StartsWith("a holding init runs no command"));
+
+    const std::string settings_only("\0", 1);
+    auto hold_with = [&](auto&& change) {
+        return changed(
+            [&](nsfork_plan& h) {
+                h.argc = 0;
+                h.flags = NSFORK_PLAN_HOLD;
+                change(h);
+            },
+            settings_only);
+    };
+    CHECK(Parsed(hold_with([](nsfork_plan&) {})).ok);
+    CHECK_FALSE(Parsed(hold_with([](nsfork_plan& h) { h.flags |= NSFORK_PLAN_KILL_GROUP; })).ok);
+    CHECK_FALSE(Parsed(hold_with([](nsfork_plan& h) { h.stdio = 2; })).ok);
+    CHECK_FALSE(Parsed(hold_with([](nsfork_plan& h) { h.extra_fds = 1; })).ok);
+    CHECK_FALSE(Parsed(hold_with([](nsfork_plan& h) { h.signal_mask = 1; })).ok);
+    CHECK_FALSE(Parsed(changed([](nsfork_plan& h) { h.flags = NSFORK_PLAN_HOLD; })).ok); // with a command
+}

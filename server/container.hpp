@@ -95,6 +95,9 @@ public:
                                       // Launch reply hands it to the client (the server keeps none)
     bool own_pidns = false;           // pid 1 of its own namespace: killing it kills them all
     std::optional<Cgroup> cgroup;     // its cgroup v2 leaf, if cgroups are available
+    std::optional<Cgroup> holder_cgroup; // a warm hold container's with a cgroup_name: the pool
+                                      // entry's leaf, where its holder stays (cgroup v2 cannot
+                                      // rename, and a move costs milliseconds)
     std::optional<Descriptor> events; // cgroup.events, while waiting for the leaf to empty
     std::vector<std::string> children; // ids of the containers nested in this one
     std::optional<Waiter> launcher;   // who waits for the Launch reply

@@ -24,13 +24,18 @@ namespace nsfork {
 using Descriptor = boost::asio::posix::stream_descriptor;
 using boost::system::error_code;
 
-Result<void> make_cgroup_parents(const std::string& root, std::string_view name) {
+Result<Cgroup> create_named_cgroup(const std::string& root, std::string_view name) {
     for (std::size_t slash = name.find('/'); slash != std::string_view::npos; slash = name.find('/', slash + 1)) {
         const std::string path = root + "/" + std::string(name.substr(0, slash));
-        if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST)
-            return sys_error(Errc::unavailable, "cannot create cgroup " + path, errno);
+        if (::mkdir(path.c_str(), 0755) < 0 && errno != EEXIST) {
+            Error e = sys_error(Errc::unavailable, "cannot create cgroup " + path, errno);
+            remove_cgroup_parents(root, name);
+            return e;
+        }
     }
-    return {};
+    auto leaf = Cgroup::create(root, std::string(name));
+    if (!leaf) remove_cgroup_parents(root, name);
+    return leaf;
 }
 
 void remove_cgroup_parents(const std::string& root, std::string_view name) {

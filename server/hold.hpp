@@ -4,15 +4,16 @@
 #pragma once
 
 #include "base/error.hpp"
+#include "launcher/cgroup.hpp"
 
 #include <string>
 #include <string_view>
 
 namespace nsfork {
 
-// Makes the parents of leaf `name` below `root` ("a" and "a/b" for "a/b/c"), as mkdir -p, so
-// that the leaf itself can be created. A no-op for an empty `name` or one without parents.
-Result<void> make_cgroup_parents(const std::string& root, std::string_view name);
+// Creates the leaf `name` below `root`, with its parents ("a" and "a/b" for "a/b/c") as mkdir -p
+// makes them; on failure, the parents it made that are empty are removed again.
+Result<Cgroup> create_named_cgroup(const std::string& root, std::string_view name);
 
 // Removes the parents of leaf `name` below `root` that are empty now, innermost first, up to the
 // first one still in use (by another container's leaf, or a process). Never `root` itself.

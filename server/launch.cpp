@@ -14,16 +14,10 @@ namespace nsfork {
 using Descriptor = boost::asio::posix::stream_descriptor;
 using boost::system::error_code;
 
-Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, const Target& target,
-                                                     LaunchSpec& spec, std::string_view cgroup_name,
+Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, LaunchSpec& spec,
+                                                     std::optional<Cgroup> cgroup,
                                                      LaunchStatistics& statistics) {
     // Until it is handed to the record, a failure's unwinding kills and removes the leaf.
-    std::optional<Cgroup> cgroup;
-    if (!target.where.cgroup_parent.empty()) {
-        auto made = Cgroup::create(std::string(target.where.cgroup_parent), std::string(cgroup_name));
-        if (!made) return std::move(made).error();
-        cgroup.emplace(std::move(*made));
-    }
     UniqueFd cgroup_dir;
     if (cgroup) {
         auto dir = cgroup->open_dir();

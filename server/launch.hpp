@@ -20,12 +20,13 @@ struct Target {
     UniqueFd pidns;                          // the namespace to make a new one below or to join; -1: the server's
 };
 
-// clone3s the shim (spec.init_path) as `target` says, in a new leaf `cgroup_name` under
-// target.where.cgroup_parent (when there is one), and hands it its plan (always one: a command
-// too large for it goes through the shim's exec, its settings still in the plan). The record it returns
-// has its pid, pidfd, report channels and cgroup set; the rest is the caller's.
-Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, const Target& target,
-                                                     LaunchSpec& spec, std::string_view cgroup_name,
+// clone3s the shim (spec.init_path) in the namespaces `spec` names, born into `cgroup` (the new
+// leaf the caller made under its placement's cgroup_parent; nullopt without one), and hands it its plan
+// (always one: a command too large for it goes through the shim's exec, its settings still in
+// the plan). The record it returns has its pid, pidfd, report channels and cgroup set; the rest
+// is the caller's. On failure the leaf goes (Cgroup's destructor).
+Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, LaunchSpec& spec,
+                                                     std::optional<Cgroup> cgroup,
                                                      LaunchStatistics& statistics);
 
 // A pool entry that took `spec`'s plan, or nullptr when the launch must go cold: no pool, no ready

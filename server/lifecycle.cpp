@@ -180,6 +180,8 @@ void Server::forget_one(ContainerRecord& c) {
         else if (!c.named_cgroup_under.empty())
             remove_cgroup_parents(c.named_cgroup_under, std::string_view(c.cgroup->path()).substr(c.named_cgroup_under.size() + 1));
     }
+    if (c.holder_cgroup)
+        if (auto ok = c.holder_cgroup->remove(); !ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
     c.info.state = c.wire_state();
     table_->release(c.info.slot);
     for (const Waiter& w : std::exchange(c.destroyers, {})) {

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 #include <csignal>
+#include <functional>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -314,4 +315,86 @@ TEST_CASE("parse_launch takes kMaxGroups supplementary groups and refuses one mo
     CHECK(r->spec.groups->size() == kMaxGroups);
     f.groups->push_back(7);
     check_refused(f, "user.groups has 257 entries, at most 256");
+}
+
+namespace {
+
+// parse_launch of a hold Launch: no argv, and what `more` adds (a field of a command's).
+Result<LaunchRequest> parse_hold(const std::string& cgroup_name = {},
+                                 const std::function<void(wire::LaunchBuilder&)>& more = {}) {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto argv = fbb.CreateVectorOfStrings(std::vector<std::string>{});
+    auto name = cgroup_name.empty() ? 0 : fbb.CreateString(cgroup_name);
+    wire::LaunchBuilder b(fbb);
+    b.add_argv(argv);
+    b.add_hold(true);
+    if (!cgroup_name.empty()) b.add_cgroup_name(name);
+    if (more) more(b);
+    auto launch = b.Finish();
+    fbb.Finish(wire::CreateRequestMessage(fbb, 1, wire::Request::Launch, launch.Union()));
+    const wire::RequestMessage* m = verify_request({fbb.GetBufferPointer(), fbb.GetSize()});
+    REQUIRE(m);
+    return parse_launch(*m->request_as_Launch(), {});
+}
+
+} // namespace
+
+TEST_CASE("parse_launch makes a hold Launch a holding spec with its cgroup name") {
+    auto r = parse_hold("oci/pod-1/ctr");
+    REQUIRE(r);
+    CHECK(r->spec.hold);
+    CHECK(r->spec.argv.empty());
+    CHECK(r->cgroup_name == "oci/pod-1/ctr");
+    CHECK(check_command_settings(r->spec));
+}
+
+TEST_CASE("parse_launch refuses every command setting on a hold Launch, naming it") {
+    const std::string prefix = "a hold launch runs no command of the server's: it takes no ";
+    auto refused = [&](const std::function<void(wire::LaunchBuilder&)>& more, const std::string& field) {
+        auto r = parse_hold({}, more);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == Errc::bad_request);
+        CHECK(r.error().message == prefix + field);
+    };
+    refused([](wire::LaunchBuilder& b) { b.add_tty(true); }, "tty");
+    refused([](wire::LaunchBuilder& b) { b.add_kill_group(true); }, "kill_group");
+    refused([](wire::LaunchBuilder& b) { b.add_signal_mask(1); }, "signal_mask");
+    refused([](wire::LaunchBuilder& b) { b.add_ignored_signals(1); }, "ignored_signals");
+    refused([](wire::LaunchBuilder& b) { b.add_tty_rows(24); }, "tty_rows or tty_cols");
+}
+
+TEST_CASE("check_cgroup_name takes relative paths of plain components and refuses the rest, naming why") {
+    CHECK(check_cgroup_name("a"));
+    CHECK(check_cgroup_name("oci/k8s.io/pod-1/ctr_2"));
+    CHECK(check_cgroup_name("x/c1")); // c<N> below the top is no server leaf's name
+    auto refused = [](std::string_view name, const std::string& message) {
+        auto r = check_cgroup_name(name);
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == Errc::bad_request);
+        CHECK(r.error().message == message);
+    };
+    refused("", "cgroup_name '' is empty");
+    refused("/a", "cgroup_name '/a' is absolute: it names a path below the server's container tree");
+    refused("a//b", "cgroup_name 'a//b' has an empty component");
+    refused("a/", "cgroup_name 'a/' has an empty component");
+    refused("a/./b", "cgroup_name 'a/./b' has a '.' component");
+    refused("..", "cgroup_name '..' has a '..' component");
+    refused("c12/x", "cgroup_name 'c12/x' starts with a name of the form c<N>, the server's own leaves");
+    refused(std::string("a\0b", 3), std::string("cgroup_name 'a") + '\0' + "b' contains a NUL byte");
+    refused(std::string(256, 'x'), "cgroup_name '" + std::string(64, 'x') + "' has a component longer than 255 bytes");
+    refused(std::string(1025, 'x'), "cgroup_name '" + std::string(64, 'x') + "' is longer than 1024 bytes");
+}
+
+TEST_CASE("parse_launch refuses a cgroup_name on a Launch that is not a hold") {
+    flatbuffers::FlatBufferBuilder fbb;
+    auto argv = fbb.CreateVectorOfStrings(std::vector<std::string>{"/bin/true"});
+    auto name = fbb.CreateString("x");
+    wire::LaunchBuilder b(fbb);
+    b.add_argv(argv);
+    b.add_cgroup_name(name);
+    auto launch = b.Finish();
+    fbb.Finish(wire::CreateRequestMessage(fbb, 1, wire::Request::Launch, launch.Union()));
+    auto r = parse_launch(*verify_request({fbb.GetBufferPointer(), fbb.GetSize()})->request_as_Launch(), {});
+    REQUIRE_FALSE(r);
+    CHECK(r.error().message == "cgroup_name names a hold launch's leaf; this launch is not one");
 }

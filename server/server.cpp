@@ -285,33 +285,48 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
+    // A leaf the launch names is made first, so that its failure spends no warm entry.
+    const std::string parent_dir(t->where.cgroup_parent);
+    std::optional<Cgroup> named;
+    if (!cgroup_name.empty()) {
+        auto made = create_named_cgroup(parent_dir, cgroup_name);
+        if (!made) {
+            table_->release(*slot);
+            return reply_error(w, made.error());
+        }
+        named.emplace(std::move(*made));
+    }
     // A warm entry starts on its plan at once (take_warm sends it): what follows, its id
     // included, is bookkeeping, kept short, since it delays the shim whenever the plan's
     // wake-up put it on this CPU.
-    // A warm entry's leaf was named when it was made: a launch naming its own goes cold.
-    WarmPool* pool = pool_ && cgroup_name.empty() ? &*pool_ : nullptr;
     Record c;
-    if (auto warm = take_warm(pool, *t, *spec, opts_.isolation.filesystem)) {
+    if (auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem)) {
         c = std::make_shared<ContainerRecord>(std::move(warm->pidfd), std::move(warm->plan));
         c->info.pid = warm->pid;
         c->info.pidns = warm->pidns;
         c->cgroup = std::move(warm->cgroup);
+        if (named) { // the holder stays in the entry's leaf; the container's processes are born into the named one
+            c->holder_cgroup = std::move(c->cgroup);
+            c->cgroup = std::move(named);
+        }
     } else {
         spec->init_path = host_.shim;
-        const std::string parent_dir(t->where.cgroup_parent);
-        std::string leaf = parent_dir.empty() ? std::string() : cgroup_name.empty() ? next_cgroup_name() : cgroup_name;
+        std::optional<Cgroup> leaf = std::move(named);
         Result<Record> cold = Error{};
-        if (auto made = make_cgroup_parents(parent_dir, cgroup_name); !made) cold = std::move(made).error();
-        else cold = launch_cold(io_, *t, *spec, leaf, statistics_);
+        if (!leaf && !parent_dir.empty()) {
+            if (auto made = Cgroup::create(parent_dir, next_cgroup_name())) leaf.emplace(std::move(*made));
+            else cold = std::move(made).error();
+        }
+        if (leaf || parent_dir.empty()) cold = launch_cold(io_, *spec, std::move(leaf), statistics_);
         if (!cold) {
-            remove_cgroup_parents(parent_dir, cgroup_name);
+            if (!cgroup_name.empty()) remove_cgroup_parents(parent_dir, cgroup_name); // the leaf went with launch_cold
             table_->release(*slot);
             return reply_error(w, cold.error());
         }
         c = std::move(*cold);
-        if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
         c->info.pidns = procfs::pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
     }
+    if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
     ++live_;
     c->own_pidns = spec->new_pid_namespace;
     c->info.id = parsed->id.empty() ? auto_id() : std::move(parsed->id);

@@ -243,13 +243,15 @@ TEST_CASE("hold: a hold launch with a cgroup_name gets that leaf below the serve
     Client client = server.connect();
     Container ct = hold(client, "named", [](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-1"; });
     CHECK_THAT(ct.info().cgroup, Catch::EndsWith("/pod-a/ctr-1"));
-    CHECK(testing::cgroup_of(ct.pid()) == ct.info().cgroup);
+    CHECK_THAT(ct.info().cgroup, Catch::StartsWith(testing::default_cgroup_root(server.pid()) + "/"));
+    Forked main = start_main(client, ct, {probe(), "sleep"});
+    CHECK(testing::cgroup_of(main.pid) == ct.info().cgroup);
     Container sibling = hold(client, "sibling", [](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-2"; });
     const std::string pod = ct.info().cgroup.substr(0, ct.info().cgroup.rfind('/'));
     auto taken = client.launch(held([](LaunchOptions& o) { o.cgroup_name = "pod-a/ctr-1"; }));
     REQUIRE_FALSE(taken); // a leaf is one container's
     CHECK_THAT(taken.error().message, Catch::Contains("File exists"));
-    MUST(client.destroy("named"));
+    destroy_reaping(server, "named", {&main});
     CHECK_FALSE(exists(ct.info().cgroup));
     CHECK(exists(pod)); // still the sibling's parent
     MUST(client.destroy("sibling"));
@@ -271,6 +273,18 @@ TEST_CASE("hold: with the warm pool on, hold launches are served from it") {
     CHECK(lines(read_all(out.read.get())) == std::vector<std::string>{"1", "2"});
     CHECK(ps.reap_now().shell_code() == 0);
     MUST(client.destroy(ct.id()));
+
+    // A leaf of its own name too: the holder stays in the entry's, its process is born in it.
+    REQUIRE(testing::eventually([&] { return MUST(client.status()).pool_ready == 2; }));
+    Container named = hold(client, "named", [](LaunchOptions& o) { o.cgroup_name = "pod/ctr"; });
+    CHECK(MUST(client.status()).pool_served == 2);
+    CHECK_THAT(named.info().cgroup, Catch::EndsWith("/pod/ctr"));
+    Forked main = start_main(client, named, {probe(), "sleep"});
+    CHECK(testing::cgroup_of(main.pid) == named.info().cgroup);
+    const std::string holder_leaf = testing::cgroup_of(named.pid());
+    destroy_reaping(server, "named", {&main});
+    CHECK_FALSE(exists(named.info().cgroup));
+    CHECK_FALSE(exists(holder_leaf));
 }
 
 TEST_CASE("hold: bad hold launches and adoptions are refused naming why, and the server goes on with nothing left behind") {
@@ -337,4 +351,22 @@ TEST_CASE("hold: bad hold launches and adoptions are refused naming why, and the
     CHECK(MUST(client.list()).empty());
     // No leaf left behind by the refused launches (a warm pool's own leaves aside).
     for (const std::string& leaf : sub_cgroup_names(tree)) CHECK_THAT(leaf, Catch::Matches("c[0-9]+"));
+}
+
+TEST_CASE("hold: nsfork list shows a hold container as held, with its cgroup leaf") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "shown");
+    auto json = run_process({bin("nsfork"), "list", "--socket", server.socket(), "--json"});
+    CHECK(json.exit_code == 0);
+    CHECK_THAT(json.out, Catch::Contains(R"("id":"shown")") && Catch::Contains(R"("held":true)") &&
+                             Catch::Contains(R"("cgroup":")" + ct.info().cgroup + "\""));
+    auto text = run_process({bin("nsfork"), "list", "--socket", server.socket()});
+    CHECK(text.exit_code == 0);
+    const auto rows = lines(text.out);
+    REQUIRE(rows.size() == 2);
+    CHECK_THAT(rows[0], Catch::EndsWith("HELD CGROUP"));
+    CHECK_THAT(rows[1], Catch::StartsWith("shown") && Catch::EndsWith(" yes  " + ct.info().cgroup));
+    MUST(client.destroy("shown"));
 }

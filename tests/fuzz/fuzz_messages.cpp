@@ -2,7 +2,7 @@
 // up to the point where a request would touch the kernel.
 //
 //   requests: verify_request → (Launch) parse_launch with as many fds as the request declares
-//             → validate_id of the ids it names; open_request, with no fd and with a non-memfd
+//             (a hold launch's and its cgroup_name included) → validate_id of the ids it names; open_request, with no fd and with a non-memfd
 //             fd, for the Body path;
 //   replies:  verify_reply → read_info / read_error / to_json of what it carries; open_reply.
 //
@@ -16,6 +16,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <csignal>
 #include <cstdint>
 #include <cstdlib>
@@ -69,8 +71,33 @@ void launch(const wire::Launch& req) {
         g_sink = g_sink + parsed.error().message.size();
         return;
     }
-    // Whatever parse_launch accepted must be safe to hand to exec: C strings, "K=V", a path.
     const LaunchSpec& spec = parsed->spec;
+    // A leaf name stays below the server's tree: relative, no empty, "." or ".." component. Only
+    // a hold launch names one, and a hold launch carries no command setting at all.
+    const std::string& name = parsed->cgroup_name;
+    if (!name.empty()) {
+        if (!spec.hold || name.size() > kMaxCgroupName || name.front() == '/' || name.back() == '/' ||
+            name.find("//") != std::string::npos || name.find('\0') != std::string::npos)
+            std::abort();
+        for (std::size_t at = 0; at <= name.size();) {
+            const std::size_t end = std::min(name.find('/', at), name.size());
+            const std::string_view part = std::string_view(name).substr(at, end - at);
+            if (part == "." || part == "..") std::abort();
+            at = end + 1;
+        }
+    }
+    if (spec.hold) {
+        if (!spec.argv.empty() || !spec.env.empty() || spec.tty || spec.kill_group || spec.signal_mask ||
+            spec.ignored_signals || spec.uid || spec.gid || spec.groups || !spec.extra_fds.empty() ||
+            spec.stdio != std::array<int, 3>{-1, -1, -1})
+            std::abort();
+        if (parsed->join_fd != -1 && std::find_if(fds.begin(), fds.end(), [&](const UniqueFd& own) {
+                                         return own.get() == parsed->join_fd;
+                                     }) == fds.end())
+            std::abort();
+        return check_id(req.parent());
+    }
+    // Whatever parse_launch accepted must be safe to hand to exec: C strings, "K=V", a path.
     if (spec.argv.empty() || spec.argv[0].empty()) std::abort();
     for (const auto& a : spec.argv)
         if (a.find('\0') != std::string::npos) std::abort();
@@ -116,6 +143,7 @@ void request(const wire::RequestMessage& m) {
         return check_id(m.request_as_Kill()->id());
     case wire::Request::Destroy: return check_id(m.request_as_Destroy()->id());
     case wire::Request::Attach: return check_id(m.request_as_Attach()->id());
+    case wire::Request::Adopt: return check_id(m.request_as_Adopt()->id());
     case wire::Request::Body: g_sink = g_sink + m.request_as_Body()->size(); return;
     default: return;
     }
@@ -135,6 +163,7 @@ void reply(const wire::ReplyMessage& m) {
     case wire::Reply::WaitReply: return info(m.reply_as_WaitReply()->container());
     case wire::Reply::DestroyReply: return info(m.reply_as_DestroyReply()->container());
     case wire::Reply::AttachReply: return info(m.reply_as_AttachReply()->container());
+    case wire::Reply::AdoptReply: return;
     case wire::Reply::ListReply:
         if (auto* cs = m.reply_as_ListReply()->containers())
             for (const wire::ContainerInfo* c : *cs) info(c);

@@ -52,6 +52,8 @@ struct Launch {
     std::uint64_t signal_mask = 0, ignored_signals = 0;
     std::optional<std::uint32_t> uid, gid;
     std::optional<std::vector<std::uint32_t>> groups;
+    bool hold = false;
+    std::string cgroup_name;
 };
 
 void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MAX) {
@@ -71,8 +73,9 @@ void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MA
             if (l.groups) b.add_groups(groups);
             user = b.Finish();
         }
+        auto cgroup_name = l.cgroup_name.empty() ? 0 : fbb.CreateString(l.cgroup_name);
         return wire::CreateLaunch(fbb, id, argv, env, cwd, roles, parent, l.share, false, 0, l.tty, false,
-                                  l.signal_mask, l.ignored_signals, user)
+                                  l.signal_mask, l.ignored_signals, user, 0, 0, l.hold, cgroup_name)
             .Union();
     }, keep);
 }
@@ -129,6 +132,15 @@ int main(int argc, char** argv) {
     process.gid = 100;
     process.groups = std::vector<std::uint32_t>{10, 20};
     launch("req-launch-process", process);
+    Launch hold;
+    hold.argv = {};
+    hold.env = {};
+    hold.hold = true;
+    hold.cgroup_name = "oci/pod-1/ctr-1";
+    hold.roles = {3}; // joins the pid namespace of a pidfd's process
+    launch("req-launch-hold", hold);
+    request("req-adopt", 7, wire::Request::Adopt,
+            [](Builder& fbb) { return wire::CreateAdopt(fbb, fbb.CreateString("job-1")).Union(); });
     request("req-kill-all", 4, wire::Request::Kill,
             [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("job-1"), 10, true).Union(); });
     request("req-wait", 3, wire::Request::Wait,
@@ -168,6 +180,14 @@ int main(int argc, char** argv) {
     bad.uid = 0xffffffffu;
     bad.groups = std::vector<std::uint32_t>(300, 0xffffffffu);
     launch("bad-launch-process", bad);
+    bad = hold;
+    bad.argv = {"/bin/true"};
+    bad.tty = true;
+    bad.cgroup_name = "a/../../escape";
+    launch("bad-launch-hold", bad);
+    bad = Launch{};
+    bad.cgroup_name = "not-held";
+    launch("bad-launch-cgroup-name-without-hold", bad);
     request("bad-kill-signal-0", 4, wire::Request::Kill,
             [](Builder& fbb) { return wire::CreateKill(fbb, fbb.CreateString("x"), 0).Union(); });
     request("bad-unknown-kind", 9, static_cast<wire::Request>(200),
@@ -185,6 +205,20 @@ int main(int argc, char** argv) {
         auto i = info(fbb, "job-1", "", false);
         return wire::CreateLaunchReply(fbb, i, fbb.CreateVector(&role, 1)).Union();
     });
+    reply("rep-launch-hold", wire::Reply::LaunchReply, [](Builder& fbb) {
+        const wire::FdRole roles[] = {wire::FdRole::Pidfd, wire::FdRole::Cgroup};
+        auto id = fbb.CreateString("held");
+        auto cgroup = fbb.CreateString("/sys/fs/cgroup/unified/nsfork-1/oci/pod-1/ctr-1");
+        wire::ContainerInfoBuilder b(fbb);
+        b.add_id(id);
+        b.add_pid(4242);
+        b.add_state(wire::State::Running);
+        b.add_held(true);
+        b.add_cgroup(cgroup);
+        auto i = b.Finish();
+        return wire::CreateLaunchReply(fbb, i, fbb.CreateVector(roles, 2)).Union();
+    });
+    reply("rep-adopt", wire::Reply::AdoptReply, [](Builder& fbb) { return wire::CreateAdoptReply(fbb).Union(); });
     reply("rep-wait", wire::Reply::WaitReply,
           [](Builder& fbb) { return wire::CreateWaitReply(fbb, info(fbb, "job-1", "", true)).Union(); });
     reply("rep-list", wire::Reply::ListReply, [](Builder& fbb) {
