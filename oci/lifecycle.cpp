@@ -93,7 +93,6 @@ Result<LaunchOptions> hold_launch(const Spec& spec, const std::string& id, const
         pidns.reset(::open(ns->path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!pidns) return sys_error(Errc::bad_request, "config.json: linux.namespaces: pid path " + ns->path, errno);
         launch.join_pidns_fd = pidns.get();
-        launch.share_pid_namespace = true;
     }
     return launch;
 }

@@ -463,3 +463,76 @@ TEST_CASE("nsfork-oci: the server restarted under a running container: state say
     CHECK(MUST(MUST(nsfork::Client::connect(socket)).list()).empty());
     stop(server);
 }
+
+TEST_CASE("nsfork-oci: hooks get the container's state on stdin at each point of its life") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    TempDir tmp;
+    Bundle b({"sleep", "100"});
+    for (const char* kind : {"prestart", "createRuntime", "poststart", "poststop"})
+        b.config["hooks"][kind] = Json::array({{{"path", "/bin/sh"},
+                                                {"args", {"sh", "-c", "cat > " + tmp.path() + "/" + kind}},
+                                                {"env", {"PATH=/usr/bin:/bin"}}}});
+    b.config["annotations"] = {{"org.example.hooked", "yes"}};
+    Capture out;
+    const Created c = rt.started(b, out);
+    auto state_of = [&](const char* kind) {
+        INFO(kind);
+        const std::string text = slurp(tmp.path() + "/" + kind);
+        REQUIRE_FALSE(text.empty());
+        return Json::parse(text);
+    };
+    for (const char* kind : {"prestart", "createRuntime"}) {
+        const Json st = state_of(kind);
+        CHECK(st["status"] == "creating");
+        CHECK(st["id"] == c.id);
+        CHECK(st["pid"] == c.pid);
+        CHECK(st["bundle"] == b.path());
+        CHECK(st["annotations"]["org.example.hooked"] == "yes");
+    }
+    CHECK(state_of("poststart")["status"] == "running");
+    CHECK_FALSE(fs::exists(tmp.path() + "/poststop"));
+    delete_live(rt, {"--force", c.id}, {c.pid});
+    const Json stopped = state_of("poststop");
+    CHECK(stopped["status"] == "stopped");
+    CHECK(stopped["id"] == c.id);
+}
+
+TEST_CASE("nsfork-oci: a container whose config joins another's pid namespace by path is nested in it") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle outer({"sleep", "100"});
+    Capture out;
+    const Created a = rt.started(outer, out);
+    Bundle inner({"sleep", "100"});
+    for (Json& ns : inner.config["linux"]["namespaces"])
+        if (ns["type"] == "pid") ns["path"] = "/proc/" + std::to_string(a.pid) + "/ns/pid";
+    const Created b = rt.started(inner, out);
+    CHECK(fs::read_symlink("/proc/" + std::to_string(b.pid) + "/ns/pid") ==
+          fs::read_symlink("/proc/" + std::to_string(a.pid) + "/ns/pid"));
+    auto client = s.server().connect();
+    const auto containers = MUST(client.list());
+    const auto nested = std::find_if(containers.begin(), containers.end(),
+                                     [&](const nsfork::ContainerInfo& info) { return info.parent == a.id; });
+    CHECK(nested != containers.end());
+    // The outer one's namespace ends both.
+    delete_live(rt, {"--force", a.id}, {a.pid, b.pid});
+    CHECK(rt.status(b.id) == "stopped");
+    CHECK(rt({"delete", b.id}).code == 0);
+    CHECK(state_dirs(rt).empty());
+    server_holds_none(s);
+}
+
+TEST_CASE("nsfork-oci: features says what it supports, as runc 1.2's JSON") {
+    Suite s;
+    Outcome o = s.nsfork_oci()({"features"});
+    REQUIRE(o.code == 0);
+    const Json f = Json::parse(o.out);
+    CHECK(f["ociVersionMin"] == "1.0.0");
+    CHECK(f["hooks"] == Json({"prestart", "createRuntime", "poststart", "poststop"}));
+    CHECK(f["linux"]["namespaces"] == Json({"cgroup", "ipc", "mount", "network", "pid", "uts"}));
+    CHECK(f["linux"]["seccomp"]["enabled"] == true);
+    CHECK(std::find(f["mountOptions"].begin(), f["mountOptions"].end(), "rbind") != f["mountOptions"].end());
+    Outcome v = s.nsfork_oci()({"--version"});
+    CHECK(v.out.find("nsfork-oci version") != std::string::npos);
+}
