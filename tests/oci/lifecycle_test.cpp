@@ -536,3 +536,28 @@ TEST_CASE("nsfork-oci: features says what it supports, as runc 1.2's JSON") {
     Outcome v = s.nsfork_oci()({"--version"});
     CHECK(v.out.find("nsfork-oci version") != std::string::npos);
 }
+
+TEST_CASE("nsfork-oci: run in the foreground forwards a signal to the container's process and exits with its death") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    b.write();
+    const std::string id = rt.new_id();
+    Capture capture;
+    const pid_t runtime = MUST(nsfork::testing::spawn({nsfork::test::bin("nsfork-oci"), "--nsfork-socket",
+                                                       s.server().socket(), "--root", rt.root(), "run", "-b",
+                                                       b.path(), id},
+                                                      capture.out_fd(), capture.err_fd()));
+    REQUIRE(nsfork::testing::eventually([&] {
+        Outcome o = rt({"state", id});
+        return o.code == 0 && Json::parse(o.out)["status"] == "running";
+    }));
+    ::kill(runtime, SIGTERM);
+    int status = 0;
+    REQUIRE(::waitpid(runtime, &status, 0) == runtime);
+    INFO(capture.err());
+    CHECK(nsfork::testing::shell_code(status) == 128 + SIGTERM);
+    // It deleted the container on its way out.
+    CHECK(rt({"state", id}).err.find("does not exist") != std::string::npos);
+    server_holds_none(s);
+}
