@@ -108,7 +108,8 @@ public:
     // Blocks until the container ended; the same answer every time after that.
     Result<ExitStatus> wait(const std::string& id);
     // Sends `signal` to the container's init (which forwards it to the command, or to the
-    // command's process group with LaunchOptions::kill_group). With `all`, to every process of
+    // command's process group with LaunchOptions::kill_group); for an adopted hold container, to
+    // its main process (its holder would drop it). With `all`, to every process of
     // the container and of those nested in it instead (runc kill --all), but their inits, which
     // would forward it again and end with their commands anyway.
     Result<void> kill(const std::string& id, int signal, bool all = false);
@@ -126,7 +127,9 @@ public:
     Result<Container> attach(const std::string& id);
     // Hands the server the main process of a hold container (a pidfd of the process the client
     // forked into it): the container now ends when that process does, and no longer with this
-    // connection.
+    // connection. Refused unless the process is in the container (its pid namespace or its
+    // cgroup leaf), alive and not yet adopted. The process stays the caller's to reap; the
+    // container's exit status (wait) is its holder's, SIGKILL once the main process ended.
     Result<void> adopt(const std::string& id, int pidfd);
     // The server's status table, read-only; mapped on first use (one Hello round trip).
     Result<const StatusTableReader*> status_table();
