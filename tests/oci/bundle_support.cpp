@@ -16,8 +16,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
-#include <thread>
 
 namespace fs = std::filesystem;
 
@@ -48,23 +48,50 @@ std::string find_program(const std::string& name) {
     return {};
 }
 
-// Runs `argv` with stdout and stderr into `capture` and waits for it, at most `limit`; on timeout
-// it is SIGKILLed and the test fails naming the command.
-int run_bounded(const std::vector<std::string>& argv, const Capture& capture, std::chrono::seconds limit) {
-    const pid_t pid = required(testing::spawn(argv, capture.out_fd(), capture.err_fd()));
-    UniqueFd pidfd(sys::pidfd_open(pid, 0));
-    REQUIRE(pidfd);
-    pollfd p{pidfd.get(), POLLIN, 0};
-    int ready;
-    while ((ready = ::poll(&p, 1, static_cast<int>(limit.count() * 1000))) < 0 && errno == EINTR) {}
-    if (ready == 0) sys::pidfd_send_signal(pidfd.get(), SIGKILL);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    if (ready == 0) {
-        std::string line;
-        for (const auto& a : argv) line += a + " ";
-        FAIL(line << "did not finish in " << limit.count() << " s; its output: " << capture.out() << capture.err());
+// Exit statuses (shell convention) of the processes left to this subreaper that reap_orphans_now
+// reaped, for wait_exit.
+std::map<pid_t, int>& orphan_statuses() {
+    static std::map<pid_t, int> statuses;
+    return statuses;
+}
+
+// Reaps every child that exited and that this process did not spawn itself: the containers'
+// processes, reparented here when their runtime's command ended. An engine's shim does the same
+// on SIGCHLD while it runs other commands — and must: the namespace's pid 1 finishes dying only
+// once they are reaped, and nsfork-oci's delete waits for that (KERNEL.md).
+void reap_orphans_now() {
+    const std::vector<pid_t> spawned = testing::spawned();
+    for (pid_t pid : testing::children_of(::getpid())) {
+        if (std::find(spawned.begin(), spawned.end(), pid) != spawned.end()) continue;
+        int status;
+        if (::waitpid(pid, &status, WNOHANG) == pid) orphan_statuses()[pid] = testing::shell_code(status);
     }
+}
+
+// Waits until `pidfd` is readable (its process exited), at most `limit`, reaping orphans
+// meanwhile; whether it did.
+bool await_exit(int pidfd, std::chrono::milliseconds limit) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    for (;;) {
+        reap_orphans_now();
+        pollfd p{pidfd, POLLIN, 0};
+        if (::poll(&p, 1, 20) > 0) return true;
+        if (std::chrono::steady_clock::now() > deadline) return false;
+    }
+}
+
+// Runs `argv` with stdout and stderr into `capture` and waits for it, at most `limit`: its exit
+// code (shell convention), or nullopt when it had to be SIGKILLed for running longer. Never
+// fails the test itself: it also runs from destructors.
+std::optional<int> run_bounded(const std::vector<std::string>& argv, const Capture& capture, std::chrono::seconds limit) {
+    auto pid = testing::spawn(argv, capture.out_fd(), capture.err_fd());
+    if (!pid) return 127;
+    UniqueFd pidfd(sys::pidfd_open(*pid, 0));
+    const bool ended = await_exit(pidfd.get(), limit);
+    if (!ended) sys::pidfd_send_signal(pidfd.get(), SIGKILL);
+    int status = 0;
+    while (::waitpid(*pid, &status, 0) < 0 && errno == EINTR) {}
+    if (!ended) return std::nullopt;
     return testing::shell_code(status);
 }
 
@@ -181,9 +208,13 @@ Outcome Runtime::operator()(const std::vector<std::string>& args, const Capture&
     std::vector<std::string> argv = command_;
     argv.insert(argv.end(), {"--root", root()});
     argv.insert(argv.end(), args.begin(), args.end());
-    Outcome o;
-    o.code = run_bounded(argv, capture, std::chrono::seconds(60));
-    return o;
+    const std::optional<int> code = run_bounded(argv, capture, std::chrono::seconds(60));
+    if (!code) {
+        std::string line;
+        for (const auto& a : argv) line += a + " ";
+        FAIL(line << "did not finish in 60 s; its output: " << capture.out() << capture.err());
+    }
+    return Outcome{*code, {}, {}};
 }
 
 std::string Runtime::new_id() {
@@ -251,45 +282,37 @@ void wait_for_output(const Capture& capture, const std::string& expected) {
 }
 
 int wait_exit(pid_t pid) {
-    UniqueFd pidfd(sys::pidfd_open(pid, 0));
-    INFO("pid " << pid << " is not a process of ours");
-    REQUIRE(pidfd);
-    pollfd p{pidfd.get(), POLLIN, 0};
-    int ready;
-    while ((ready = ::poll(&p, 1, 30'000)) < 0 && errno == EINTR) {}
-    INFO("pid " << pid << " still runs after 30 s");
-    REQUIRE(ready == 1);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-    return testing::shell_code(status);
+    if (!orphan_statuses().count(pid)) {
+        UniqueFd pidfd(sys::pidfd_open(pid, 0));
+        INFO("pid " << pid << " is not a process of ours");
+        REQUIRE(pidfd);
+        INFO("pid " << pid << " still runs after 30 s");
+        REQUIRE(await_exit(pidfd.get(), std::chrono::seconds(30)));
+        reap_orphans_now();
+    }
+    INFO("pid " << pid << " was not left to this process");
+    REQUIRE(orphan_statuses().count(pid));
+    return orphan_statuses()[pid];
 }
 
 namespace {
 
-// Reaps what the runtimes left to this subreaper (containers deleted with --force, say), all but
-// `keep`; fails the test naming any that still runs after 10 s.
-void reap_orphans(pid_t keep) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    for (;;) {
+// Reaps what the runtimes left to this subreaper (containers deleted with --force, say); fails
+// the test naming any that still runs after 10 s.
+void reap_orphans_at_end() {
+    const std::vector<pid_t> spawned = testing::spawned();
+    auto running = [&] {
+        reap_orphans_now();
         std::vector<pid_t> left = testing::children_of(::getpid());
-        std::erase(left, keep);
-        bool running = false;
-        for (pid_t pid : left) {
-            int status;
-            if (::waitpid(pid, &status, WNOHANG) == 0) running = true;
-        }
-        if (!running) return;
-        if (std::chrono::steady_clock::now() > deadline) {
-            for (pid_t pid : left) {
-                const std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
-                FAIL_CHECK("a container's process still runs after its runtime deleted it: pid " << pid << " " << comm);
-                ::kill(pid, SIGKILL);
-                int status;
-                ::waitpid(pid, &status, 0);
-            }
-            return;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        std::erase_if(left, [&](pid_t pid) { return std::find(spawned.begin(), spawned.end(), pid) != spawned.end(); });
+        return left;
+    };
+    if (testing::eventually([&] { return running().empty(); })) return;
+    for (pid_t pid : running()) {
+        const std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
+        FAIL_CHECK("a container's process still runs after its runtime deleted it: pid " << pid << " " << comm);
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
     }
 }
 
@@ -310,7 +333,7 @@ Suite::Suite() {
 Suite::~Suite() {
     nsfork_oci_.reset();
     runc_.reset();
-    reap_orphans(server_->pid());
+    reap_orphans_at_end();
     server_.reset();
 }
 

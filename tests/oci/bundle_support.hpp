@@ -76,7 +76,9 @@ struct Created {
 
 // One OCI runtime binary with its global flags, state in a private --root. Every container it
 // was asked about is `delete --force`d when it goes, and the processes left to this process
-// (the subreaper) reaped.
+// (the subreaper) reaped. While a command runs, the processes left to this one are reaped as
+// they exit (wait_exit tells how they ended): nsfork-oci's delete returns only once the
+// container's pid namespace is gone, which needs its processes reaped.
 class Runtime {
 public:
     // `command`: the binary and the global flags that come before --root.
@@ -120,8 +122,9 @@ private:
 // test fails otherwise.
 void wait_for_output(const Capture& capture, const std::string& expected);
 
-// Reaps a container's process (this process is its subreaper) and returns how it ended, in the
-// shell convention; fails the test after 30 s.
+// How a container's process ended, in the shell convention (this process is its subreaper,
+// and reaps such processes while it waits for any runtime command, as an engine's shim does);
+// fails the test after 30 s.
 int wait_exit(pid_t pid);
 
 // The suite's per-test set-up: root required, this process a child subreaper (as an engine's
