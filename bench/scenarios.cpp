@@ -5,6 +5,7 @@ namespace nsfork::bench {
 std::span<const Scenario> all_scenarios() {
     static const Scenario kAll[] = {
         {"cli", run_cli, "whole-process `nsfork run` against unshare and bwrap"},
+        {"oci", run_oci, "whole-process `nsfork-oci run` of a bundle against runc and crun"},
         {"launch", run_launch, "launch latency against the raw floor, posix_spawn, unshare, bwrap, runc"},
         {"ipc", run_ipc, "request/reply round trip"},
         {"churn", run_churn, "launches per second with 1..32 in flight, against the raw floor"},

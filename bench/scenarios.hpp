@@ -12,6 +12,7 @@
 namespace nsfork::bench {
 
 Result<void> run_cli(Context& ctx, Report& report);
+Result<void> run_oci(Context& ctx, Report& report);
 Result<void> run_launch(Context& ctx, Report& report);
 Result<void> run_ipc(Context& ctx, Report& report);
 Result<void> run_churn(Context& ctx, Report& report);

@@ -180,6 +180,20 @@ std::vector<Target> judge_targets(const Report& r) {
                                 "binary), then the user namespace it enters before the launch."));
         else out.push_back(not_run(goal, "cli scenario's rootless rows or unshare not measured"));
     }
+    { // oci: against crun, or runc where crun did not run
+        const std::string goal = "nsfork-oci run <= 0.5x crun run";
+        const Figure* f = r.find("oci", "busybox /bin/true bundle (runc spec's config), `run`: spawn until reaped",
+                                 "nsfork-oci run");
+        const std::string why = "nsfork-oci's own start-up (a C++ binary, a connection, a request) plus the "
+                                "container process's set-up it still does itself after taking a warm "
+                                "namespace: root filesystem, mounts, devices, masked paths, capabilities.";
+        if (auto x = f ? ratio(*f, "crun run") : std::nullopt)
+            out.push_back(judge(goal, *x, 0.5, true, fmt::format("{:.2f}x crun", *x), why));
+        else if (auto y = f ? ratio(*f, "runc run") : std::nullopt)
+            out.push_back(judge(goal, *y, 0.5, true, fmt::format("{:.2f}x runc - against runc: crun did not run (see the oci skips)", *y),
+                                why));
+        else out.push_back(not_run(goal, "oci scenario not run, or nsfork-oci failed"));
+    }
     { // the server's own work per launch
         const std::string goal = "server time per launch <= 50 us (excluding clone and exec)";
         auto fs = all_named(r, "launch", "cold server");
