@@ -4,6 +4,7 @@
 #include "harness.hpp"
 
 #include "base/pidfd.hpp"
+#include "base/procfs.hpp"
 #include "base/syscalls.hpp"
 #include "launcher/cgroup.hpp"
 #include "launcher/clone.hpp"
@@ -369,4 +370,30 @@ TEST_CASE("hold: nsfork list shows a hold container as held, with its cgroup lea
     CHECK_THAT(rows[0], Catch::EndsWith("HELD CGROUP"));
     CHECK_THAT(rows[1], Catch::StartsWith("shown") && Catch::EndsWith(" yes  " + ct.info().cgroup));
     MUST(client.destroy("shown"));
+}
+
+TEST_CASE("hold: a hold container sharing the server's pid namespace adopts a process of its cgroup, and ends with it through the cgroup") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Container ct = hold(client, "shared", [](LaunchOptions& o) { o.share_pid_namespace = true; });
+    CHECK(ct.pidns_inode() == procfs::pid_namespace_inode(server.pid()));
+    // Without a namespace of its own, membership is the cgroup's: this process shares the
+    // namespace, not the leaf.
+    UniqueFd ours(sys::pidfd_open(::getpid(), 0));
+    auto refused = client.adopt("shared", ours.get());
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().message == "process " + std::to_string(::getpid()) + " is not in container 'shared': not in its cgroup " +
+                                         ct.info().cgroup + " (the container shares its pid namespace)");
+    Forked main = start_main(client, ct, {probe(), "daemon", "1"});
+    Forked other = fork_into(ct, {probe(), "sleep"});
+    CHECK(testing::eventually([&] { return testing::cgroup_procs(ct.info().cgroup).size() == 5; })); // the holder,
+    // main, the daemon and its child, the other
+    CHECK(::kill(main.pid, SIGKILL) == 0);
+    CHECK(main.reap_now().signal == SIGKILL);
+    CHECK(other.reap_now().signal == SIGKILL); // the cgroup was killed
+    CHECK(MUST(client.wait("shared")).signal == SIGKILL);
+    CHECK(testing::eventually([&] { return testing::cgroup_procs(ct.info().cgroup).empty(); }));
+    MUST(client.destroy("shared"));
+    CHECK_FALSE(exists(ct.info().cgroup));
 }
