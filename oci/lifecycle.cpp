@@ -146,7 +146,9 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     auto procs = controllers->open_procs();
     if (!procs) return std::move(procs).error();
 
-    if (::mkfifo(dir->fifo().c_str(), 0622) < 0) return sys_error(Errc::internal, "mkfifo " + dir->fifo(), errno);
+    // Writable by the process whatever user it becomes (runc's 0622); chmod, as the umask trims mkfifo's.
+    if (::mkfifo(dir->fifo().c_str(), 0622) < 0 || ::chmod(dir->fifo().c_str(), 0622) < 0)
+        return sys_error(Errc::internal, "mkfifo " + dir->fifo(), errno);
     UniqueFd fifo(::open(dir->fifo().c_str(), O_PATH | O_CLOEXEC));
     if (!fifo) return sys_error(Errc::internal, "open " + dir->fifo(), errno);
     auto io = process_io(o.console_socket, o.preserve_fds);
