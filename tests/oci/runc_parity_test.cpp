@@ -176,6 +176,28 @@ TEST_CASE("oci parity: capability sets, runc spec's and each set different") {
     same(run_both(s, b));
 }
 
+TEST_CASE("oci parity: capability sets of a user other than root") {
+    Suite s;
+    Bundle b({});
+    b.shell("grep ^Cap /proc/self/status");
+    b.config["process"]["user"] = {{"uid", 1000}, {"gid", 1000}};
+    b.config["process"]["capabilities"]["inheritable"] = {"CAP_KILL", "CAP_NET_BIND_SERVICE"};
+    const Both r = run_both(s, b);
+    same(r);
+    // What runc shows a user: the kernel kept permitted, effective and ambient across the switch.
+    CHECK(r.runc.out.find("CapAmb:\t0000000000000420\n") != std::string::npos);
+}
+
+TEST_CASE("oci parity: user, supplementary groups and umask") {
+    Suite s;
+    Bundle b({});
+    b.shell("id; umask");
+    b.config["process"]["user"] = {{"uid", 1000}, {"gid", 1001}, {"additionalGids", {10, 20}}, {"umask", 027}};
+    const Both r = run_both(s, b);
+    same(r);
+    CHECK(r.runc.out == "uid=1000 gid=1001 groups=10,20\n0027\n");
+}
+
 TEST_CASE("oci parity: hostname") {
     Suite s;
     Bundle b({"hostname"});
