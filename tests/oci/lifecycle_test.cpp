@@ -176,7 +176,7 @@ TEST_CASE("nsfork-oci: run with the bundle before or after the id exits with the
     server_holds_none(s);
 }
 
-TEST_CASE("nsfork-oci: run --detach returns once the process runs; it is killed and deleted later") {
+TEST_CASE("nsfork-oci: run --detach returns once the process runs, and it is killed and deleted later") {
     Suite s;
     Runtime& rt = s.nsfork_oci();
     Bundle b({"sleep", "100"});
@@ -394,7 +394,7 @@ TEST_CASE("nsfork-oci: a bad bundle is refused with one error line and leaves no
     }
 }
 
-TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container; delete --force cleans the rest") {
+TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container, and delete --force cleans the rest") {
     Suite s;
     Runtime& rt = s.nsfork_oci();
     TempDir tmp;
