@@ -139,7 +139,7 @@ TEST_CASE("oci options: usage errors exit 1 naming the cause, --version names al
     CHECK(v.out.find("nsfork: ") != std::string::npos);
 }
 
-TEST_CASE("oci log: json lines carry level, msg and time; text lines are logrus's, quotes escaped") {
+TEST_CASE("oci log: json lines carry level, msg and time, text lines are logrus's, quotes escaped") {
     const std::string json = log_line(LogFormat::json, "error", "container \"c1\" does not exist", 0);
     CHECK(json.back() == '\n');
     const auto j = nlohmann::json::parse(json);
