@@ -75,10 +75,10 @@ struct Created {
 };
 
 // One OCI runtime binary with its global flags, state in a private --root. Every container it
-// was asked about is `delete --force`d when it goes, and the processes left to this process
-// (the subreaper) reaped. While a command runs, the processes left to this one are reaped as
-// they exit (wait_exit tells how they ended): nsfork-oci's delete returns only once the
-// container's pid namespace is gone, which needs its processes reaped.
+// was asked about is `delete --force`d when it goes. While a command runs, the processes left to
+// this one (the subreaper) are reaped as they exit (wait_exit tells how they ended):
+// nsfork-oci's delete returns only once the container's pid namespace is gone, which needs them
+// reaped.
 class Runtime {
 public:
     // `command`: the binary and the global flags that come before --root.
