@@ -141,7 +141,9 @@ Result<void> plan_namespaces(SetupPlan& plan, const Spec& spec) {
 }
 
 // The filesystem's own options ("mode=755,size=64k") as fsconfig key/value pairs, plus the
-// superblock flags given as options.
+// superblock flags given as options: "ro" among them, so that a read-only sysfs is read-only in
+// its superblock too, as mount(2) with MS_RDONLY makes it for runc (a superblock that already
+// exists, the host's sysfs in a shared network namespace, keeps its own flags either way).
 const char* const* fs_options(SetupPlan& plan, const Mount& m) {
     std::vector<const char*> list;
     std::size_t start = 0;
@@ -156,7 +158,8 @@ const char* const* fs_options(SetupPlan& plan, const Mount& m) {
         start = end + 1;
     }
     static constexpr std::pair<unsigned long, const char*> kSuperblock[] = {
-        {MS_SYNCHRONOUS, "sync"}, {MS_DIRSYNC, "dirsync"}, {MS_LAZYTIME, "lazytime"}, {MS_MANDLOCK, "mand"}};
+        {MS_RDONLY, "ro"}, {MS_SYNCHRONOUS, "sync"}, {MS_DIRSYNC, "dirsync"}, {MS_LAZYTIME, "lazytime"},
+        {MS_MANDLOCK, "mand"}};
     for (auto [flag, name] : kSuperblock)
         if (m.flags & flag) list.insert(list.end(), {name, nullptr});
     list.push_back(nullptr);

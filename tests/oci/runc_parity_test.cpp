@@ -50,8 +50,9 @@ std::string mount_entry(const std::string& line) {
     std::vector<std::string> f;
     for (std::string w; in >> w;) f.push_back(w);
     const auto dash = std::find(f.begin(), f.end(), "-");
-    if (f.size() < 6 || dash == f.end() || f.end() - dash < 3) return "unparsed: " + line;
-    return f[4] + " " + f[5] + " " + dash[1] + " " + dash[2];
+    if (f.size() < 6 || dash == f.end() || f.end() - dash < 4) return "unparsed: " + line;
+    // Mount point, the mount's options, type, source and the superblock's options.
+    return f[4] + " " + f[5] + " " + dash[1] + " " + dash[2] + " " + dash[3];
 }
 
 std::vector<std::string> mount_table(const std::string& mountinfo) {
