@@ -14,10 +14,11 @@ BUILD_DIR=${BUILD_DIR:-build}
 # Debian 12 packages the build and the tests need (ps for the demo; util-linux's setpriv and
 # unshare for the tests and, with bubblewrap, for the benchmark's baselines; libseccomp-dev and
 # pkg-config for nsfork-oci; runc and busybox-static for the oci suite, which runs every bundle
-# through runc beside nsfork-oci on a busybox root filesystem; crun for the oci benchmark).
+# through runc beside nsfork-oci on a busybox root filesystem; crun for the oci benchmark;
+# golang-github-containers-common for podman's default seccomp profile, which a unit test compiles).
 PACKAGES=(cmake ninja-build g++ libboost-dev flatbuffers-compiler libflatbuffers-dev libspdlog-dev
           libfmt-dev catch2 musl-tools procps util-linux libcli11-dev nlohmann-json3-dev bubblewrap
-          libseccomp-dev pkg-config runc busybox-static crun)
+          libseccomp-dev pkg-config runc busybox-static crun golang-github-containers-common)
 
 # What the fuzz target adds: clang and its libFuzzer runtime.
 FUZZ_PACKAGES=(clang-14 libclang-rt-14-dev)
