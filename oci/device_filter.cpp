@@ -145,19 +145,28 @@ Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& 
     if (access->default_allow && access->exceptions.empty()) return {};
     std::vector<bpf_insn> program = device_filter_program(*access);
     static const char kLicense[] = "Apache-2.0";
+    // Loaded without the verifier's log: at level 1 it traces every instruction, and a log
+    // longer than its buffer fails the load (ENOSPC) — as runc's default rules do in 4 KiB. Only
+    // a refused program is loaded again with the log, for its reason.
     char log[4096] = {};
-    bpf_attr load{};
-    load.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-    load.insns = reinterpret_cast<std::uintptr_t>(program.data());
-    load.insn_cnt = static_cast<std::uint32_t>(program.size());
-    load.license = reinterpret_cast<std::uintptr_t>(kLicense);
-    load.log_buf = reinterpret_cast<std::uintptr_t>(log);
-    load.log_size = sizeof log;
-    load.log_level = 1;
-    // bpf(2) file descriptors are close-on-exec from birth.
-    UniqueFd prog(static_cast<int>(syscall(SYS_bpf, BPF_PROG_LOAD, &load, sizeof load)));
+    auto load = [&](bool with_log) {
+        bpf_attr attr{};
+        attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+        attr.insns = reinterpret_cast<std::uintptr_t>(program.data());
+        attr.insn_cnt = static_cast<std::uint32_t>(program.size());
+        attr.license = reinterpret_cast<std::uintptr_t>(kLicense);
+        if (with_log) {
+            attr.log_buf = reinterpret_cast<std::uintptr_t>(log);
+            attr.log_size = sizeof log;
+            attr.log_level = 1;
+        }
+        // bpf(2) file descriptors are close-on-exec from birth.
+        return UniqueFd(static_cast<int>(syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr)));
+    };
+    UniqueFd prog = load(false);
     if (!prog) {
         int err = errno;
+        if (err == EACCES || err == EINVAL) (void)load(true);
         return sys_error(Errc::internal, std::string("linux.resources.devices: load the device filter") +
                                              (log[0] ? " (" + std::string(log) + ")" : ""),
                          err);
