@@ -317,7 +317,12 @@ Result<ControllerCgroups> ControllerCgroups::create(const Resources& resources, 
         if (!field) continue;
         Dir dir;
         UniqueFd fd;
-        if (std::string mount = v1_mount(controller); !mount.empty()) {
+        // Devices through an eBPF program on the server's v2 leaf even where a v1 devices
+        // hierarchy is mounted: the process is born into that leaf (clone3), whereas joining a
+        // v1 cgroup is a migration, whose write lock on the kernel's threadgroup rwsem waits for
+        // an RCU grace period (5-15 ms on a loaded host). The same rules, as runc's emulator.
+        const bool devices_in_leaf = v2_leaf >= 0 && std::string_view(controller) == "devices";
+        if (std::string mount = devices_in_leaf ? std::string() : v1_mount(controller); !mount.empty()) {
             std::string path = v1_path(mount, controller, cgroups_path);
             if (auto r = make_dirs(path, std::string_view(controller) == "cpuset", made); !r)
                 return fail(std::move(r).error());

@@ -213,6 +213,28 @@ TEST_CASE("nsfork-oci: the pid file holds bare digits, the container's process's
     delete_live(rt, {id}, {std::stoi(text)}); // created: deleted without --force, as runc
 }
 
+TEST_CASE("nsfork-oci: the device rules hold without a v1 devices cgroup: a node they do not allow cannot be opened") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    // /dev/loop-control (c 10:237), which runc spec's rules do not allow, bound in from the host.
+    REQUIRE(fs::exists("/dev/loop-control"));
+    Bundle b({});
+    b.shell("(: < /dev/loop-control) && echo opened; echo discarded > /dev/null && echo null ok; "
+            "grep :devices: /proc/self/cgroup || echo no v1 devices");
+    b.config["mounts"].push_back({{"destination", "/dev/loop-control"}, {"type", "bind"},
+                                  {"source", "/dev/loop-control"}, {"options", {"bind"}}});
+    const Outcome o = rt.run(b);
+    INFO(o.err);
+    CHECK(o.code == 0);
+    CHECK(o.err.find("can't open /dev/loop-control: Operation not permitted") != std::string::npos);
+    // Born into the server's v2 leaf, whose eBPF filter applies the rules: no migration into a v1
+    // devices cgroup (a write that waits for an RCU grace period), so the root one.
+    CHECK(o.out.starts_with("null ok\n"));
+    const std::string devices = o.out.substr(std::min(o.out.size(), std::string("null ok\n").size()));
+    CHECK((devices == "no v1 devices\n" || devices.ends_with(":devices:/\n")));
+    server_holds_none(s);
+}
+
 TEST_CASE("nsfork-oci: exec runs in the running container and exits with its status") {
     Suite s;
     Runtime& rt = s.nsfork_oci();
