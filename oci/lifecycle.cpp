@@ -52,8 +52,7 @@ Error wrap(std::string_view what, Error e) {
 
 // Removes the container's controller cgroups. Its processes may still be exiting after SIGKILL
 // (a cgroup with a task in do_exit is busy), so EBUSY is retried for a while.
-Result<void> remove_controllers(const std::string& cgroups_path) {
-    const ControllerCgroups cgroups = ControllerCgroups::find(cgroups_path);
+Result<void> remove_controllers(const ControllerCgroups& cgroups) {
     Result<void> removed;
     for (int i = 0; i < 500; ++i) {
         removed = cgroups.remove();
@@ -142,7 +141,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
 
     auto controllers = ControllerCgroups::create(spec->resources, *cgroups_path, holder->cgroup());
     if (!controllers) return std::move(controllers).error();
-    undo.add([path = *cgroups_path] { (void)remove_controllers(path); });
+    undo.add([made = *controllers] { (void)remove_controllers(made); });
     auto procs = controllers->open_procs();
     if (!procs) return std::move(procs).error();
 
@@ -163,6 +162,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     state.server_socket = ctx.global.server_socket;
     state.server_id = holder->id();
     state.cgroups_path = *cgroups_path;
+    state.controllers = controllers->paths();
     state.annotations = spec->annotations;
     state.created = rfc3339_now();
     state.poststart = spec->hooks.poststart;
@@ -251,7 +251,7 @@ Result<void> delete_container(const Context& ctx, const StateDir& dir, const Con
         std::ofstream(state.cgroup_leaf + "/cgroup.freeze") << "0";
     }
     if (auto ended = end_container(state); !ended) return ended;
-    if (auto removed = remove_controllers(state.cgroups_path); !removed) return removed;
+    if (auto removed = remove_controllers(controllers_of(state)); !removed) return removed;
     if (auto hooks = run_hooks(state.poststop, "poststop", hook_state_json(state, Status::stopped)); !hooks)
         ctx.log.warning(hooks.error().message);
     return dir.remove();
@@ -267,7 +267,7 @@ void remove_half_made(const Context& ctx, const std::string& id) {
     if (auto config = read_text_file(dir + "/config.json")) {
         auto spec = parse_config(*config, "/");
         auto path = spec ? cgroups_path_for(spec->cgroups_path, id, ctx.global.systemd_cgroup) : Result<std::string>("");
-        if (path && !path->empty()) (void)remove_controllers(*path);
+        if (path && !path->empty()) (void)remove_controllers(ControllerCgroups::find(*path));
     }
     std::error_code ec;
     std::filesystem::remove_all(dir, ec);

@@ -66,6 +66,7 @@ std::string encode_state(const ContainerState& s) {
         {"poststart", hooks_to_json(s.poststart)},
         {"poststop", hooks_to_json(s.poststop)},
     };
+    if (s.controllers) j["controllers"] = *s.controllers;
     return j.dump(2) + "\n";
 }
 
@@ -84,6 +85,7 @@ Result<ContainerState> decode_state(std::string_view text) {
         s.server_id = j.at("server_id").get<std::string>();
         s.cgroups_path = j.at("cgroups_path").get<std::string>();
         s.cgroup_leaf = j.at("cgroup_leaf").get<std::string>();
+        if (j.contains("controllers")) s.controllers = j.at("controllers").get<std::vector<std::string>>();
         s.annotations = j.at("annotations").get<std::map<std::string, std::string>>();
         s.created = j.at("created").get<std::string>();
         s.poststart = hooks_from_json(j.at("poststart"));

@@ -29,7 +29,10 @@ struct ContainerState {
     pid_t holder_pid = -1;               // the server's holding pid 1 of its namespaces
     std::uint64_t holder_start_time = 0;
     std::string server_socket, server_id; // the server that holds it and its id there
-    std::string cgroups_path;            // what ControllerCgroups::create got (find() it again)
+    std::string cgroups_path;            // what ControllerCgroups::create got
+    // The v1 cgroups it made (its paths()); absent from a state that did not keep them: find()
+    // them by cgroups_path, which parses the mount table once per controller.
+    std::optional<std::vector<std::string>> controllers;
     std::string cgroup_leaf;             // the v2 leaf's absolute path, "" without one
     std::map<std::string, std::string> annotations;
     std::string created;                 // RFC 3339, nanoseconds, UTC

@@ -25,6 +25,7 @@ ContainerState sample() {
     s.server_id = "c1";
     s.cgroups_path = "/kubepods/c1";
     s.cgroup_leaf = "/sys/fs/cgroup/unified/nsfork-1/kubepods/c1";
+    s.controllers = {{"/sys/fs/cgroup/memory/kubepods/c1", "/sys/fs/cgroup/pids/kubepods/c1"}};
     s.annotations = {{"org.example", "yes"}};
     s.created = "2026-01-02T03:04:05.000000006Z";
     nsfork::oci::Hook h;
@@ -53,6 +54,7 @@ TEST_CASE("oci state: encoded and decoded, every field survives") {
     CHECK(back->server_id == s.server_id);
     CHECK(back->cgroups_path == s.cgroups_path);
     CHECK(back->cgroup_leaf == s.cgroup_leaf);
+    CHECK(back->controllers == s.controllers);
     CHECK(back->annotations == s.annotations);
     CHECK(back->created == s.created);
     CHECK(back->poststart.empty());
@@ -61,6 +63,18 @@ TEST_CASE("oci state: encoded and decoded, every field survives") {
     CHECK(back->poststop[0].args == std::vector<std::string>{"hook", "poststop"});
     CHECK(back->poststop[0].env == std::vector<std::string>{"A=1"});
     CHECK(back->poststop[0].timeout == 5);
+}
+
+TEST_CASE("oci state: the controllers made, none made, and a state that did not keep them are told apart") {
+    ContainerState s = sample();
+    s.controllers = std::vector<std::string>{};
+    auto none = decode_state(encode_state(s));
+    REQUIRE(none);
+    CHECK(none->controllers == std::vector<std::string>{});
+    s.controllers.reset();
+    auto unknown = decode_state(encode_state(s));
+    REQUIRE(unknown);
+    CHECK_FALSE(unknown->controllers.has_value());
 }
 
 TEST_CASE("oci state: a damaged state file is an error naming it, not a crash") {

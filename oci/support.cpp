@@ -75,6 +75,11 @@ Result<void> end_container(const ContainerState& state) {
     return {};
 }
 
+ControllerCgroups controllers_of(const ContainerState& state) {
+    if (state.controllers) return ControllerCgroups::from_paths(*state.controllers);
+    return ControllerCgroups::find(state.cgroups_path);
+}
+
 Result<void> write_pid_file(const std::string& path, pid_t pid) {
     return write_file_atomically(path, std::to_string(pid));
 }

@@ -5,6 +5,7 @@
 #include "base/error.hpp"
 #include "base/exit_status.hpp"
 #include "base/fd.hpp"
+#include "oci/resources.hpp"
 #include "oci/setup.hpp"
 #include "oci/state.hpp"
 #include "protocol/client.hpp"
@@ -31,6 +32,9 @@ Result<Found> find_container(const std::string& root, const std::string& id);
 // — its holder and process, each by a pidfd checked against its start time. Returns once the
 // process no longer runs.
 Result<void> end_container(const ContainerState& state);
+
+// The v1 cgroups the container's create made, as its state says.
+ControllerCgroups controllers_of(const ContainerState& state);
 
 // Writes a pid file: bare digits, no newline (containerd's parser rejects "123\n"), atomically.
 Result<void> write_pid_file(const std::string& path, pid_t pid);

@@ -159,7 +159,7 @@ Result<int> exec(const Context& ctx, const ExecOptions& o) {
         leaf.reset(::open(s.cgroup_leaf.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
         if (!leaf) return sys_error(Errc::internal, "open " + s.cgroup_leaf, errno);
     }
-    auto procs = ControllerCgroups::find(s.cgroups_path).open_procs();
+    auto procs = controllers_of(s).open_procs();
     if (!procs) return std::move(procs).error();
     auto io = process_io(o.console_socket, o.preserve_fds);
     if (!io) return std::move(io).error();
