@@ -153,6 +153,10 @@ std::vector<pid_t> processes_in_pidns(std::uint64_t pidns) {
     return out;
 }
 
+UniqueFd hold_pid_namespace(pid_t pid) {
+    return UniqueFd(::open(("/proc/" + std::to_string(pid) + "/ns/pid").c_str(), O_RDONLY | O_CLOEXEC));
+}
+
 std::string cgroup_of(pid_t pid) {
     const std::string path = procfs::cgroup2_path(pid);
     if (path.empty()) return {};

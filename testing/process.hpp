@@ -3,6 +3,7 @@
 #pragma once
 
 #include "base/error.hpp"
+#include "base/fd.hpp"
 
 #include <sys/types.h>
 
@@ -45,6 +46,10 @@ std::size_t fd_count(pid_t pid);
 std::vector<pid_t> children_of(pid_t pid);
 // Pids (host view) of the live processes whose pid namespace has inode `pidns`.
 std::vector<pid_t> processes_in_pidns(std::uint64_t pidns);
+// An fd of `pid`'s pid namespace: while it is held the namespace is not freed, so its inode
+// number is not handed to another test's new namespace (the kernel reuses the lowest free one),
+// which processes_in_pidns would take for this one. A pidfd of a process in it does the same.
+UniqueFd hold_pid_namespace(pid_t pid);
 // The cgroup v2 directory of a live process (from /proc/PID/cgroup and the cgroup2 mount).
 std::string cgroup_of(pid_t pid);
 // The pids listed in a cgroup directory's cgroup.procs.

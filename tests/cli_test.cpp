@@ -373,10 +373,12 @@ TEST_CASE("cli: --die-with-parent destroys the container when the parent of nsfo
         REQUIRE(nsfork.size() == 1);
         const auto pidns = procfs::pid_namespace_inode(nsfork[0]);
         std::uint64_t container_ns = 0;
+        UniqueFd held; // the container's namespace, so that its inode stays its own
         if (private_run) {
             const auto shim = testing::children_of(nsfork[0]);
             REQUIRE(shim.size() == 1);
             container_ns = procfs::pid_namespace_inode(shim[0]);
+            held = testing::hold_pid_namespace(shim[0]);
             CHECK(container_ns != pidns);
         }
         ::kill(*parent, SIGKILL);

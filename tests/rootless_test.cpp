@@ -250,6 +250,8 @@ TEST_CASE("rootless: nsfork serve as a user, with run --socket, list and destroy
     CHECK(alive(pid));
     const ino_t pidns = procfs::pid_namespace_inode(pid);
     CHECK(pidns != procfs::pid_namespace_inode(0));
+    const UniqueFd held = testing::hold_pid_namespace(pid);
+    REQUIRE(held);
     // No cgroup is delegated to the user here: destroy goes by the pid namespace.
     CHECK(server.nsfork("destroy", {"sleeper"}).exit_code == 0);
     CHECK(processes_in_pidns(pidns).empty());

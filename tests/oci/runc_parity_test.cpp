@@ -335,6 +335,8 @@ TEST_CASE("oci parity: kill --all reaches every process of the container") {
         Capture out;
         const Created c = started_until(*rt, out, "sleep 100 & sleep 100 & echo started; wait", "started\n");
         const std::uint64_t pidns = nsfork::procfs::pid_namespace_inode(c.pid);
+        const nsfork::UniqueFd held = nsfork::testing::hold_pid_namespace(c.pid); // runc's ends with its process
+        REQUIRE(held);
         const Outcome k = (*rt)({"kill", "--all", c.id, "KILL"});
         INFO(k.err);
         CHECK(k.code == 0);
