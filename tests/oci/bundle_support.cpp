@@ -32,12 +32,6 @@ T required(Result<T> r) {
     return std::move(*r);
 }
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
 
 // The first of `dirs` holding an executable `name`, or "" (posix_spawn takes a path, not a name).
 std::string find_program(const std::string& name) {
@@ -151,7 +145,7 @@ const Json& runc_spec() {
         const testing::ProcessResult r = required(testing::run_process({runc, "spec", "--bundle", d.path()}));
         INFO("runc spec failed: " << r.err);
         REQUIRE(r.exit_code == 0);
-        return Json::parse(slurp(d.path() + "/config.json"));
+        return Json::parse(read_file(d.path() + "/config.json"));
     }();
     return spec;
 }
@@ -236,7 +230,7 @@ Created Runtime::try_create(const Bundle& bundle, const Capture& output) {
     c.outcome.out = output.out();
     c.outcome.err = output.err();
     if (c.outcome.code == 0) {
-        const std::string text = slurp(pid_file);
+        const std::string text = read_file(pid_file);
         // Bare digits: containerd's parser rejects anything else (ENGINES.md).
         INFO(name_ << " wrote pid file \"" << text << "\"");
         CHECK((!text.empty() && std::all_of(text.begin(), text.end(), ::isdigit)));
@@ -309,7 +303,7 @@ void reap_orphans_at_end() {
     };
     if (testing::eventually([&] { return running().empty(); })) return;
     for (pid_t pid : running()) {
-        const std::string comm = slurp("/proc/" + std::to_string(pid) + "/comm");
+        const std::string comm = read_file("/proc/" + std::to_string(pid) + "/comm");
         FAIL_CHECK("a container's process still runs after its runtime deleted it: pid " << pid << " " << comm);
         ::kill(pid, SIGKILL);
         ::waitpid(pid, nullptr, 0);
@@ -335,6 +329,13 @@ Suite::~Suite() {
     runc_.reset();
     reap_orphans_at_end();
     server_.reset();
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream s;
+    s << in.rdbuf();
+    return s.str();
 }
 
 std::vector<std::string> sorted_lines(const std::string& text) {

@@ -145,6 +145,9 @@ private:
     std::optional<Runtime> nsfork_oci_, runc_;
 };
 
+// What the file at `path` holds ("" when it cannot be read).
+std::string read_file(const std::string& path);
+
 // The lines of `text`, sorted: for comparing what two runtimes list in an order of their own.
 std::vector<std::string> sorted_lines(const std::string& text);
 

@@ -26,12 +26,6 @@ using nsfork::test::TempDir;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 // The ids nsfork-oci keeps state for under its --root.
 std::vector<std::string> state_dirs(Runtime& rt) {
@@ -92,7 +86,7 @@ std::vector<pid_t> ps_pids(Runtime& rt, const std::string& id) {
 
 // The host's frozen flag of the cgroup v2 leaf `pid` lives in.
 bool frozen(pid_t pid) {
-    const std::string events = slurp(nsfork::testing::cgroup_of(pid) + "/cgroup.events");
+    const std::string events = read_file(nsfork::testing::cgroup_of(pid) + "/cgroup.events");
     return events.find("frozen 1") != std::string::npos;
 }
 
@@ -187,7 +181,7 @@ TEST_CASE("nsfork-oci: run --detach returns once the process runs, and it is kil
     Outcome o = rt({"run", "--detach", "--pid-file", pid_file, "-b", b.path(), id});
     INFO(o.err);
     REQUIRE(o.code == 0);
-    const pid_t pid = std::stoi(slurp(pid_file));
+    const pid_t pid = std::stoi(read_file(pid_file));
     CHECK(rt.status(id) == "running");
     CHECK(rt({"kill", id, "KILL"}).code == 0);
     CHECK(wait_exit(pid) == 128 + SIGKILL);
@@ -206,7 +200,7 @@ TEST_CASE("nsfork-oci: the pid file holds bare digits, the container's process's
     Outcome o = rt({"create", "--bundle", b.path(), "--pid-file", pid_file, id});
     INFO(o.err);
     REQUIRE(o.code == 0);
-    const std::string text = slurp(pid_file);
+    const std::string text = read_file(pid_file);
     REQUIRE_FALSE(text.empty());
     CHECK(std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
     CHECK(rt.state(id)["pid"] == std::stoi(text));
@@ -264,7 +258,7 @@ TEST_CASE("nsfork-oci: ps --format json lists the container's processes by host 
     Outcome exec = rt({"exec", "--detach", "--pid-file", tmp.path() + "/pid", c.id, "sleep", "100"});
     INFO(exec.err);
     REQUIRE(exec.code == 0);
-    const pid_t second = std::stoi(slurp(tmp.path() + "/pid"));
+    const pid_t second = std::stoi(read_file(tmp.path() + "/pid"));
     std::vector<pid_t> expected{c.pid, second};
     std::sort(expected.begin(), expected.end());
     CHECK(ps_pids(rt, c.id) == expected);
@@ -373,7 +367,7 @@ TEST_CASE("nsfork-oci: --log-format json writes errors to --log as JSON lines") 
     Outcome o = rt({"state", "nope"});
     CHECK(o.code == 1);
     CHECK(o.err == "container nope does not exist\n");
-    const auto lines = nsfork::testing::lines(slurp(log));
+    const auto lines = nsfork::testing::lines(read_file(log));
     REQUIRE(lines.size() == 1);
     const Json line = Json::parse(lines[0]);
     CHECK(line["level"] == "error");
@@ -435,7 +429,7 @@ TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container, a
         capture.out_fd(), capture.err_fd()));
     REQUIRE(nsfork::testing::eventually([&] { return fs::exists(marker); }));
     CHECK(server_containers(s) == 1);
-    const pid_t hook = std::stoi(slurp(marker));
+    const pid_t hook = std::stoi(read_file(marker));
     ::kill(runtime, SIGKILL);
     int status;
     REQUIRE(::waitpid(runtime, &status, 0) == runtime);
@@ -500,7 +494,7 @@ TEST_CASE("nsfork-oci: hooks get the container's state on stdin at each point of
     const Created c = rt.started(b, out);
     auto state_of = [&](const char* kind) {
         INFO(kind);
-        const std::string text = slurp(tmp.path() + "/" + kind);
+        const std::string text = read_file(tmp.path() + "/" + kind);
         REQUIRE_FALSE(text.empty());
         return Json::parse(text);
     };

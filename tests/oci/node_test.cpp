@@ -26,12 +26,6 @@ using nsfork::test::TempDir;
 
 namespace {
 
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
 
 // runc spec's namespaces without the pid one: the container shares the host's (the server's).
 void without_pid_namespace(Bundle& b) {
@@ -146,11 +140,11 @@ TEST_CASE("oci node: linux.resources land in the cgroups at cgroupsPath, as runc
         Capture out;
         const Created c = rt->started(b, out);
         wait_for_output(out, "ready\n");
-        CHECK(slurp("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes") == std::to_string(64 << 20) + "\n");
-        CHECK(slurp("/sys/fs/cgroup/pids" + path + "/pids.max") == "32\n");
-        CHECK(slurp("/sys/fs/cgroup/cpu" + path + "/cpu.shares") == "512\n");
+        CHECK(read_file("/sys/fs/cgroup/memory" + path + "/memory.limit_in_bytes") == std::to_string(64 << 20) + "\n");
+        CHECK(read_file("/sys/fs/cgroup/pids" + path + "/pids.max") == "32\n");
+        CHECK(read_file("/sys/fs/cgroup/cpu" + path + "/cpu.shares") == "512\n");
         // The process is in them.
-        const std::string procs = slurp("/sys/fs/cgroup/memory" + path + "/cgroup.procs");
+        const std::string procs = read_file("/sys/fs/cgroup/memory" + path + "/cgroup.procs");
         CHECK(procs.find(std::to_string(c.pid) + "\n") != std::string::npos);
         CHECK((*rt)({"delete", "--force", c.id}).code == 0);
         CHECK(nsfork::testing::eventually([&] {

@@ -32,13 +32,7 @@ namespace nsfork::oci {
 namespace {
 
 using test::oci::busybox_rootfs;
-
-std::string slurp(const std::string& path) {
-    std::ifstream in(path);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-}
+using test::oci::read_file;
 
 // The "net:[4026531840]" of /proc/PID/ns/NAME.
 std::string namespace_of(pid_t pid, const char* name) {
@@ -306,14 +300,14 @@ TEST_CASE("create_process: a failing step names its config field and leaves no p
     Spec spec = basic_spec({"true"});
     spec.mounts.push_back(fs_mount("/nowhere", "nsfork-no-such-fs"));
     renumber(spec);
-    const std::string mounts_before = slurp("/proc/self/mountinfo");
+    const std::string mounts_before = read_file("/proc/self/mountinfo");
     Holder holder;
     ExecFifo fifo;
     auto c = try_create(spec, holder, fifo);
     REQUIRE(!c);
     CHECK(c.error().message == "mounts[7] (/nowhere): mount nsfork-no-such-fs: No such device");
     CHECK(holder.processes() == 1);
-    CHECK(slurp("/proc/self/mountinfo") == mounts_before);
+    CHECK(read_file("/proc/self/mountinfo") == mounts_before);
 
     spec = basic_spec({"no-such-command"});
     c = try_create(spec, holder, fifo);
@@ -357,7 +351,7 @@ TEST_CASE("create_process: masked and read-only paths, hostname and domainname i
     char name[256] = {};
     ::gethostname(name, sizeof name - 1);
     CHECK(std::string(name) != "box");
-    CHECK(slurp(host.path() + "/secret/file") == "hidden\n");
+    CHECK(read_file(host.path() + "/secret/file") == "hidden\n");
 }
 
 Seccomp deny_mkdir() {
@@ -557,7 +551,7 @@ TEST_CASE("create_process: born in the cgroup leaf, joins the cgroups it is give
             r.cgroup_procs = {pids_procs.get()};
         });
         CHECK(testing::cgroup_of(c.process.pid) == leaf.path());
-        CHECK(slurp(pids.path() + "/cgroup.procs") == std::to_string(c.process.pid) + "\n");
+        CHECK(read_file(pids.path() + "/cgroup.procs") == std::to_string(c.process.pid) + "\n");
         const pid_t host_pid = c.process.pid;
         REQUIRE(host_pid != 2);
         const Ran r = start_and_wait(c, fifo);
@@ -655,7 +649,7 @@ TEST_CASE("create_process on the config runc spec writes, parsed by spec.cpp, sh
     const test::oci::Outcome theirs = runc.run(bundle);
     REQUIRE(theirs.code == 0);
     // Ours, on the same config.
-    Spec spec = MUST(parse_config(slurp(bundle.path() + "/config.json"), bundle.path()));
+    Spec spec = MUST(parse_config(read_file(bundle.path() + "/config.json"), bundle.path()));
     const Ran ours = run(spec);
     CHECK(ours.status == ExitStatus{0, 0});
     // Mount ids and the order of a directory listing aside: lines compared as sorted lists.
