@@ -25,7 +25,7 @@ std::string emulated(const std::vector<DeviceRule>& rules) {
 
 } // namespace
 
-TEST_CASE("device rules reduce to a default and its exceptions, as cgroup v1 keeps them") {
+TEST_CASE("oci device filter: device rules reduce to a default and its exceptions, as cgroup v1 keeps them") {
     CHECK(emulated({}) == "deny");
     CHECK(emulated({{false, 'a', -1, -1, "rwm"}, {true, 'c', 1, 3, "rwm"}, {true, 'c', 1, 5, "r"}, {true, 'c', 1, 5, "w"},
                     {true, 'c', -1, -1, "m"}}) == "deny, +c *:* m, +c 1:3 rwm, +c 1:5 rw");
@@ -38,7 +38,7 @@ TEST_CASE("device rules reduce to a default and its exceptions, as cgroup v1 kee
           "config.json: linux.resources.devices[2]: cgroup v1 semantics cannot punch a hole in an earlier wildcard rule");
 }
 
-TEST_CASE("the device filter program has one block per exception and ends in the default") {
+TEST_CASE("oci device filter: the device filter program has one block per exception and ends in the default") {
     DeviceAccess a{false, {{true, 'c', 1, 3, "rwm"}, {true, 'c', -1, -1, "m"}}};
     auto program = device_filter_program(a);
     // 6 loads, then c 1:3 rwm: type, major, minor, verdict (2); c *:* m: type, access (3), verdict (2); default (2).

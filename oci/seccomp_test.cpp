@@ -122,7 +122,7 @@ json read_json(const std::string& path) {
 
 } // namespace
 
-TEST_CASE("a small profile compiles and the kernel enforces its errno, argument and unknown-name rules") {
+TEST_CASE("oci seccomp: a small profile compiles and the kernel enforces its errno, argument and unknown-name rules") {
     Seccomp s = allow_all_but({
         {{"getcwd", "no_such_syscall_anywhere"}, "SCMP_ACT_ERRNO", ENOMEDIUM, {}},
         // personality(PER_LINUX32) refused, personality(0xffffffff) (a query) allowed.
@@ -145,7 +145,7 @@ TEST_CASE("a small profile compiles and the kernel enforces its errno, argument 
     CHECK(in_filtered_child(*program, [] { return errno_of(syscall(SYS_dup3, 0, 100, 4)); }) == EINVAL);
 }
 
-TEST_CASE("seccomp errors name their field") {
+TEST_CASE("oci seccomp: seccomp errors name their field") {
     Seccomp bad_default = allow_all_but({});
     bad_default.default_action = "SCMP_ACT_FOO";
     CHECK(error_of(bad_default) == "config.json: linux.seccomp.defaultAction: unknown action \"SCMP_ACT_FOO\"");
@@ -168,7 +168,7 @@ TEST_CASE("seccomp errors name their field") {
     CHECK_THAT(error_of(bad_flag), Catch::EndsWith("needs a notify listener, which nsfork does not support"));
 }
 
-TEST_CASE("Docker's default profile compiles and denies what it denies") {
+TEST_CASE("oci seccomp: Docker's default profile compiles and denies what it denies") {
     // tests/oci/profiles/docker-default.json is moby/profiles/seccomp v0.2.3's default.json
     // verbatim (vendored in moby/moby at b985e231, vendor/github.com/moby/profiles/seccomp/):
     // dockerd compiles it in and sends what engine_profile makes of it.
@@ -195,7 +195,7 @@ TEST_CASE("Docker's default profile compiles and denies what it denies") {
           }) == 0);
 }
 
-TEST_CASE("podman's default profile compiles and denies what it denies") {
+TEST_CASE("oci seccomp: podman's default profile compiles and denies what it denies") {
     // Debian's golang-github-containers-common installs the profile podman sends.
     const char* path = "/usr/share/containers/seccomp.json";
     INFO("install Debian's golang-github-containers-common for " << path);

@@ -204,7 +204,7 @@ std::string error_appending(const char* array, const char* entry) {
 
 } // namespace
 
-TEST_CASE("runc spec's config.json loads as runc applies it") {
+TEST_CASE("oci spec: runc spec's config.json loads as runc applies it") {
     auto spec = parse_config(kRuncSpec, "/b/bundle");
     REQUIRE(spec.ok());
     CHECK(spec->oci_version == "1.0.2-dev");
@@ -258,7 +258,7 @@ TEST_CASE("runc spec's config.json loads as runc applies it") {
     CHECK(spec->rootfs_propagation == 0);
 }
 
-TEST_CASE("a docker-style config.json loads: binds, hooks, sysctl, seccomp, device rules, zero resources unset") {
+TEST_CASE("oci spec: a docker-style config.json loads: binds, hooks, sysctl, seccomp, device rules, zero resources unset") {
     auto spec = parse_config(kDockerSpec, "/bundle");
     INFO((spec ? "" : spec.error().message));
     REQUIRE(spec.ok());
@@ -297,7 +297,7 @@ TEST_CASE("a docker-style config.json loads: binds, hooks, sysctl, seccomp, devi
     CHECK(spec->seccomp->syscalls[1].args[0].op == "SCMP_CMP_EQ");
 }
 
-TEST_CASE("a podman-style config.json loads: umask, cgroup namespace, annotations, pids limit, empty labels") {
+TEST_CASE("oci spec: a podman-style config.json loads: umask, cgroup namespace, annotations, pids limit, empty labels") {
     auto spec = parse_config(kPodmanSpec, "/bundle");
     INFO((spec ? "" : spec.error().message));
     REQUIRE(spec.ok());
@@ -313,7 +313,7 @@ TEST_CASE("a podman-style config.json loads: umask, cgroup namespace, annotation
     CHECK(spec->seccomp->default_errno_ret == 38u);
 }
 
-TEST_CASE("load_bundle reads BUNDLE/config.json, resolves root and bind sources against the bundle, and needs the root") {
+TEST_CASE("oci spec: load_bundle reads BUNDLE/config.json, resolves root and bind sources against the bundle, and needs the root") {
     char dir[] = "/tmp/nsfork-spec-test.XXXXXX";
     REQUIRE(mkdtemp(dir));
     {
@@ -341,13 +341,13 @@ TEST_CASE("load_bundle reads BUNDLE/config.json, resolves root and bind sources 
     CHECK(missing.error().message == "cannot read " + file + ": No such file or directory");
 }
 
-TEST_CASE("malformed JSON gives the parser's position") {
+TEST_CASE("oci spec: malformed JSON gives the parser's position") {
     auto spec = parse_config("{\n  \"ociVersion\": \"1.0.2\",\n  \"process\": {,\n}", "/bundle");
     REQUIRE_FALSE(spec.ok());
     CHECK_THAT(spec.error().message, Catch::StartsWith("config.json: parse error at line 3, column 15"));
 }
 
-TEST_CASE("mount options: runc's flags, cleared flags, propagation, file system data, refused extensions") {
+TEST_CASE("oci spec: mount options: runc's flags, cleared flags, propagation, file system data, refused extensions") {
     auto spec = parse_config(patched(kRuncSpec, R"({"mounts": [
         {"destination": "/a", "type": "tmpfs", "source": "tmpfs",
          "options": ["ro", "rw", "nosuid", "suid", "dev", "exec", "sync", "dirsync", "noatime", "nodiratime",
@@ -373,7 +373,7 @@ TEST_CASE("mount options: runc's flags, cleared flags, propagation, file system 
           "config.json: mounts[0].source: a bind mount needs one");
 }
 
-TEST_CASE("namespaces: new or by path, unknown and unsupported types and a missing mount namespace refused") {
+TEST_CASE("oci spec: namespaces: new or by path, unknown and unsupported types and a missing mount namespace refused") {
     auto spec = parse_config(patched(kRuncSpec, R"({"linux": {"namespaces": [
         {"type": "mount"}, {"type": "network", "path": "/proc/1/ns/net"}, {"type": "uts"}]}})"),
                              "/bundle");
@@ -396,7 +396,7 @@ TEST_CASE("namespaces: new or by path, unknown and unsupported types and a missi
           "config.json: linux.namespaces[0].path: joining a mount namespace is not supported");
 }
 
-TEST_CASE("process: capabilities, rlimits, user, env and cwd checked by field") {
+TEST_CASE("oci spec: process: capabilities, rlimits, user, env and cwd checked by field") {
     CHECK(error_appending("/process/capabilities/bounding", R"("CAP_FOO")") ==
           "config.json: process.capabilities.bounding[3]: unknown capability \"CAP_FOO\"");
     CHECK(error_of(R"({"process": {"capabilities": {"inheritable": ["CAP_CHOWN", 7]}}})") ==
@@ -416,7 +416,7 @@ TEST_CASE("process: capabilities, rlimits, user, env and cwd checked by field") 
     CHECK(error_of(R"({"process": {"consoleSize": {"height": 24, "width": 80}, "user": {"umask": 63}}})").empty());
 }
 
-TEST_CASE("a capability the running kernel lacks is refused, naming its field") {
+TEST_CASE("oci spec: a capability the running kernel lacks is refused, naming its field") {
     std::ifstream in("/proc/sys/kernel/cap_last_cap");
     int last = 0;
     REQUIRE(in >> last);
@@ -428,7 +428,7 @@ TEST_CASE("a capability the running kernel lacks is refused, naming its field") 
                Catch::EndsWith("is not supported by the running kernel"));
 }
 
-TEST_CASE("fields nsfork cannot apply are refused by their path, empty ones are not") {
+TEST_CASE("oci spec: fields nsfork cannot apply are refused by their path, empty ones are not") {
     struct Case {
         const char* patch;
         const char* field;
@@ -466,7 +466,7 @@ TEST_CASE("fields nsfork cannot apply are refused by their path, empty ones are 
               .empty());
 }
 
-TEST_CASE("resources convert as runc reads them") {
+TEST_CASE("oci spec: resources convert as runc reads them") {
     auto spec = parse_config(patched(kRuncSpec, R"({"linux": {"resources": {
         "memory": {"limit": 67108864, "reservation": 33554432, "swap": -1, "swappiness": 10, "disableOOMKiller": true},
         "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0", "mems": "0"},
@@ -493,7 +493,7 @@ TEST_CASE("resources convert as runc reads them") {
     CHECK(error_of(R"({"linux": {"resources": {"memory": {"swappiness": -1}}}})").empty());
 }
 
-TEST_CASE("devices, rootfs propagation, domainname and hooks convert") {
+TEST_CASE("oci spec: devices, rootfs propagation, domainname and hooks convert") {
     auto spec = parse_config(patched(kRuncSpec, R"({"domainname": "example.org",
         "hooks": {"poststop": [{"path": "/bin/echo", "args": ["echo", "bye"], "env": ["A=1"], "timeout": 5}]},
         "linux": {"rootfsPropagation": "rslave", "devices": [
@@ -530,7 +530,7 @@ TEST_CASE("devices, rootfs propagation, domainname and hooks convert") {
           "config.json: hooks.prestart[0].path: must be an absolute path, not \"true\"");
 }
 
-TEST_CASE("parse_process reads an exec's --process file and names it in errors") {
+TEST_CASE("oci spec: parse_process reads an exec's --process file and names it in errors") {
     auto p = parse_process(R"({"args": ["/bin/sh"], "cwd": "/tmp", "env": ["A=1"], "terminal": true,
         "user": {"uid": 1000, "gid": 1000, "additionalGids": [5, 6]}, "capabilities": {"bounding": ["CAP_KILL"]}})",
                            "process.json");
@@ -548,7 +548,7 @@ TEST_CASE("parse_process reads an exec's --process file and names it in errors")
     CHECK_THAT(garbage.error().message, Catch::StartsWith("process.json: parse error at line 1"));
 }
 
-TEST_CASE("a sysctl is accepted only in a namespace of the container's own, as runc checks") {
+TEST_CASE("oci spec: a sysctl is accepted only in a namespace of the container's own, as runc checks") {
     CHECK(error_of(R"({"linux": {"sysctl": {"net.ipv4.ip_unprivileged_port_start": "0", "kernel.shmmax": "1000",
         "fs.mqueue.msg_max": "20", "kernel.domainname": "x"}}})")
               .empty());
@@ -568,7 +568,7 @@ TEST_CASE("a sysctl is accepted only in a namespace of the container's own, as r
           "config.json: process.rlimits[0].soft: above the hard limit");
 }
 
-TEST_CASE("the config.json podman 4.3 sent loads, and its seccomp profile compiles") {
+TEST_CASE("oci spec: the config.json podman 4.3 sent loads, and its seccomp profile compiles") {
     // tests/oci/profiles/podman-config.json: what podman 4.3.1 (Debian 12, cgroup_manager
     // "cgroupfs") passed to its runtime for `podman run --rm --network=none --rootfs D /bin/true`.
     auto path = std::filesystem::path(__FILE__).parent_path().parent_path() / "tests/oci/profiles";
@@ -592,7 +592,7 @@ TEST_CASE("the config.json podman 4.3 sent loads, and its seccomp profile compil
     CHECK(program.ok());
 }
 
-TEST_CASE("the config.json dockerd 20.10 sent loads with its limits, and its seccomp profile compiles") {
+TEST_CASE("oci spec: the config.json dockerd 20.10 sent loads with its limits, and its seccomp profile compiles") {
     // tests/oci/profiles/docker-config.json: what dockerd 20.10.24 (Debian 12) passed through
     // containerd to its runtime for `docker run --rm --network=none --memory 64m --cpus 0.5
     // --pids-limit 100 --device /dev/fuse busybox /bin/true`.

@@ -95,7 +95,7 @@ void kill_and_reap(pid_t pid) {
 } // namespace
 
 
-TEST_CASE("linux.resources land in runc's cgroup v1 files, and a process joining through open_procs is in them") {
+TEST_CASE("oci resources: linux.resources land in runc's cgroup v1 files, and a process joining through open_procs is in them") {
     test::require_root();
     require_v1_hierarchies();
     const std::string path = unique_path("limits");
@@ -158,7 +158,7 @@ TEST_CASE("linux.resources land in runc's cgroup v1 files, and a process joining
     CHECK(ControllerCgroups::find(path).paths().empty());
 }
 
-TEST_CASE("the kernel enforces a memory limit written by ControllerCgroups") {
+TEST_CASE("oci resources: the kernel enforces a memory limit written by ControllerCgroups") {
     test::require_root();
     if (!has_v1("memory")) skip("no cgroup v1 memory hierarchy on this host");
     Resources r;
@@ -190,7 +190,7 @@ TEST_CASE("the kernel enforces a memory limit written by ControllerCgroups") {
     CHECK(cgroups->remove().ok());
 }
 
-TEST_CASE("a limit the kernel or the host cannot apply is refused by its field and leaves no cgroup") {
+TEST_CASE("oci resources: a limit the kernel or the host cannot apply is refused by its field and leaves no cgroup") {
     test::require_root();
     require_v1_hierarchies();
     {
@@ -232,7 +232,7 @@ TEST_CASE("a limit the kernel or the host cannot apply is refused by its field a
     }
 }
 
-TEST_CASE("linux.resources.unified is written into the container's cgroup v2 leaf") {
+TEST_CASE("oci resources: linux.resources.unified is written into the container's cgroup v2 leaf") {
     test::require_root();
     const std::string mount = procfs::cgroup2_mount();
     if (mount.empty()) skip("no cgroup2 mount");
@@ -257,7 +257,7 @@ TEST_CASE("linux.resources.unified is written into the container's cgroup v2 lea
     CHECK(escape.error().message == "config.json: linux.resources.unified: \"../cgroup.procs\" is not a cgroup file name");
 }
 
-TEST_CASE("on cgroup v2 the device rules become an eBPF filter the kernel applies to the cgroup's processes") {
+TEST_CASE("oci resources: on cgroup v2 the device rules become an eBPF filter the kernel applies to the cgroup's processes") {
     test::require_root();
     const std::string mount = procfs::cgroup2_mount();
     if (mount.empty()) skip("no cgroup2 mount");

@@ -207,7 +207,7 @@ std::string field(const std::string& out, const std::string& key) {
     return "<no " + key + ">";
 }
 
-TEST_CASE("create_process: the process is pid 2 of the holder's namespace, its / the root filesystem, and it waits on the exec fifo",
+TEST_CASE("oci setup: create_process: the process is pid 2 of the holder's namespace, its / the root filesystem, and it waits on the exec fifo",
           "[oci][setup]") {
     test::require_root();
     const Spec spec = basic_spec({"sh", "-c", "echo pid=$$; echo ppid=$PPID; ls /; test -e /usr/lib && echo host-usr-lib; true"});
@@ -228,7 +228,7 @@ TEST_CASE("create_process: the process is pid 2 of the holder's namespace, its /
     CHECK(r.out.find("host-usr-lib") == std::string::npos);
 }
 
-TEST_CASE("create_process: mounts with their flags, read-only root, and the default devices with their modes", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: mounts with their flags, read-only root, and the default devices with their modes", "[oci][setup]") {
     test::require_root();
     test::TempDir host;
     {
@@ -269,7 +269,7 @@ TEST_CASE("create_process: mounts with their flags, read-only root, and the defa
     CHECK(r.out.ends_with("/srv 755\n")); // a tmpfs takes the mode of the directory it covers, as in runc
 }
 
-TEST_CASE("create_process: user, groups, umask, capabilities, rlimits and no_new_privs", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: user, groups, umask, capabilities, rlimits and no_new_privs", "[oci][setup]") {
     test::require_root();
     Spec spec = basic_spec({"sh", "-c", "grep -E '^(Uid|Gid|Groups|Cap...|NoNewPrivs):' /proc/self/status; ulimit -n; ulimit -Hn; umask; pwd"});
     spec.process.user = User{.uid = 1000, .gid = 1001, .umask = 027, .additional_gids = {10, 20}};
@@ -295,7 +295,7 @@ TEST_CASE("create_process: user, groups, umask, capabilities, rlimits and no_new
     CHECK(r.out.find("100\n200\n0027\n/tmp/work\n") != std::string::npos);
 }
 
-TEST_CASE("create_process: a failing step names its config field and leaves no process", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: a failing step names its config field and leaves no process", "[oci][setup]") {
     test::require_root();
     Spec spec = basic_spec({"true"});
     spec.mounts.push_back(fs_mount("/nowhere", "nsfork-no-such-fs"));
@@ -322,7 +322,7 @@ TEST_CASE("create_process: a failing step names its config field and leaves no p
     CHECK(holder.processes() == 1);
 }
 
-TEST_CASE("create_process: masked and read-only paths, hostname and domainname in a new UTS namespace, a sysctl",
+TEST_CASE("oci setup: create_process: masked and read-only paths, hostname and domainname in a new UTS namespace, a sysctl",
           "[oci][setup]") {
     test::require_root();
     test::TempDir host;
@@ -365,7 +365,7 @@ Seccomp deny_mkdir() {
     return s;
 }
 
-TEST_CASE("create_process: seccomp is enforced, loaded before the user switch or last with no_new_privs", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: seccomp is enforced, loaded before the user switch or last with no_new_privs", "[oci][setup]") {
     test::require_root();
     for (const bool no_new_privs : {false, true}) {
         Spec spec = basic_spec({"sh", "-c", "grep ^Seccomp: /proc/self/status; mkdir /tmp/x; echo done"});
@@ -380,7 +380,7 @@ TEST_CASE("create_process: seccomp is enforced, loaded before the user switch or
     }
 }
 
-TEST_CASE("create_process: the createRuntime callback runs before pivot_root, and its failure fails the create", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: the createRuntime callback runs before pivot_root, and its failure fails the create", "[oci][setup]") {
     test::require_root();
     const Spec spec = basic_spec({"true"});
     Holder holder;
@@ -407,7 +407,7 @@ TEST_CASE("create_process: the createRuntime callback runs before pivot_root, an
     CHECK(holder.processes() == 1);
 }
 
-TEST_CASE("exec_process runs another process in the container's namespaces and root", "[oci][setup]") {
+TEST_CASE("oci setup: exec_process runs another process in the container's namespaces and root", "[oci][setup]") {
     test::require_root();
     for (const bool no_pivot : {false, true}) {
         INFO("no_pivot " << no_pivot);
@@ -447,7 +447,7 @@ TEST_CASE("exec_process runs another process in the container's namespaces and r
     }
 }
 
-TEST_CASE("create_process: a root filesystem mounted after the holder's namespace was made is carried into it", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: a root filesystem mounted after the holder's namespace was made is carried into it", "[oci][setup]") {
     test::require_root();
     Holder holder; // made first, as a warm pool's entry is
     test::TempDir late;
@@ -469,7 +469,7 @@ TEST_CASE("create_process: a root filesystem mounted after the holder's namespac
     CHECK(r.out == "late rootfs\n");
 }
 
-TEST_CASE("create_process: namespaces joined by path, preserved fds, and a terminal from the container's devpts",
+TEST_CASE("oci setup: create_process: namespaces joined by path, preserved fds, and a terminal from the container's devpts",
           "[oci][setup]") {
     test::require_root();
     Holder other(CloneFlags::new_network_namespace() | CloneFlags::new_ipc_namespace());
@@ -522,7 +522,7 @@ private:
     std::string path_;
 };
 
-TEST_CASE("create_process: born in the cgroup leaf, joins the cgroups it is given, and a cgroup mount shows them",
+TEST_CASE("oci setup: create_process: born in the cgroup leaf, joins the cgroups it is given, and a cgroup mount shows them",
           "[oci][setup]") {
     test::require_root();
     const std::string unified = procfs::cgroup2_mount();
@@ -567,7 +567,7 @@ TEST_CASE("create_process: born in the cgroup leaf, joins the cgroups it is give
     }
 }
 
-TEST_CASE("create_process: oomScoreAdj, and a terminal without a console socket is refused", "[oci][setup]") {
+TEST_CASE("oci setup: create_process: oomScoreAdj, and a terminal without a console socket is refused", "[oci][setup]") {
     test::require_root();
     Spec spec = basic_spec({"cat", "/proc/self/oom_score_adj"});
     spec.process.oom_score_adj = 432;
@@ -591,7 +591,7 @@ void in_runtime_that_exits(Body body) {
     REQUIRE(status == 0);
 }
 
-TEST_CASE("create_process and exec_process: the processes outlive the runtime that made them", "[oci][setup]") {
+TEST_CASE("oci setup: create_process and exec_process: the processes outlive the runtime that made them", "[oci][setup]") {
     test::require_root();
     Spec spec = basic_spec({"sh", "-c", "read line; echo created $line"});
     Holder holder;
@@ -631,7 +631,7 @@ TEST_CASE("create_process and exec_process: the processes outlive the runtime th
     CHECK(seen[created_first ? 1 : 0].starts_with("exec'd "));
 }
 
-TEST_CASE("create_process on the config runc spec writes, parsed by spec.cpp, shows the process what runc shows it",
+TEST_CASE("oci setup: create_process on the config runc spec writes, parsed by spec.cpp, shows the process what runc shows it",
           "[oci][setup]") {
     test::require_root();
     const std::string script =
