@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <memory>
 #include <string_view>
@@ -113,12 +114,13 @@ Result<unsigned> filter_flags(const std::vector<std::string>& names) {
     return flags;
 }
 
+constexpr std::pair<const char*, scmp_compare> kOps[] = {
+    {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
+    {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+    {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
+};
+
 Result<scmp_arg_cmp> comparison(const SeccompArg& arg, const std::string& field) {
-    static constexpr std::pair<const char*, scmp_compare> kOps[] = {
-        {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
-        {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
-        {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
-    };
     if (arg.index > 5) return invalid(field + ".index", "a system call has 6 arguments, 0 to 5");
     for (auto [name, op] : kOps)
         if (arg.op == name) return scmp_arg_cmp{arg.index, op, arg.value, arg.value_two};
@@ -196,6 +198,20 @@ Result<SeccompProgram> compile_seccomp(const Seccomp& seccomp) {
     auto program = export_bpf(filter.get());
     if (!program) return std::move(program).error();
     return SeccompProgram{std::move(*program), *flags};
+}
+
+std::vector<std::string> known_seccomp_architectures() {
+    std::vector<std::string> names;
+    for (const NamedArch& a : kArchitectures) names.emplace_back(a.name);
+    std::sort(names.begin(), names.end());
+    return names;
+}
+
+std::vector<std::string> known_seccomp_operators() {
+    std::vector<std::string> names;
+    for (const auto& op : kOps) names.emplace_back(op.first);
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 } // namespace nsfork::oci

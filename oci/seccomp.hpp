@@ -8,6 +8,7 @@
 #include <linux/filter.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 namespace nsfork::oci {
@@ -22,5 +23,9 @@ struct SeccompProgram {
 // unknown action, operator, architecture or flag is an error naming its field
 // ("linux.seccomp.syscalls[12].action: unknown action \"SCMP_ACT_FOO\"").
 Result<SeccompProgram> compile_seccomp(const Seccomp& seccomp);
+
+// The architectures and argument operators compile_seccomp takes, sorted, for `nsfork-oci features`.
+std::vector<std::string> known_seccomp_architectures();
+std::vector<std::string> known_seccomp_operators();
 
 } // namespace nsfork::oci

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -788,6 +789,20 @@ Result<Spec> load_bundle(const std::string& bundle) {
         return sys_error(Errc::bad_request, "config.json: root.path: " + spec->root, errno);
     if (!S_ISDIR(st.st_mode)) return Error{Errc::bad_request, "config.json: root.path: " + spec->root + ": not a directory"};
     return spec;
+}
+
+std::vector<std::string> known_capabilities() {
+    std::vector<std::string> names;
+    for (const NamedNumber& c : kCapabilities) names.emplace_back(c.name);
+    return names;
+}
+
+std::vector<std::string> known_mount_options() {
+    std::vector<std::string> names;
+    for (const MountOption& o : kMountFlags) names.emplace_back(o.name);
+    for (const NamedNumber& p : kPropagation) names.emplace_back(p.name);
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 } // namespace nsfork::oci

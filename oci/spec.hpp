@@ -173,4 +173,10 @@ Result<Spec> parse_config(std::string_view json, const std::string& bundle);
 // An exec's --process file (a runtime-spec process object); errors name `what` ("process.json").
 Result<Process> parse_process(std::string_view json, std::string_view what);
 
+// What load_bundle takes, for `nsfork-oci features`: every capability name it knows, in the
+// kernel's order (whether the running kernel has one is checked as a config is loaded), and
+// every mount option, sorted.
+std::vector<std::string> known_capabilities();
+std::vector<std::string> known_mount_options();
+
 } // namespace nsfork::oci
