@@ -6,7 +6,6 @@
 #include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 
 #include <cctype>
 #include <cerrno>
@@ -23,14 +22,13 @@ std::string lowercase_strerror(int err) {
     return text;
 }
 
-// SIGKILLs a process through a pidfd, if it is still the one that started at `start_time`.
-void kill_if_same(pid_t pid, std::uint64_t start_time) {
-    if (auto pidfd = open_process(pid, start_time)) (void)signal_pidfd(pidfd->get(), SIGKILL);
-}
-
-void sleep_ms(long ms) {
-    timespec ts{0, ms * 1000000L};
-    while (::nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+// SIGKILLs a process through a pidfd, if it is still the one that started at `start_time`;
+// returns that pidfd (-1 when it was gone already), readable once the process has ended.
+UniqueFd kill_if_same(pid_t pid, std::uint64_t start_time) {
+    auto pidfd = open_process(pid, start_time);
+    if (!pidfd) return {};
+    (void)signal_pidfd(pidfd->get(), SIGKILL);
+    return std::move(*pidfd);
 }
 
 } // namespace
@@ -63,13 +61,13 @@ Result<void> end_container(const ContainerState& state) {
     }
     // Whatever the server did: a server restarted since knows nothing of it, and a container that
     // shares a pid namespace (no namespace of its own) does not end with its holder.
-    kill_if_same(state.holder_pid, state.holder_start_time);
-    kill_if_same(state.pid, state.start_time);
+    (void)kill_if_same(state.holder_pid, state.holder_start_time);
+    const UniqueFd process = kill_if_same(state.pid, state.start_time);
     // SIGKILL is not instant: the cgroups and the state outlive the process only if we return
     // before it is gone. Bounded, so that a process stuck in the kernel (D state) cannot hang
     // an engine's delete.
-    for (int i = 0; i < 5000 && same_process_running(state.pid, state.start_time); ++i) sleep_ms(1);
-    if (same_process_running(state.pid, state.start_time))
+    pollfd ended{process.get(), POLLIN, 0};
+    if (process && ::poll(&ended, 1, 5000) != 1 && same_process_running(state.pid, state.start_time))
         return Error{Errc::internal, "the process of container " + state.id + " (pid " + std::to_string(state.pid) +
                                          ") did not end after SIGKILL"};
     return {};
