@@ -1,4 +1,4 @@
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <cstring>
 

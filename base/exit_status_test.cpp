@@ -1,6 +1,6 @@
 // ExitStatus::shell_code: the shell's convention, and what it does with values no kernel makes
 // (they can arrive from a hostile peer over the wire).
-#include "base/exit_status.hpp"
+#include "nsfork/exit_status.hpp"
 
 #include <catch2/catch.hpp>
 

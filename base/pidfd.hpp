@@ -1,8 +1,8 @@
 // Operations on pidfds: signal, reap, and what the kernel says about the process behind one.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
 
 #include <sys/types.h>
 

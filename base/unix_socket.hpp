@@ -2,8 +2,8 @@
 // embedded server's connection) is one of these.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/un.h>
 

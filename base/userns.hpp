@@ -2,7 +2,7 @@
 // we hold the capabilities that pid and mount namespaces need (as `unshare -r` does).
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 namespace nsfork {
 

@@ -2,7 +2,7 @@
 // 65534 (dropped to when the suite runs as root), and sends back what went wrong.
 #include "base/userns.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 
 #include <catch2/catch.hpp>
 

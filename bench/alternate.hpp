@@ -2,7 +2,7 @@
 // drift and any order effect land on every variant alike.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <functional>
 #include <optional>

@@ -4,7 +4,7 @@
 // cgroup of its own and times only the destroy; the cgroup is removed even on error.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "process.hpp"
 
 #include <cstdint>

@@ -2,8 +2,8 @@
 // directory that is always removed, reading its processes, waiting for it to empty.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "helper.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 
 #include <string>
 #include <vector>

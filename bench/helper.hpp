@@ -4,8 +4,8 @@
 // the helper times the work itself, so the request's round trip is never in a figure.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

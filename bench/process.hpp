@@ -3,9 +3,9 @@
 // cleans up (reaps) after the clock stopped.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

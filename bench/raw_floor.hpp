@@ -3,7 +3,7 @@
 // close-on-exec pipe. Run from the tiny helper process (helper.hpp), never from a big one.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "process.hpp"
 
 #include <cstdint>

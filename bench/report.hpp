@@ -2,7 +2,7 @@
 // ways it is shown: a table on stdout and a JSON file.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "stats.hpp"
 
 #include <cstdio>

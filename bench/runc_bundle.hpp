@@ -2,7 +2,7 @@
 // only the command and its libraries, pid and mount namespaces, /proc mounted, nothing else.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "temp_dir.hpp"
 
 #include <string>

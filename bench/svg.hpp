@@ -1,7 +1,7 @@
 // A line chart as a self-contained SVG file, written by hand (no plotting dependency).
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "report.hpp"
 
 #include <string>

@@ -2,7 +2,7 @@
 // nlohmann::ordered_json keeps the keys in the order scripts already parse them.
 #pragma once
 
-#include "protocol/types.hpp"
+#include "nsfork/types.hpp"
 
 #include <string>
 #include <vector>

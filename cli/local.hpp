@@ -5,9 +5,9 @@
 // server's), destroyed by killing pid 1 (the kernel ends its namespace) and the cgroup.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/cgroup.hpp"
 #include "launcher/spawn.hpp"
 

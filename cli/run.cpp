@@ -11,7 +11,7 @@
 #include "cli/users.hpp"
 #include "cli/verbs.hpp"
 #include "launcher/job_control.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 #include "server/ids.hpp"
 
 #include <fmt/format.h>

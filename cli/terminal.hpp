@@ -3,8 +3,8 @@
 // mode relaying a pseudo-terminal of the container's own.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <poll.h>
 #include <termios.h>

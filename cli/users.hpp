@@ -2,7 +2,7 @@
 // (getpwnam, getgrnam), as `runc exec --user` and `setpriv` do.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <sys/types.h>
 

@@ -3,7 +3,7 @@
 #include "base/exit_codes.h"
 #include "base/userns.hpp"
 #include "cli/json.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 #include "server/server.hpp"
 
 #include <fmt/format.h>

@@ -2,7 +2,7 @@
 // the client library or the server, and returns the process's exit code.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "cli/options.hpp"
 
 #include <string>

@@ -2,8 +2,8 @@
 // cgroup.kill, watched through cgroup.events, removed when empty.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <chrono>
 #include <string>

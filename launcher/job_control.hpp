@@ -2,7 +2,7 @@
 // with LaunchSpec::foreground, once its exec report was read (PlannedLaunch::channel).
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <optional>
 

@@ -1,8 +1,8 @@
 // Pid namespaces as fds: checking what an fd is and where it sits.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

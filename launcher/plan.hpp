@@ -3,8 +3,8 @@
 // steps itself, spread over its event loop).
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/spawn.hpp"
 
 #include <cstdint>

@@ -5,8 +5,8 @@
 // and makes system calls until it execs.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

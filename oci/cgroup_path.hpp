@@ -2,7 +2,7 @@
 // the server makes for it.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <string>
 

@@ -1,9 +1,9 @@
 // nsfork-oci's verbs: thin functions over the state (state.hpp), the container's process
-// (setup.hpp), its cgroups (resources.hpp) and the node's server (protocol/client.hpp). Each
+// (setup.hpp), its cgroups (resources.hpp) and the node's server (nsfork/client.hpp). Each
 // returns the exit code, or the error main() prints as runc does and exits 1 with.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "oci/log.hpp"
 #include "oci/options.hpp"
 

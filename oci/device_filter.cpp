@@ -2,7 +2,7 @@
 // program that applies the result on cgroup v2 (runc's devicefilter.go, itself from crun).
 #include "oci/device_filter.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/syscall.h>
 #include <unistd.h>

@@ -3,7 +3,7 @@
 // allow/deny exceptions become an eBPF program of type CGROUP_DEVICE attached to the cgroup.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "oci/spec.hpp"
 
 #include <linux/bpf.h>

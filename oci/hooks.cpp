@@ -1,7 +1,7 @@
 #include "oci/hooks.hpp"
 
 #include "base/pidfd.hpp"
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "base/syscalls.hpp"
 
 #include <fcntl.h>

@@ -2,7 +2,7 @@
 // its stdin, its env exactly as given, within its timeout.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "oci/spec.hpp"
 
 #include <string>

@@ -7,8 +7,8 @@
 // naming its field.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "oci/spec.hpp"
 
 #include <string>

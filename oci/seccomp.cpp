@@ -2,7 +2,7 @@
 // classic BPF so that the container's process only has to load it.
 #include "oci/seccomp.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 
 #include <seccomp.h>
 #include <linux/seccomp.h>

@@ -2,7 +2,7 @@
 // the container process, which only loads it (seccomp(2)) as its last step before exec.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "oci/spec.hpp"
 
 #include <linux/filter.h>

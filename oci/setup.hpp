@@ -13,8 +13,8 @@
 // permitted".
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "oci/spec.hpp"
 
 #include <sys/types.h>

@@ -4,8 +4,8 @@
 // seccomp program compiled. It owns all of that, and knows what each step is called in an error.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "oci/child.hpp"
 #include "oci/seccomp.hpp"
 #include "oci/setup.hpp"

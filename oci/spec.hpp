@@ -5,7 +5,7 @@
 // silently. Parsed with nlohmann::json in spec.cpp; nothing else reads the JSON.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <sys/types.h>
 

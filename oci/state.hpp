@@ -7,8 +7,8 @@
 // start time, so a recycled pid is not mistaken for it), the fifo, the cgroup's freeze.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "oci/spec.hpp"
 
 #include <sys/types.h>

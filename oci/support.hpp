@@ -2,13 +2,13 @@
 // id, a foreground process waited for with signals forwarded, the stdio a process gets.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
 #include "oci/resources.hpp"
 #include "oci/setup.hpp"
 #include "oci/state.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 
 #include <signal.h>
 

@@ -3,8 +3,8 @@
 // change under the receiver's feet (F_SEAL_WRITE), nor shrink into a SIGBUS (F_SEAL_SHRINK).
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <cstdint>
 #include <memory>

@@ -1,4 +1,4 @@
-#include "client.hpp"
+#include "nsfork/client.hpp"
 
 #include "base/pidfd.hpp"
 #include "base/unix_socket.hpp"

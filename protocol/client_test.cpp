@@ -1,7 +1,7 @@
 // The client's reply matching, against a fake server on the other end of a socketpair that
 // speaks with the protocol's own encoders. Every reply is written before the client reads, so the
 // fake server needs no thread: a seqpacket socket holds the datagrams until asked for.
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/messages.hpp"
 #include "protocol/replies.hpp"

@@ -1,8 +1,8 @@
 // Datagram framing on AF_UNIX SOCK_SEQPACKET: one message per datagram, fds in SCM_RIGHTS.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "base/limits.hpp"
 #include "base/unix_socket.hpp"
 

@@ -1,11 +1,11 @@
 // Building and reading wire messages: the only place that knows the flatbuffers schema.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "protocol/body.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/nsfork_generated.h"
-#include "protocol/types.hpp"
+#include "nsfork/types.hpp"
 
 #include <cstdint>
 #include <optional>

@@ -4,7 +4,7 @@
 #pragma once
 
 #include "protocol/messages.hpp"
-#include "protocol/types.hpp"
+#include "nsfork/types.hpp"
 
 #include <flatbuffers/flatbuffers.h>
 

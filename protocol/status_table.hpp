@@ -10,11 +10,12 @@
 // client can map it writable; the server never reads memory a client can write.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/status_table.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
 #include "base/limits.hpp"
-#include "protocol/types.hpp"
+#include "nsfork/types.hpp"
 
 #include <atomic>
 #include <cstdint>
@@ -27,16 +28,6 @@
 namespace nsfork {
 
 inline constexpr std::uint32_t kStatusTableCapacity = 65536;
-
-// What a reader gets for one container.
-struct StatusSnapshot {
-    std::string id;
-    State state = State::starting;
-    std::optional<ExitStatus> exit;
-    pid_t pid = -1;
-    std::uint64_t pidns = 0;
-    std::uint64_t generation = 0; // changes whenever the slot is reused
-};
 
 // The layout in shared memory. Every field is atomic: readers race with the writer by design.
 struct StatusHeader {
@@ -85,27 +76,6 @@ private:
     struct Impl;
     explicit StatusTableWriter(std::unique_ptr<Impl> impl);
     void bump_events(Wake wake);
-    std::unique_ptr<Impl> impl_;
-};
-
-// A client's side: a read-only mapping of the table the server sent.
-class StatusTableReader {
-public:
-    // Checks the header (magic, version, sizes) against the memfd's size and maps it.
-    static Result<StatusTableReader> map(int fd);
-    StatusTableReader(StatusTableReader&&) noexcept;
-    ~StatusTableReader();
-
-    std::uint32_t capacity() const;
-    // A consistent copy of `slot`, nullopt when it is free or out of range.
-    std::optional<StatusSnapshot> read(std::uint32_t slot) const;
-    // The event counter; wait_event sleeps (futex) until it differs from `seen` or `timeout_ms`.
-    std::uint32_t events() const;
-    void wait_event(std::uint32_t seen, int timeout_ms) const;
-
-private:
-    struct Impl;
-    explicit StatusTableReader(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> impl_;
 };
 

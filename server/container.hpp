@@ -5,9 +5,9 @@
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/cgroup.hpp"
-#include "protocol/types.hpp"
+#include "nsfork/types.hpp"
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 

@@ -3,7 +3,7 @@
 // removed after it. The Server's Adopt and the main process's watch are in hold.cpp too.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "launcher/cgroup.hpp"
 
 #include <string>

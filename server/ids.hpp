@@ -1,7 +1,7 @@
 // Container ids: what a client may name a container.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "base/limits.hpp" // kMaxIdLength
 
 #include <string_view>

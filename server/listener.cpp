@@ -1,7 +1,7 @@
 #include "listener.hpp"
 
 #include "base/procfs.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/client.hpp"
 #include "base/unix_socket.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/messages.hpp"

@@ -5,8 +5,8 @@
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>

@@ -4,7 +4,7 @@
 // before (a joined fd's inode) and after (the parent's /proc/PID/ns/pid).
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 #include "server/policy.hpp"
 
 #include <sys/types.h>

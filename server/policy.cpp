@@ -1,6 +1,6 @@
 #include "policy.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "base/procfs.hpp"
 #include "base/userns.hpp"
 

@@ -3,7 +3,7 @@
 // without root (in a user namespace of its own) may not do, said once, at start.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <string>
 #include <string_view>

@@ -7,7 +7,7 @@
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
 
 #include "launcher/cgroup.hpp"
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/spawn.hpp"
 
 #include <boost/asio/io_context.hpp>

@@ -2,8 +2,8 @@
 // dispositions), the facts they establish, and the cgroup root its containers go under.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/cgroup.hpp"
 #include "server/server.hpp"
 

@@ -2,8 +2,8 @@
 // Pure (no syscalls), so the fuzzer can drive it.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "launcher/spawn.hpp"
 #include "protocol/nsfork_generated.h"
 

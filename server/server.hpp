@@ -2,9 +2,9 @@
 // Asio stays inside the server's own files; this header is cheap to include.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
+#include "nsfork/client.hpp"
 #include "server/policy.hpp"
 
 #include <string>

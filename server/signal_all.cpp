@@ -1,6 +1,6 @@
 #include "server/signal_all.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "base/procfs.hpp"
 #include "base/syscalls.hpp"
 #include "launcher/cgroup.hpp"

@@ -6,7 +6,7 @@
 // the namespace's pid 1) that the caller takes instead.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <sys/types.h>
 

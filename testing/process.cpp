@@ -1,6 +1,6 @@
 #include "testing/process.hpp"
 
-#include "base/fd.hpp"
+#include "nsfork/fd.hpp"
 #include "base/procfs.hpp"
 
 #include <dirent.h>

@@ -2,8 +2,8 @@
 // /proc says about a process (liveness, fds, children, cgroup, pid namespace).
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/types.h>
 

@@ -4,8 +4,8 @@
 // starts the program as its foreground job and does job control on the test's behalf.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 
 #include <sys/ioctl.h>
 #include <sys/types.h>

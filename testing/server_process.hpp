@@ -2,9 +2,9 @@
 // bench use it.
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/client.hpp"
 #include "testing/temp_dir.hpp"
 
 #include <sys/types.h>

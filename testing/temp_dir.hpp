@@ -1,7 +1,7 @@
 // A private temporary directory, removed with everything in it when its owner goes.
 #pragma once
 
-#include "base/error.hpp"
+#include "nsfork/error.hpp"
 
 #include <string>
 #include <utility>

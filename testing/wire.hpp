@@ -2,8 +2,8 @@
 // of the client library (missing required fields, unknown kinds, too many fds).
 #pragma once
 
-#include "base/error.hpp"
-#include "base/fd.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/fd.hpp"
 #include "protocol/framing.hpp"
 #include "protocol/messages.hpp"
 

@@ -3,9 +3,9 @@
 // their errors into Catch2 failures.
 #pragma once
 
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
-#include "protocol/client.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
+#include "nsfork/client.hpp"
 #include "testing/poll.hpp"
 #include "testing/process.hpp"
 #include "testing/server_process.hpp"

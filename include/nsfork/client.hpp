@@ -1,20 +1,24 @@
-// The client library agents link: a blocking client of one nsfork server.
+// The client library agents link (nsfork::client): a blocking client of one nsfork server.
+// nsfork/async_client.hpp is its asynchronous counterpart on Boost.Asio.
 //
 // One Client is one connection; it is not thread-safe (give each thread its own, or lock).
 #pragma once
 
-#include "base/error.hpp"
-#include "base/exit_status.hpp"
-#include "base/fd.hpp"
-#include "protocol/framing.hpp"
-#include "protocol/status_table.hpp"
-#include "protocol/types.hpp"
+#include "nsfork/export.hpp"
+#include "nsfork/error.hpp"
+#include "nsfork/exit_status.hpp"
+#include "nsfork/fd.hpp"
+#include "nsfork/status_table.hpp"
+#include "nsfork/types.hpp"
+
+#include <sys/types.h>
 
 #include <array>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -47,7 +51,7 @@ struct LaunchOptions {
     std::optional<gid_t> gid;
     std::optional<std::vector<gid_t>> groups; // ... and supplementary groups
     std::vector<int> extra_fds;           // the command's fds 3, 4, ... (--preserve-fds), at
-                                          // most kMaxExtraFds (protocol/messages.hpp)
+                                          // most 11 (kMaxExtraFds, PROTOCOL.md)
     // A runtime-born container (the OCI front-end): namespaces and cgroup leaf with a holding
     // pid 1 that runs no command (argv empty, no command settings, no stdio). The Container's
     // pidfd is the holder's, its cgroup() the leaf. Tied to this connection until adopt().
@@ -88,7 +92,7 @@ private:
     UniqueFd cgroup_;
 };
 
-class Client {
+class NSFORK_API Client {
 public:
     // Connects to the server listening at `socket_path`.
     static Result<Client> connect(const std::string& socket_path);

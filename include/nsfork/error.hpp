@@ -2,6 +2,8 @@
 // thing and the cause.
 #pragma once
 
+#include "nsfork/export.hpp"
+
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -72,6 +74,6 @@ private:
 };
 
 // An Error for a failed system call: "<what>: <strerror(err)>".
-Error sys_error(Errc code, std::string what, int err);
+NSFORK_API Error sys_error(Errc code, std::string what, int err);
 
 } // namespace nsfork

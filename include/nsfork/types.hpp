@@ -1,7 +1,8 @@
 // The plain C++ types of the client API, free of flatbuffers.
 #pragma once
 
-#include "base/exit_status.hpp"
+#include "nsfork/export.hpp"
+#include "nsfork/exit_status.hpp"
 
 #include <sys/types.h>
 
@@ -14,7 +15,7 @@ namespace nsfork {
 
 enum class State : std::uint8_t { starting = 0, running = 1, exited = 2, destroyed = 3 };
 
-std::string_view to_string(State s);
+NSFORK_API std::string_view to_string(State s);
 
 struct ContainerInfo {
     std::string id;
