@@ -1,5 +1,9 @@
 #include "messages.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+
 namespace nsfork {
 
 static_assert(static_cast<int>(wire::ErrorCode::InvalidState) == static_cast<int>(Errc::invalid_state));
@@ -15,25 +19,78 @@ std::string_view to_string(State s) {
     return "unknown";
 }
 
-const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes) {
-    flatbuffers::Verifier v(bytes.data(), bytes.size());
-    if (!v.VerifyBuffer<wire::RequestMessage>(nullptr)) return nullptr;
-    return flatbuffers::GetRoot<wire::RequestMessage>(bytes.data());
+void finish_request(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, wire::Request type,
+                    flatbuffers::Offset<void> body) {
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body), kRequestIdentifier);
 }
 
-const wire::ReplyMessage* verify_reply(std::span<const std::uint8_t> bytes) {
-    flatbuffers::Verifier v(bytes.data(), bytes.size());
-    if (!v.VerifyBuffer<wire::ReplyMessage>(nullptr)) return nullptr;
-    return flatbuffers::GetRoot<wire::ReplyMessage>(bytes.data());
+void finish_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, wire::Reply type,
+                  flatbuffers::Offset<void> body) {
+    fbb.Finish(wire::CreateReplyMessage(fbb, seq, type, body), kReplyIdentifier);
+}
+
+Identified identify(std::span<const std::uint8_t> bytes) {
+    constexpr std::size_t at = sizeof(flatbuffers::uoffset_t);
+    if (bytes.size() < at + flatbuffers::kFileIdentifierLength) return Identified::none;
+    const auto id = bytes.subspan(at, flatbuffers::kFileIdentifierLength);
+    if (std::equal(id.begin(), id.end(), kRequestIdentifier)) return Identified::request;
+    if (std::equal(id.begin(), id.end(), kReplyIdentifier)) return Identified::reply;
+    // An unidentified message's bytes 4..7 hold padding (zeros) or the root table's vtable, whose
+    // first field (its own size, < 256 bytes) has a zero high byte; or, when the root table shares
+    // a vtable placed after it, its negative offset to it (high byte 0xff).
+    const bool printable = std::all_of(id.begin(), id.end(), [](std::uint8_t c) { return c >= 0x20 && c <= 0x7e; });
+    return printable ? Identified::other : Identified::none;
 }
 
 namespace {
+
+// Why `bytes` cannot be a request (`want` request) or a reply; "" when its identifier is right or
+// absent.
+std::string identifier_refusal(std::span<const std::uint8_t> bytes, Identified want) {
+    const Identified got = identify(bytes);
+    if (got == want || got == Identified::none) return {};
+    if (got == Identified::reply) return fmt::format("a reply ({}) sent as a request", kReplyIdentifier);
+    if (got == Identified::request) return fmt::format("a request ({}) sent as a reply", kRequestIdentifier);
+    const auto id = bytes.subspan(sizeof(flatbuffers::uoffset_t), flatbuffers::kFileIdentifierLength);
+    return fmt::format("unknown file identifier '{}' (an nsfork {} carries {})",
+                       std::string(id.begin(), id.end()), want == Identified::request ? "request" : "reply",
+                       want == Identified::request ? kRequestIdentifier : kReplyIdentifier);
+}
 
 template <class Root>
 const Root* verify_as(std::span<const std::uint8_t> bytes) {
     flatbuffers::Verifier v(bytes.data(), bytes.size());
     return v.VerifyBuffer<Root>(nullptr) ? flatbuffers::GetRoot<Root>(bytes.data()) : nullptr;
 }
+
+template <class Root> constexpr Identified kIdentified = Identified::request;
+template <> constexpr Identified kIdentified<wire::ReplyMessage> = Identified::reply;
+
+// `bytes` verified as a `Root` whose identifier is right or absent, or nullptr.
+template <class Root>
+const Root* verify_identified(std::span<const std::uint8_t> bytes) {
+    return identifier_refusal(bytes, kIdentified<Root>).empty() ? verify_as<Root>(bytes) : nullptr;
+}
+
+// The seq of a message refused for its identifier, read as whichever root type verifies (both
+// have seq first); 0 when neither does.
+std::uint32_t seq_of_misidentified(std::span<const std::uint8_t> bytes) {
+    if (const auto* m = verify_as<wire::RequestMessage>(bytes)) return m->seq();
+    if (const auto* m = verify_as<wire::ReplyMessage>(bytes)) return m->seq();
+    return 0;
+}
+
+} // namespace
+
+const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes) {
+    return verify_identified<wire::RequestMessage>(bytes);
+}
+
+const wire::ReplyMessage* verify_reply(std::span<const std::uint8_t> bytes) {
+    return verify_identified<wire::ReplyMessage>(bytes);
+}
+
+namespace {
 
 // The union member that says "the real message is in a memfd".
 const wire::Body* body_of(const wire::RequestMessage& m) { return m.request_as_Body(); }
@@ -43,8 +100,12 @@ template <class Root>
 Result<Received<Root>> open(Datagram&& d, std::uint64_t max_body, std::uint32_t& seq) {
     Received<Root> r;
     r.datagram = std::move(d);
-    const Root* outer = verify_as<Root>(r.datagram.bytes);
     seq = 0;
+    if (auto refused = identifier_refusal(r.datagram.bytes, kIdentified<Root>); !refused.empty()) {
+        seq = seq_of_misidentified(r.datagram.bytes);
+        return Error{Errc::protocol, std::move(refused)};
+    }
+    const Root* outer = verify_as<Root>(r.datagram.bytes);
     if (!outer) return Error{Errc::protocol, "message does not verify as an nsfork message"};
     seq = outer->seq();
     const wire::Body* body = body_of(*outer);
@@ -57,6 +118,8 @@ Result<Received<Root>> open(Datagram&& d, std::uint64_t max_body, std::uint32_t&
     if (!mapped) return std::move(mapped).error();
     r.datagram.fds.erase(r.datagram.fds.begin()); // mapped: the fd is no longer needed
     r.body.emplace(std::move(*mapped));
+    if (auto refused = identifier_refusal(r.body->bytes(), kIdentified<Root>); !refused.empty())
+        return Error{Errc::protocol, "message body: " + refused};
     const Root* inner = verify_as<Root>(r.body->bytes());
     if (!inner) return Error{Errc::protocol, "message body does not verify as an nsfork message"};
     if (body_of(*inner)) return Error{Errc::protocol, "a message body holds another Body"};
@@ -84,8 +147,8 @@ Result<Wire> wrap_if_large(std::span<const std::uint8_t> bytes, std::uint32_t se
     w.body = std::move(*body);
     flatbuffers::FlatBufferBuilder fbb(64);
     auto b = wire::CreateBody(fbb, bytes.size()).Union();
-    if (reply) fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::Body, b));
-    else fbb.Finish(wire::CreateRequestMessage(fbb, seq, wire::Request::Body, b));
+    if (reply) finish_reply(fbb, seq, wire::Reply::Body, b);
+    else finish_request(fbb, seq, wire::Request::Body, b);
     w.envelope.assign(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
     return w;
 }
@@ -127,7 +190,7 @@ void write_error_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
     auto message = fbb.CreateString(error.message);
     auto body = wire::CreateError(fbb, static_cast<wire::ErrorCode>(error.code), message,
                                   error.sys_errno);
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::Error, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::Error, body.Union());
 }
 
 Error read_error(const wire::Error& e) {

@@ -10,10 +10,36 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 
 namespace nsfork {
 
-inline constexpr std::uint32_t kProtocolVersion = 1;
+// The protocol versions this build speaks, negotiated in Hello (PROTOCOL.md). Version 2 =
+// version 1 + file identifiers; a connection that never says Hello speaks version 1.
+inline constexpr std::uint32_t kProtocolVersion = 2;
+inline constexpr std::uint32_t kMinProtocolVersion = 1;
+
+// The file identifiers, bytes 4..7 of a finished message: every request carries
+// kRequestIdentifier (the schema's file_identifier), every reply kReplyIdentifier — Body
+// envelopes and the messages inside them too. A message with none (from a peer built before
+// version 2) is accepted; one with another is refused.
+inline constexpr char kRequestIdentifier[] = "NSFQ";
+inline constexpr char kReplyIdentifier[] = "NSFR";
+
+// Finishes a RequestMessage{seq, type, body} in `fbb`, with its identifier. Every request is
+// finished here.
+void finish_request(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, wire::Request type,
+                    flatbuffers::Offset<void> body);
+// Finishes a ReplyMessage{seq, type, body} in `fbb`, with its identifier. Every reply is finished
+// here.
+void finish_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, wire::Reply type,
+                  flatbuffers::Offset<void> body);
+
+// What bytes 4..7 of a message say it is. Without an identifier they are part of the root
+// table's vtable or the padding before it, which a flatbuffers builder never makes four
+// printable ASCII characters; `other` is four printable characters but neither of ours.
+enum class Identified { request, reply, none, other };
+Identified identify(std::span<const std::uint8_t> bytes);
 
 // Most supplementary groups a Launch may give its command. The kernel takes up to NGROUPS_MAX
 // (65536), but they travel to the shim in its one plan datagram (kMaxPlanBytes, beside argv and
@@ -24,9 +50,11 @@ inline constexpr std::size_t kMaxGroups = 256;
 // datagram to the shim.
 inline constexpr std::size_t kMaxExtraFds = kMaxFds - 5;
 
-// The request in `bytes` after the flatbuffers Verifier accepted it, or nullptr.
+// The request in `bytes` after the flatbuffers Verifier accepted it, or nullptr; nullptr too
+// for a message identified as anything but a request (one with no identifier passes).
 const wire::RequestMessage* verify_request(std::span<const std::uint8_t> bytes);
-// The reply in `bytes` after the flatbuffers Verifier accepted it, or nullptr.
+// The reply in `bytes` after the flatbuffers Verifier accepted it, or nullptr; nullptr too for
+// a message identified as anything but a reply (one with no identifier passes).
 const wire::ReplyMessage* verify_reply(std::span<const std::uint8_t> bytes);
 
 // A received message, verified, with its body mapped when it came in a memfd.
@@ -38,8 +66,9 @@ struct Received {
 };
 
 // Verifies a request datagram; a Body is checked, mapped (at most `max_body` bytes) and
-// verified in place. `seq` gets the sequence number to answer on, even on failure (0 when the
-// datagram is unreadable).
+// verified in place, the envelope and the message inside each with a request's identifier or
+// none. `seq` gets the sequence number to answer on, even on failure: a message refused for its
+// identifier is read as either root type for it; 0 when the datagram is unreadable.
 Result<Received<wire::RequestMessage>> open_request(Datagram&& d, std::uint64_t max_body, std::uint32_t& seq);
 // The same for replies, on the client side.
 Result<Received<wire::ReplyMessage>> open_reply(Datagram&& d, std::uint64_t max_body);

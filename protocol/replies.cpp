@@ -4,19 +4,20 @@
 
 namespace nsfork {
 
-void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& s) {
+void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& s,
+                       std::uint32_t version) {
     const wire::FdRole role = wire::FdRole::StatusTable;
     auto fds = fbb.CreateVector(&role, 1);
     auto pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
                                        s.pool_discarded);
     auto statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches);
     wire::HelloReplyBuilder b(fbb);
-    b.add_version(kProtocolVersion);
+    b.add_version(version);
     b.add_server_pid(s.pid);
     b.add_fds(fds);
     b.add_pool(pool);
     b.add_statistics(statistics);
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::HelloReply, b.Finish().Union()));
+    finish_reply(fbb, seq, wire::Reply::HelloReply, b.Finish().Union());
 }
 
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
@@ -26,32 +27,32 @@ void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, 
     if (terminal) roles.push_back(wire::FdRole::Terminal);
     if (cgroup) roles.push_back(wire::FdRole::Cgroup);
     auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::LaunchReply, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::LaunchReply, body.Union());
 }
 
 void write_attach_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info) {
     auto ci = write_info(fbb, info);
     const wire::FdRole role = wire::FdRole::Pidfd;
     auto body = wire::CreateAttachReply(fbb, ci, fbb.CreateVector(&role, 1));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::AttachReply, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::AttachReply, body.Union());
 }
 
 void write_wait_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info) {
     auto body = wire::CreateWaitReply(fbb, write_info(fbb, info));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::WaitReply, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::WaitReply, body.Union());
 }
 
 void write_destroy_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info) {
     auto body = wire::CreateDestroyReply(fbb, write_info(fbb, info));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::DestroyReply, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::DestroyReply, body.Union());
 }
 
 void write_adopt_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq) {
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::AdoptReply, wire::CreateAdoptReply(fbb).Union()));
+    finish_reply(fbb, seq, wire::Reply::AdoptReply, wire::CreateAdoptReply(fbb).Union());
 }
 
 void write_kill_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq) {
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::KillReply, wire::CreateKillReply(fbb).Union()));
+    finish_reply(fbb, seq, wire::Reply::KillReply, wire::CreateKillReply(fbb).Union());
 }
 
 void write_list_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq,
@@ -60,7 +61,7 @@ void write_list_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq,
     infos.reserve(containers.size());
     for (const ContainerInfo* info : containers) infos.push_back(write_info(fbb, *info));
     auto body = wire::CreateListReply(fbb, fbb.CreateVector(infos));
-    fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::ListReply, body.Union()));
+    finish_reply(fbb, seq, wire::Reply::ListReply, body.Union());
 }
 
 } // namespace nsfork

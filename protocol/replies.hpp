@@ -1,6 +1,7 @@
 // The replies a server sends, each written as a finished ReplyMessage into a caller's builder.
 // The other half of messages.hpp (which maps single tables both ways): only the server writes
-// these, the client reads them back with open_reply and read_info / read_error.
+// these (each finished with finish_reply: its identifier), the client reads them back with
+// open_reply and read_info / read_error.
 #pragma once
 
 #include "protocol/messages.hpp"
@@ -13,9 +14,10 @@
 
 namespace nsfork {
 
-// HelloReply: version, pid, warm pool and launch statistics of `status`; declares one fd, the
-// status table, which the caller sends with it.
-void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status);
+// HelloReply: the `version` negotiated, pid, warm pool and launch statistics of `status`;
+// declares one fd, the status table, which the caller sends with it.
+void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status,
+                       std::uint32_t version = kProtocolVersion);
 // LaunchReply for a container that exec'd (or, held, whose holder is ready); declares its pidfd,
 // then with `terminal` its pty's master, with `cgroup` its cgroup leaf: the fds the caller sends
 // with it, in that order.
