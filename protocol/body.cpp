@@ -3,7 +3,6 @@
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -47,7 +46,8 @@ Result<MappedBody> MappedBody::map(int fd, std::uint64_t size, std::uint64_t cap
     if (size == 0) return Error{Errc::bad_request, "message body of size 0"};
     if (size > cap)
         return Error{Errc::bad_request,
-                     fmt::format("message body of {} bytes exceeds the limit of {} bytes", size, cap)};
+                     "message body of " + std::to_string(size) + " bytes exceeds the limit of " +
+                         std::to_string(cap) + " bytes"};
     const int seals = ::fcntl(fd, F_GET_SEALS);
     if (seals < 0) return Error{Errc::bad_request, "message body fd is not a sealable memfd"};
     if ((seals & kBodySeals) != kBodySeals)
@@ -57,11 +57,10 @@ Result<MappedBody> MappedBody::map(int fd, std::uint64_t size, std::uint64_t cap
     struct stat st;
     if (::fstat(fd, &st) < 0) return sys_error(Errc::internal, "fstat of the message body failed", errno);
     if (static_cast<std::uint64_t>(st.st_size) < size)
-        return Error{Errc::bad_request, fmt::format("message body is truncated: {} bytes declared, "
-                                                    "the memfd holds {}",
-                                                    size, st.st_size)};
+        return Error{Errc::bad_request, "message body is truncated: " + std::to_string(size) +
+                                            " bytes declared, the memfd holds " + std::to_string(st.st_size)};
     try {
-        ipc::file_mapping file(fmt::format("/proc/self/fd/{}", fd).c_str(), ipc::read_only);
+        ipc::file_mapping file(("/proc/self/fd/" + std::to_string(fd)).c_str(), ipc::read_only);
         auto region = std::make_unique<Region>(Region{ipc::mapped_region(file, ipc::read_only, 0, size)});
         return MappedBody(std::move(region));
     } catch (const ipc::interprocess_exception& e) {

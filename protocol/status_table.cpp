@@ -3,7 +3,6 @@
 #include <boost/interprocess/file_mapping.hpp>
 #include <boost/interprocess/mapped_region.hpp>
 #include <fcntl.h>
-#include <fmt/format.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -38,7 +37,7 @@ std::size_t table_bytes(std::uint32_t capacity) {
 }
 
 ipc::mapped_region map_fd(int fd, ipc::mode_t mode, std::size_t size) {
-    ipc::file_mapping file(fmt::format("/proc/self/fd/{}", fd).c_str(), mode);
+    ipc::file_mapping file(("/proc/self/fd/" + std::to_string(fd)).c_str(), mode);
     return ipc::mapped_region(file, mode, 0, size);
 }
 

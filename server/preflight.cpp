@@ -14,9 +14,13 @@
 
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 
 #ifndef NSFORK_INSTALLED_SHIM
-#define NSFORK_INSTALLED_SHIM "/usr/local/bin/nsfork-shim"
+#define NSFORK_INSTALLED_SHIM "/usr/local/libexec/nsfork/nsfork-shim"
+#endif
+#ifndef NSFORK_SHIM_FROM_BINDIR
+#define NSFORK_SHIM_FROM_BINDIR "../libexec/nsfork/nsfork-shim"
 #endif
 
 namespace nsfork {
@@ -43,13 +47,19 @@ std::string kernel_too_old() {
 
 } // namespace
 
+// Beside the executable (the build tree: nsfork, nsfork-bench and the tests sit with nsfork-shim),
+// then where an install put it relative to the executable (bin/../libexec/nsfork: a tree installed
+// under any prefix, or moved, finds its own shim), then the configured install path.
 std::string default_shim_path() {
     char exe[4096];
     const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
-        std::string path(exe, static_cast<std::size_t>(n));
-        path = path.substr(0, path.rfind('/') + 1) + "nsfork-shim";
-        if (::access(path.c_str(), X_OK) == 0) return path;
+        const std::string path(exe, static_cast<std::size_t>(n));
+        const std::string dir = path.substr(0, path.rfind('/') + 1);
+        // /proc/self/exe has no symlinks left: "bin/.." can go lexically.
+        const std::string installed = std::filesystem::path(dir + NSFORK_SHIM_FROM_BINDIR).lexically_normal();
+        for (const std::string& candidate : {dir + "nsfork-shim", installed})
+            if (::access(candidate.c_str(), X_OK) == 0) return candidate;
     }
     return NSFORK_INSTALLED_SHIM;
 }
