@@ -75,9 +75,9 @@ def _finish(builder, seq, kind, body):
 
 
 def encode(seq, call):
-    """What to send for `call` as request `seq`: (datagram bytes, fds). Above MAX_INLINE the
-    message goes in a sealed memfd, sent first among the fds; the caller closes it once sent
-    (the returned `body`, or -1)."""
+    """What to send for `call` as request `seq`: (datagram bytes, fds, body). Above MAX_INLINE
+    the message goes in a sealed memfd, `body`, first among the fds, and the datagram is a Body
+    envelope; the caller closes `body` once sent (-1: none)."""
     builder = flatbuffers.Builder(256)
     message = _finish(builder, seq, call.kind, call.build(builder))
     if len(message) <= _transport.MAX_INLINE:
@@ -180,9 +180,13 @@ def _as(reply, member):
 
 
 def read_error(reply):
+    """The Error an Error reply carries (an Error(Protocol) when it does not parse)."""
     e = wire.Error.Error()
     e.Init(reply.table.Bytes, reply.table.Pos)
-    return Error(e.Code(), _text(e.Message()), e.SysErrno())
+    try:
+        return Error(e.Code(), _text(e.Message()), e.SysErrno())
+    except _PARSE_ERRORS:
+        return protocol_error("an Error reply that does not parse")
 
 
 def is_error(reply):

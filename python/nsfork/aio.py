@@ -48,6 +48,7 @@ class AsyncClient(_Connection):
         self._pending = {}                     # seq -> (Call, Future)
         self._outbox = collections.deque()     # _Outgoing, in order
         self._ended = None                     # the Error every call gets once the connection ended
+        self._said = None                      # the server's last Error on seq 0
         self._loop.add_reader(sock.fileno(), self._readable)
 
     @classmethod
@@ -197,7 +198,8 @@ class AsyncClient(_Connection):
             except OSError as e:
                 return self._end(_os_error(e, "recvmsg"))
             except Error as e:
-                # A datagram that is no reply belongs to no request: the connection is unusable.
+                # The end of the stream, or a datagram that is no reply: it belongs to no
+                # request, and the connection is out of step.
                 return self._end(e)
             try:
                 self._deliver(reply)
@@ -205,11 +207,10 @@ class AsyncClient(_Connection):
                 reply.close()
 
     def _deliver(self, reply):
-        # seq 0 is the server's own word, about no request in particular: every caller gets it.
+        # seq 0 is about the connection, not about a request (PROTOCOL.md, Errors): kept as the
+        # reason should the connection end (a refused peer, a server that failed to start).
         if reply.seq == 0 and _wire.is_error(reply):
-            error = _wire.read_error(reply)
-            for seq in list(self._pending):
-                self._fail(seq, error)
+            self._said = _wire.read_error(reply)
             return
         call, future = self._pending.pop(reply.seq, (None, None))
         if future is None or future.done():  # unasked for, or its caller was cancelled
@@ -228,6 +229,8 @@ class AsyncClient(_Connection):
         """The connection is over: every call in flight and every later one gets `error`."""
         if self._ended is not None:
             return
+        if error.code == ErrorCode.Disconnected and self._said is not None:
+            error = self._said  # the server said why before it closed
         self._ended = error
         self._loop.remove_reader(self._sock.fileno())
         if self._outbox:

@@ -109,6 +109,7 @@ class Client(_Connection):
         self._sock = sock
         self._next_seq = 1
         self._early = {}   # replies that came before they were asked for, by seq
+        self._said = None  # the server's last Error on seq 0
 
     @classmethod
     def connect(cls, path):
@@ -251,26 +252,32 @@ class Client(_Connection):
 
     def _recv(self):
         try:
-            return _transport.recv(self._sock)
-        except ConnectionResetError:
-            # A peer that closed with our request unread resets us, though its last words (a
-            # seq-0 Error) are still queued: the next recvmsg returns them.
             try:
                 return _transport.recv(self._sock)
-            except OSError as e:
-                raise _os_error(e, "recvmsg") from None
+            except ConnectionResetError:
+                # A peer that closed with our request unread resets us, though its last words
+                # (a seq-0 Error) may still be queued: the next recvmsg returns them.
+                return _transport.recv(self._sock)
         except OSError as e:
-            raise _os_error(e, "recvmsg") from None
+            error = _os_error(e, "recvmsg")
+        except Error as e:
+            error = e
+        # The connection ended: the server's last word on it, if it said one, says why.
+        if error.code == ErrorCode.Disconnected and self._said is not None:
+            error = self._said
+        raise error from None
 
     def _receive(self, seq):
         while True:
             if seq in self._early:
                 return self._early.pop(seq)
             reply = _wire.decode(*self._recv())
-            # seq 0 is the server's own word, sent when it cannot serve at all.
+            # seq 0 is about the connection, not about a request (PROTOCOL.md, Errors): kept as
+            # the reason should the connection end (a refused peer, a server that failed to start).
             if reply.seq == 0 and _wire.is_error(reply):
-                reply.close()  # its fds, were there any
-                raise _wire.read_error(reply)
+                self._said = _wire.read_error(reply)
+                reply.close()
+                continue
             if reply.seq == seq:
                 return reply
             self._early[reply.seq] = reply

@@ -141,20 +141,42 @@ def test_replies_are_matched_by_seq_whatever_their_order():
     run(main())
 
 
-def test_a_seq_0_error_reaches_every_call_in_flight():
+def test_a_seq_0_error_is_about_the_connection_not_a_call():
     async def main():
         ours, theirs = peer_pair()
-        with theirs:
-            async with AsyncClient(ours) as client:
-                calls = [asyncio.create_task(client.list()) for _ in range(3)]
-                await asyncio.sleep(0)
-                theirs.send(error_reply(0, b"NSFR", ErrorCode.NotPermitted, b"go away"))
-                for call in calls:
-                    with pytest.raises(nsfork.Error) as e:
-                        await call
-                    assert e.value.code == ErrorCode.NotPermitted and e.value.message == "go away"
+        async with AsyncClient(ours) as client:
+            calls = [asyncio.create_task(client.wait(f"c{i}")) for i in range(3)]
+            await asyncio.sleep(0)
+            seqs = [request_seq(theirs.recv(65536)) for _ in range(3)]
+            # A seq-0 Error about some datagram: every call still gets its own answer.
+            theirs.send(error_reply(0, b"NSFR", ErrorCode.Protocol, b"datagram larger than 64 KiB"))
+            theirs.send(error_reply(seqs[0], b"NSFR", message=b"yours"))
+            with pytest.raises(nsfork.Error) as e:
+                await calls[0]
+            assert e.value.message == "yours"
+            # One before the server closes is why: the calls left get it.
+            theirs.send(error_reply(0, b"NSFR", ErrorCode.NotPermitted, b"go away"))
+            theirs.close()
+            for call in calls[1:]:
+                with pytest.raises(nsfork.Error) as e:
+                    await call
+                assert e.value.code == ErrorCode.NotPermitted and e.value.message == "go away"
 
     run(main())
+
+
+def test_the_blocking_client_takes_seq_0_as_the_reason_the_connection_ended():
+    ours, theirs = peer_pair()
+    with nsfork.Client(ours) as client:
+        first, second = client._send(_wire.list_()), client._send(_wire.list_())
+        theirs.send(error_reply(0, b"NSFR", ErrorCode.Protocol, b"about some datagram"))
+        theirs.send(error_reply(first, b"NSFR", message=b"yours"))
+        assert _wire.read_error(client._receive(first)).message == "yours"
+        theirs.send(error_reply(0, b"NSFR", ErrorCode.NotPermitted, b"go away"))
+        theirs.close()
+        with pytest.raises(nsfork.Error) as e:
+            client._receive(second)
+        assert e.value.code == ErrorCode.NotPermitted and e.value.message == "go away"
 
 
 def test_calls_in_flight_fail_when_the_peer_closes():

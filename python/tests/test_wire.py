@@ -32,6 +32,9 @@ def test_hello_with_an_impossible_range_is_refused_naming_the_versions(client):
         client.hello(version=99, min_version=98)
     assert e.value.code == ErrorCode.Protocol
     assert "98..99" in e.value.message and "1..2" in e.value.message
+    with pytest.raises(nsfork.Error) as e:
+        client.hello(version=1, min_version=2)  # an empty range
+    assert e.value.code == ErrorCode.Protocol and "min_version 2 is above its version 1" in e.value.message
     assert client.list() is not None  # the connection stays usable
     assert client.hello().version == 2
 
