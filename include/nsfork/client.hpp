@@ -121,7 +121,8 @@ public:
     // Returns its final description (exit status included).
     Result<ContainerInfo> destroy(const std::string& id);
     Result<std::vector<ContainerInfo>> list();
-    // Round trip with no work: protocol version check, and the server's pid. Maps the server's
+    // Round trip with no work: negotiates the protocol version (this client speaks
+    // kMinProtocolVersion..kProtocolVersion, 1..2), and the server's pid. Maps the server's
     // status table the first time.
     Result<pid_t> hello();
     // The server's pid and its warm pool's state (a Hello).
@@ -147,14 +148,16 @@ public:
     Result<ExitStatus> receive_wait(std::uint32_t seq);
 
     int native_handle() const { return sock_.get(); }
+    // The protocol version of the connection: 1 (what a connection that never said Hello speaks)
+    // until hello() negotiated another.
+    std::uint32_t protocol_version() const { return version_; }
 
 private:
     struct Reply;
-    Result<std::uint32_t> send(flatbuffers::FlatBufferBuilder& fbb, std::span<const int> fds = {});
+    Result<void> send(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds);
     Result<std::shared_ptr<Reply>> receive(std::uint32_t seq);
-    static Result<std::shared_ptr<Reply>> answer(std::shared_ptr<Reply> reply);
-    template <class Build>
-    Result<std::shared_ptr<Reply>> call(Build&& build, std::span<const int> fds = {});
+    template <class Read>
+    auto call(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds, Read read);
 
     void close_and_reap_server();
 
@@ -162,7 +165,14 @@ private:
     UniqueFd server_pidfd_;
     std::optional<StatusTableReader> table_;
     std::uint32_t next_seq_ = 1;
+    std::uint32_t version_ = 1;
     std::map<std::uint32_t, std::shared_ptr<Reply>> early_; // replies that came before asked for
 };
+
+namespace detail {
+// Connects a SOCK_SEQPACKET socket to the server listening at `path` (Client::connect's, and
+// AsyncClient::connect's).
+NSFORK_API Result<UniqueFd> connect_socket(const std::string& path);
+} // namespace detail
 
 } // namespace nsfork
