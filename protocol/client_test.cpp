@@ -468,3 +468,47 @@ TEST_CASE("client: adopt sends the id and the main process's pidfd") {
     CHECK(::read(read_end.get(), &c, 1) == 1);
     CHECK(c == 'p');
 }
+
+namespace {
+
+// A HelloReply on `seq` choosing `version`, without a status table.
+void answer_hello(int server, std::uint32_t seq, std::uint32_t version) {
+    ServerStatus status;
+    status.pid = 77;
+    flatbuffers::FlatBufferBuilder fbb;
+    write_hello_reply(fbb, seq, status, version);
+    answer(server, fbb);
+}
+
+} // namespace
+
+TEST_CASE("client: hello offers versions 1 to 2 in a request carrying the request identifier") {
+    auto [client, server] = connected();
+    answer_hello(server.get(), 1, kProtocolVersion);
+    CHECK(client.protocol_version() == 1); // what a connection that never said Hello speaks
+    auto pid = client.hello();
+    REQUIRE(pid);
+    CHECK(*pid == 77);
+    CHECK(client.protocol_version() == kProtocolVersion);
+    auto got = recv_datagram(server.get());
+    REQUIRE(got);
+    CHECK(identify(got->bytes) == Identified::request);
+    const wire::Hello* h = verify_request(got->bytes)->request_as_Hello();
+    REQUIRE(h);
+    CHECK(h->version() == 2u);
+    CHECK(h->min_version() == 1u);
+}
+
+TEST_CASE("client: a server choosing version 1 is spoken to in version 1, one choosing outside 1..2 is refused") {
+    auto [client, server] = connected();
+    answer_hello(server.get(), 1, 1);
+    REQUIRE(client.hello());
+    CHECK(client.protocol_version() == 1);
+
+    answer_hello(server.get(), 2, 3);
+    auto refused = client.hello();
+    REQUIRE_FALSE(refused);
+    CHECK(refused.error().code == Errc::protocol);
+    CHECK(refused.error().message == "server chose protocol version 3, this client speaks 1..2");
+    CHECK(client.protocol_version() == 1);
+}
