@@ -128,7 +128,10 @@ Table add_run(CLI::App& top, RunOptions& o, std::string& pid_max, std::string& p
 
 Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::string& max_request) {
     auto* app = top.add_subcommand("serve", "run a server on a socket");
-    add_socket(app, o.socket);
+    app->add_option("--socket", o.socket,
+                    "listen here; optional when a service manager passes the socket (LISTEN_FDS), which it "
+                    "must then name")
+        ->type_name("PATH");
     app->add_option("--isolation", o.isolation, "isolators (default: filesystem/linux,namespaces/pid)")->type_name("LIST");
     app->add_flag("--disallow-sharing-agent-pid-namespace", o.disallow_sharing,
                   "refuse every launch into the server's own pid namespace");
@@ -141,7 +144,10 @@ Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::str
     app->add_option("--max-request-bytes", max_request, "the largest request accepted (default 64 MiB)")->type_name("N");
     app->add_option("--warm-pool", warm_pool, "namespaces kept ready (default 2, 0: none)")->type_name("N");
     return {app, [&o, &warm_pool, &max_request]() -> std::optional<std::string> {
-                if (auto missing = socket_required(o.socket)) return missing;
+                // A service manager may pass the listening socket instead (socket activation,
+                // server/activation.hpp): serve() checks that it did, and to us.
+                if (!std::getenv("LISTEN_FDS"))
+                    if (auto missing = socket_required(o.socket)) return missing;
                 if (!warm_pool.empty() && !(o.warm_pool = number_in<std::uint32_t>(warm_pool, 0, 1024)))
                     return "--warm-pool takes a number of namespaces from 0 to 1024";
                 if (!max_request.empty() &&

@@ -26,7 +26,8 @@ struct RunOptions {
 };
 
 struct ServeOptions {
-    std::string socket, cgroup_root, log_level = "info";
+    std::string socket; // empty: the socket a service manager passes (socket activation)
+    std::string cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
     bool disallow_sharing = false, map_current_user = false;
     std::optional<std::uint32_t> warm_pool;

@@ -4,6 +4,7 @@
 #include "base/userns.hpp"
 #include "cli/json.hpp"
 #include "nsfork/client.hpp"
+#include "server/activation.hpp"
 #include "server/server.hpp"
 
 #include <fmt/format.h>
@@ -23,11 +24,27 @@ int fail(const Error& e) {
 }
 
 int serve(const ServeOptions& o) {
+    // Socket activation first: the passed fds become close-on-exec and LISTEN_* leave our
+    // environment before anything could inherit them.
+    auto activated = take_activated_socket();
+    if (!activated) return fail(activated.error());
     // Rootless: a user namespace of our own first (a no-op for root), before any thread exists.
     if (auto ok = enter_user_namespace(o.map_current_user ? UserMapping::current_user : UserMapping::root); !ok)
         return fail(ok.error());
     ServerOptions so;
     so.socket_path = o.socket;
+    if (*activated) {
+        // Given both, --socket only checks which socket the service manager passed: the
+        // server never binds a second one.
+        ActivatedSocket& s = **activated;
+        if (!o.socket.empty())
+            if (std::string why = socket_disagreement(o.socket, s.path); !why.empty()) return fail(NSFORK_EXIT_FAILED, why);
+        so.socket_path = s.path;
+        so.listen_fd = s.fd.release();
+    } else if (o.socket.empty()) {
+        return fail(NSFORK_EXIT_FAILED, "serve: --socket PATH is required (LISTEN_FDS is set, but LISTEN_PID does not "
+                                        "name this process: no socket was passed to it)");
+    }
     so.log_level = o.log_level;
     if (o.isolation) {
         auto iso = parse_isolation(*o.isolation);

@@ -34,6 +34,7 @@ void tell_initial(int initial, const Error& e) {
 } // namespace
 
 Result<void> Server::start(UniqueFd initial) {
+    UniqueFd activated(opts_.listen_fd); // ours from here on, whether we start or not
     spdlog::set_default_logger(std::make_shared<spdlog::logger>(
         "nsfork", std::make_shared<spdlog::sinks::stderr_sink_st>()));
     spdlog::set_pattern("nsfork[%P] %L %v");
@@ -78,10 +79,11 @@ Result<void> Server::start(UniqueFd initial) {
                       [this] { maybe_stop(); });
         pool_->start();
     }
-    if (!opts_.socket_path.empty()) {
+    if (activated || !opts_.socket_path.empty()) {
         listener_.emplace(io_, PeerPolicy(host_.own_pidns_ino, root_path),
                           [this](UniqueFd fd) { add_connection(std::move(fd)); });
-        if (auto ok = listener_->listen(opts_.socket_path); !ok) return fail(std::move(ok).error());
+        if (activated) listener_->adopt(std::move(activated), opts_.socket_path);
+        else if (auto ok = listener_->listen(opts_.socket_path); !ok) return fail(std::move(ok).error());
     }
     if (initial) add_connection(std::move(initial));
 

@@ -66,17 +66,26 @@ Result<void> Listener::listen(const std::string& path) {
     if (rc < 0) return sys_error(Errc::unavailable, "cannot bind " + path, bind_errno);
     if (::listen(sock.get(), SOMAXCONN) < 0) return sys_error(Errc::internal, "listen failed", errno);
     path_ = path;
+    owns_path_ = true;
     sock_.emplace(io_, sock.release());
     arm();
     spdlog::info("listening on {}", path);
     return {};
 }
 
+void Listener::adopt(UniqueFd listening, const std::string& address) {
+    path_ = address;
+    owns_path_ = false;
+    sock_.emplace(io_, listening.release());
+    arm();
+    spdlog::info("listening on {} (socket activation)", address.empty() ? "an unnamed socket" : address);
+}
+
 void Listener::close() {
     if (!sock_) return;
     sock_.reset();
     backoff_timer_.cancel();
-    ::unlink(path_.c_str());
+    if (owns_path_) ::unlink(path_.c_str());
 }
 
 void Listener::arm() {

@@ -1,6 +1,7 @@
-// The server's listening socket: created 0600 (a stale one replaced), connections accepted with
-// a back-off when out of fds, and the peer policy that decides who may connect. Included by the
-// server's own files only (it pulls in Asio).
+// The server's listening socket: created 0600 (a stale one replaced) or taken from a service
+// manager (socket activation), connections accepted with a back-off when out of fds, and the
+// peer policy that decides who may connect. Included by the server's own files only (it pulls in
+// Asio).
 #pragma once
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
@@ -44,7 +45,11 @@ public:
     // Binds `path` (mode 0600 from the start) and starts accepting; refuses to take over a
     // socket a live server answers on.
     Result<void> listen(const std::string& path);
-    // Stops listening and removes the socket file.
+    // Starts accepting on `listening`, a socket that already listens (non-blocking), bound to
+    // `address` (for the log): one a service manager passed (server/activation.hpp). Its file
+    // is the service manager's: close() leaves it in place.
+    void adopt(UniqueFd listening, const std::string& address);
+    // Stops listening and removes the socket file, if listen() made it.
     void close();
     bool listening() const { return sock_.has_value(); }
 
@@ -56,6 +61,7 @@ private:
     PeerPolicy policy_;
     OnConnection on_connection_;
     std::string path_;
+    bool owns_path_ = false; // listen() bound it: ours to remove
     std::optional<boost::asio::posix::stream_descriptor> sock_;
     boost::asio::steady_timer backoff_timer_;
     bool backoff_ = false;

@@ -13,6 +13,11 @@ namespace nsfork {
 
 struct ServerOptions {
     std::string socket_path;  // listen here (mode 0600); empty: only the initial connection
+    // A socket that already listens, to serve on instead of binding socket_path (which then only
+    // names it, for the log): the one a service manager passed `nsfork serve` (server/
+    // activation.hpp). run_server takes it over and closes it; the socket file stays the
+    // service manager's. -1: none.
+    int listen_fd = -1;
     std::string shim_path;    // nsfork-shim; empty: default_shim_path()
     std::string log_level = "info";
     Isolation isolation;      // --isolation
