@@ -1,7 +1,5 @@
 #include "messages.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
 
 namespace nsfork {
@@ -49,12 +47,12 @@ namespace {
 std::string identifier_refusal(std::span<const std::uint8_t> bytes, Identified want) {
     const Identified got = identify(bytes);
     if (got == want || got == Identified::none) return {};
-    if (got == Identified::reply) return fmt::format("a reply ({}) sent as a request", kReplyIdentifier);
-    if (got == Identified::request) return fmt::format("a request ({}) sent as a reply", kRequestIdentifier);
+    if (got == Identified::reply) return std::string("a reply (") + kReplyIdentifier + ") sent as a request";
+    if (got == Identified::request) return std::string("a request (") + kRequestIdentifier + ") sent as a reply";
     const auto id = bytes.subspan(sizeof(flatbuffers::uoffset_t), flatbuffers::kFileIdentifierLength);
-    return fmt::format("unknown file identifier '{}' (an nsfork {} carries {})",
-                       std::string(id.begin(), id.end()), want == Identified::request ? "request" : "reply",
-                       want == Identified::request ? kRequestIdentifier : kReplyIdentifier);
+    const bool request = want == Identified::request;
+    return "unknown file identifier '" + std::string(id.begin(), id.end()) + "' (an nsfork " +
+           (request ? "request" : "reply") + " carries " + (request ? kRequestIdentifier : kReplyIdentifier) + ")";
 }
 
 template <class Root>

@@ -10,8 +10,10 @@ using namespace nsfork;
 
 namespace {
 
-// The verified ReplyMessage in `fbb`, as open_reply gets it from a datagram.
+// The verified ReplyMessage in `fbb`, as open_reply gets it from a datagram; every reply carries
+// the reply identifier.
 const wire::ReplyMessage& verified(const flatbuffers::FlatBufferBuilder& fbb) {
+    CHECK(flatbuffers::BufferHasIdentifier(fbb.GetBufferPointer(), kReplyIdentifier));
     const wire::ReplyMessage* m = verify_reply({fbb.GetBufferPointer(), fbb.GetSize()});
     REQUIRE(m);
     return *m;
@@ -81,6 +83,14 @@ TEST_CASE("replies: a HelloReply carries the version, pid, pool and launch stati
     REQUIRE(r->statistics());
     CHECK(r->statistics()->work_ns() == 123456789);
     CHECK(r->statistics()->launches() == 42);
+}
+
+TEST_CASE("replies: a HelloReply says the version negotiated") {
+    flatbuffers::FlatBufferBuilder fbb;
+    write_hello_reply(fbb, 3, ServerStatus{}, 1);
+    const wire::HelloReply* r = verified(fbb).reply_as_HelloReply();
+    REQUIRE(r);
+    CHECK(r->version() == 1);
 }
 
 TEST_CASE("replies: Launch and Attach replies carry the container and declare its pidfd") {

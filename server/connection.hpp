@@ -36,6 +36,9 @@ public:
         : owner_(owner), id_(id), sock_(io, fd) {}
 
     std::uint64_t id() const { return id_; }
+    // The protocol version it speaks: 1 until a Hello negotiates another (PROTOCOL.md).
+    std::uint32_t version() const { return version_; }
+    void set_version(std::uint32_t version) { version_ = version; }
     void start() { arm_read(); }
     // Sends now, or queues (fds duplicated) while the client's socket is full; when they cannot
     // be duplicated, an error reply on the same seq is queued instead.
@@ -54,6 +57,7 @@ private:
 
     ConnectionOwner& owner_;
     std::uint64_t id_;
+    std::uint32_t version_ = 1;
     boost::asio::posix::stream_descriptor sock_;
     std::deque<Outgoing> outbox_;
     std::size_t queued_fds_ = 0;

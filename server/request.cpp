@@ -204,5 +204,17 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
     return out;
 }
 
+Result<std::uint32_t> negotiate_version(const wire::Hello& hello) {
+    const std::uint32_t max = hello.version();
+    const std::uint32_t min = hello.min_version() == 0 ? max : hello.min_version();
+    if (min > max)
+        return Error{Errc::protocol, fmt::format("Hello's min_version {} is above its version {}", min, max)};
+    const std::uint32_t common = std::min(max, kProtocolVersion);
+    if (common >= std::max(min, kMinProtocolVersion)) return common;
+    const std::string offered = min == max ? fmt::format("protocol version {}", max)
+                                           : fmt::format("protocol versions {}..{}", min, max);
+    return Error{Errc::protocol, fmt::format("{} not supported: this server speaks {}..{}", offered,
+                                             kMinProtocolVersion, kProtocolVersion)};
+}
 
 } // namespace nsfork

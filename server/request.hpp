@@ -7,6 +7,7 @@
 #include "launcher/spawn.hpp"
 #include "protocol/nsfork_generated.h"
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,5 +34,10 @@ Result<void> check_cgroup_name(std::string_view name);
 
 // Checks `req` against the fds that came with it. Each refusal names its cause.
 Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<UniqueFd>& fds);
+
+// The protocol version a connection speaks after `hello`: the highest one both the client
+// ([min_version, version]; min_version 0: = version) and this server ([kMinProtocolVersion,
+// kProtocolVersion]) speak. Errc::protocol naming both ranges when they do not meet.
+Result<std::uint32_t> negotiate_version(const wire::Hello& hello);
 
 } // namespace nsfork

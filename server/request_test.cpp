@@ -398,3 +398,47 @@ TEST_CASE("parse_launch refuses a cgroup_name on a Launch that is not a hold") {
     REQUIRE_FALSE(r);
     CHECK(r.error().message == "cgroup_name names a hold launch's leaf; this launch is not one");
 }
+
+namespace {
+
+// negotiate_version of a Hello offering [min_version, version] (min_version 0: left out).
+Result<std::uint32_t> negotiate(std::uint32_t version, std::uint32_t min_version = 0) {
+    const testing::Bytes bytes = testing::hello(1, version, min_version);
+    const wire::RequestMessage* m = verify_request(bytes);
+    REQUIRE(m);
+    REQUIRE(m->request_as_Hello());
+    return negotiate_version(*m->request_as_Hello());
+}
+
+// The version negotiated for [min_version, version], which must be one.
+std::uint32_t negotiated(std::uint32_t version, std::uint32_t min_version = 0) {
+    auto r = negotiate(version, min_version);
+    if (!r) FAIL(r.error().message);
+    return *r;
+}
+
+void check_version_refused(std::uint32_t version, std::uint32_t min_version, const std::string& message) {
+    auto r = negotiate(version, min_version);
+    REQUIRE_FALSE(r);
+    CHECK(r.error().code == Errc::protocol);
+    CHECK(r.error().message == message);
+}
+
+} // namespace
+
+TEST_CASE("negotiate_version answers the highest version both sides speak") {
+    static_assert(kMinProtocolVersion == 1 && kProtocolVersion == 2, "the cases below speak of 1..2");
+    CHECK(negotiated(1) == 1);    // a client of the previous schema: Hello{version 1}
+    CHECK(negotiated(2) == 2);
+    CHECK(negotiated(2, 1) == 2);
+    CHECK(negotiated(1, 1) == 1);
+    CHECK(negotiated(9, 1) == 2); // a newer client that still speaks ours
+    CHECK(negotiated(9, 2) == 2);
+}
+
+TEST_CASE("negotiate_version refuses ranges that do not meet ours, naming both") {
+    check_version_refused(3, 0, "protocol version 3 not supported: this server speaks 1..2");
+    check_version_refused(9, 3, "protocol versions 3..9 not supported: this server speaks 1..2");
+    check_version_refused(0, 0, "protocol version 0 not supported: this server speaks 1..2");
+    check_version_refused(1, 2, "Hello's min_version 2 is above its version 1");
+}

@@ -73,7 +73,12 @@ void Server::handle(Connection& conn, Datagram& d) {
     if (!takes_fds && !fds.empty())
         return reply_error(w, Error{Errc::bad_request, "only Launch and Adopt requests may carry fds"});
     switch (msg->request_type()) {
-    case wire::Request::Hello: return on_hello(conn, seq);
+    case wire::Request::Hello: {
+        auto version = negotiate_version(*msg->request_as_Hello());
+        if (!version) return reply_error(w, version.error()); // the connection keeps its version
+        conn.set_version(*version);
+        return on_hello(conn, seq);
+    }
     case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), fds);
     case wire::Request::Wait: return on_wait(conn, seq, *msg->request_as_Wait());
     case wire::Request::Kill: return on_kill(conn, seq, *msg->request_as_Kill());
@@ -100,7 +105,7 @@ void Server::on_hello(Connection& c, std::uint32_t seq) {
     status.launch_work_ns = statistics_.work_ns();
     status.launches = statistics_.launches();
     flatbuffers::FlatBufferBuilder fbb(128);
-    write_hello_reply(fbb, seq, status);
+    write_hello_reply(fbb, seq, status, c.version());
     const int table = table_->fd();
     c.send(fbb, std::span<const int>(&table, 1));
 }

@@ -15,15 +15,16 @@ Bytes bytes_of(const flatbuffers::FlatBufferBuilder& fbb) {
     return Bytes(fbb.GetBufferPointer(), fbb.GetBufferPointer() + fbb.GetSize());
 }
 
-Bytes request(std::uint32_t seq, std::uint8_t type, flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body) {
-    fbb.Finish(wire::CreateRequestMessage(fbb, seq, static_cast<wire::Request>(type), body));
+Bytes request(std::uint32_t seq, std::uint8_t type, flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body,
+              const char* identifier) {
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, static_cast<wire::Request>(type), body), identifier);
     return bytes_of(fbb);
 }
 
-Bytes hello(std::uint32_t seq) {
+Bytes hello(std::uint32_t seq, std::uint32_t version, std::uint32_t min_version, const char* identifier) {
     flatbuffers::FlatBufferBuilder fbb;
     return request(seq, static_cast<std::uint8_t>(wire::Request::Hello), fbb,
-                   wire::CreateHello(fbb, kProtocolVersion).Union());
+                   wire::CreateHello(fbb, version, min_version).Union(), identifier);
 }
 
 Bytes launch_request(std::uint32_t seq, const LaunchFields& f) {

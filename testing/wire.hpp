@@ -23,10 +23,15 @@ inline constexpr const char* kTestPath = "PATH=/usr/local/sbin:/usr/local/bin:/u
 
 // The bytes of a finished builder.
 Bytes bytes_of(const flatbuffers::FlatBufferBuilder& fbb);
-// A RequestMessage of any union type (even one the schema does not know) over `body`.
-Bytes request(std::uint32_t seq, std::uint8_t type, flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body);
+// A RequestMessage of any union type (even one the schema does not know) over `body`, finished
+// with `identifier`: a request's by default, nullptr for none (as a client built from the schema
+// before protocol version 2 sends it), or any other four characters.
+Bytes request(std::uint32_t seq, std::uint8_t type, flatbuffers::FlatBufferBuilder& fbb, flatbuffers::Offset<void> body,
+              const char* identifier = kRequestIdentifier);
 
-Bytes hello(std::uint32_t seq);
+// A Hello offering [min_version, version] (min_version 0: the field left out).
+Bytes hello(std::uint32_t seq, std::uint32_t version = kProtocolVersion, std::uint32_t min_version = 0,
+            const char* identifier = kRequestIdentifier);
 
 // The fields of a Launch; an unset optional is left out of the message.
 struct LaunchFields {

@@ -189,15 +189,57 @@ std::vector<Case> framing_cases() {
              fbb.Finish(wire::CreateHello(fbb, kProtocolVersion));
              return Sent{bytes_of(fbb), {}, {}};
          }, .on_seq_zero = true},
-        // The schema has no file_identifier, and RequestMessage and ReplyMessage have the same
-        // shape, so a reply is read as a request of the reply's union type. Error (7) is Body (7)
-        // among requests, whose ulong field does not line up with Error's: the Verifier refuses it.
-        {.name = "bad input: an Error ReplyMessage sent as a request", .code = Errc::protocol,
+        // Without an identifier (a peer of the previous schema), a reply is read as a request of
+        // the reply's union type (RequestMessage and ReplyMessage have the same shape). Error (7) is
+        // Body (7) among requests, whose ulong field does not line up with Error's: the Verifier
+        // refuses it.
+        {.name = "bad input: an unidentified Error ReplyMessage sent as a request", .code = Errc::protocol,
          .message = kDoesNotVerify, .build = [](std::uint32_t seq) {
+             flatbuffers::FlatBufferBuilder fbb;
+             auto e = wire::CreateError(fbb, wire::ErrorCode::Internal, fbb.CreateString("not a request"));
+             fbb.Finish(wire::CreateReplyMessage(fbb, seq, wire::Reply::Error, e.Union()));
+             return Sent{bytes_of(fbb), {}, {}};
+         }, .on_seq_zero = true},
+    };
+}
+
+// File identifiers and Hello's version negotiation (PROTOCOL.md): refused on the request's seq,
+// read for it whichever root type verifies.
+std::vector<Case> identifier_and_version_cases() {
+    return {
+        {.name = "bad input: an Error ReplyMessage sent as a request", .code = Errc::protocol,
+         .message = "a reply (NSFR) sent as a request", .build = [](std::uint32_t seq) {
              flatbuffers::FlatBufferBuilder fbb;
              write_error_reply(fbb, seq, Error{Errc::internal, "not a request"});
              return Sent{bytes_of(fbb), {}, {}};
+         }},
+        {.name = "bad input: a request with an unknown file identifier", .code = Errc::protocol,
+         .message = "unknown file identifier 'ABCD' (an nsfork request carries NSFQ)",
+         .build = [](std::uint32_t seq) { return Sent{hello(seq, kProtocolVersion, 0, "ABCD"), {}, {}}; }},
+        {.name = "bad input: garbage with a file identifier", .code = Errc::protocol,
+         .message = "unknown file identifier 'JUNK' (an nsfork request carries NSFQ)", .build = [](std::uint32_t) {
+             Bytes b = random_bytes(200, 11);
+             std::memcpy(b.data() + 4, "JUNK", 4);
+             return Sent{b, {}, {}};
          }, .on_seq_zero = true},
+        {.name = "bad input: a Body whose message is a reply", .code = Errc::protocol,
+         .message = "message body: a reply (NSFR) sent as a request", .build = [](std::uint32_t seq) {
+             flatbuffers::FlatBufferBuilder fbb;
+             write_error_reply(fbb, seq, Error{Errc::internal, "not a request"});
+             return body(seq, bytes_of(fbb), kBodySeals, fbb.GetSize());
+         }},
+        {.name = "bad input: a Hello of a version above the server's", .code = Errc::protocol,
+         .message = "protocol version 3 not supported: this server speaks 1..2",
+         .build = [](std::uint32_t seq) { return Sent{hello(seq, 3), {}, {}}; }},
+        {.name = "bad input: a Hello of versions all above the server's", .code = Errc::protocol,
+         .message = "protocol versions 3..9 not supported: this server speaks 1..2",
+         .build = [](std::uint32_t seq) { return Sent{hello(seq, 9, 3), {}, {}}; }},
+        {.name = "bad input: a Hello of version 0", .code = Errc::protocol,
+         .message = "protocol version 0 not supported: this server speaks 1..2",
+         .build = [](std::uint32_t seq) { return Sent{hello(seq, 0), {}, {}}; }},
+        {.name = "bad input: a Hello whose min_version is above its version", .code = Errc::protocol,
+         .message = "Hello's min_version 2 is above its version 1",
+         .build = [](std::uint32_t seq) { return Sent{hello(seq, 1, 2), {}, {}}; }},
     };
 }
 
@@ -497,8 +539,8 @@ std::vector<Case> command_process_cases() {
 const std::vector<Case>& cases() {
     static const std::vector<Case> all = [] {
         std::vector<Case> out;
-        for (auto part : {framing_cases, missing_field_cases, kind_and_body_cases, fd_cases, command_cases,
-                          id_and_signal_cases, command_process_cases})
+        for (auto part : {framing_cases, identifier_and_version_cases, missing_field_cases, kind_and_body_cases,
+                          fd_cases, command_cases, id_and_signal_cases, command_process_cases})
             for (auto& c : part()) out.push_back(std::move(c));
         return out;
     }();
