@@ -5,6 +5,9 @@
 //             (a hold launch's and its cgroup_name included) → validate_id of the ids it names; open_request, with no fd and with a non-memfd
 //             fd, for the Body path;
 //   replies:  verify_reply → read_info / read_error / to_json of what it carries; open_reply.
+//   both:     with their file identifier (NSFQ, NSFR), without one (protocol version 1), with
+//             another: identify agrees with what verify_* and open_* accept; a Hello's version
+//             negotiated within both ranges.
 //
 // Built with clang (-fsanitize=fuzzer,address,undefined) by tests/fuzz/build.sh; run it with
 // `scripts/dev.sh fuzz [SECONDS]`. The seed corpus is tests/fuzz/corpus/ (make_corpus.cpp).
@@ -133,9 +136,21 @@ void launch(const wire::Launch& req) {
     check_id(req.parent());
 }
 
+// The server's answer to a Hello: a version both sides speak, or a refusal.
+void hello(const wire::Hello& h) {
+    auto v = negotiate_version(h);
+    if (!v) {
+        g_sink = g_sink + v.error().message.size();
+        return;
+    }
+    const std::uint32_t min = h.min_version() ? h.min_version() : h.version();
+    if (*v < kMinProtocolVersion || *v > kProtocolVersion || *v < min || *v > h.version()) std::abort();
+}
+
 void request(const wire::RequestMessage& m) {
     g_sink = g_sink + m.seq();
     switch (m.request_type()) {
+    case wire::Request::Hello: return hello(*m.request_as_Hello());
     case wire::Request::Launch: return launch(*m.request_as_Launch());
     case wire::Request::Wait: return check_id(m.request_as_Wait()->id());
     case wire::Request::Kill:
@@ -185,13 +200,23 @@ Datagram datagram(std::span<const std::uint8_t> bytes, bool with_fd) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     const std::span<const std::uint8_t> bytes(data, size);
-    if (const wire::RequestMessage* m = verify_request(bytes)) request(*m);
-    if (const wire::ReplyMessage* m = verify_reply(bytes)) reply(*m);
+    // Nothing with the other side's identifier, or another one, is ever taken.
+    const Identified id = identify(bytes);
+    if (const wire::RequestMessage* m = verify_request(bytes)) {
+        if (id != Identified::request && id != Identified::none) std::abort();
+        request(*m);
+    }
+    if (const wire::ReplyMessage* m = verify_reply(bytes)) {
+        if (id != Identified::reply && id != Identified::none) std::abort();
+        reply(*m);
+    }
     for (bool with_fd : {false, true}) {
         std::uint32_t seq = 0;
         auto opened = open_request(datagram(bytes, with_fd), 1 << 20, seq);
+        if (opened && (id == Identified::reply || id == Identified::other)) std::abort();
         if (opened && opened->message->request_type() == wire::Request::Launch) launch(*opened->message->request_as_Launch());
         auto r = open_reply(datagram(bytes, with_fd), 1 << 20);
+        if (r && (id == Identified::request || id == Identified::other)) std::abort();
         if (r) reply(*r->message);
     }
     return 0;

@@ -1,5 +1,7 @@
 // Writes the fuzzer's seed corpus: a handful of valid and invalid requests and replies, one
-// message per file. Run it after a schema change and commit what changed:
+// message per file, finished with their file identifier (NSFQ, NSFR) as today's peers send them;
+// those named v1-* without one, as a peer of protocol version 1 sends them. Run it after a schema
+// change and commit what changed:
 //   build-fuzz/make_corpus tests/fuzz/corpus
 #include "protocol/nsfork_generated.h"
 
@@ -18,6 +20,9 @@ namespace {
 
 std::string g_dir;
 
+constexpr const char* kRequestIdentifier = "NSFQ"; // protocol/messages.hpp
+constexpr const char* kReplyIdentifier = "NSFR";
+
 // Writes the finished message of `fbb` (or its first `keep` bytes) to <dir>/<name>.
 void write(const std::string& name, const Builder& fbb, std::size_t keep = SIZE_MAX) {
     const std::string path = g_dir + "/" + name;
@@ -31,12 +36,13 @@ void write(const std::string& name, const Builder& fbb, std::size_t keep = SIZE_
     std::fclose(f);
 }
 
-// A request of `type` over the body `make` builds.
+// A request of `type` over the body `make` builds, finished with `identifier` (nullptr: none).
 void request(const std::string& name, std::uint32_t seq, wire::Request type,
-             const std::function<flatbuffers::Offset<void>(Builder&)>& make, std::size_t keep = SIZE_MAX) {
+             const std::function<flatbuffers::Offset<void>(Builder&)>& make, std::size_t keep = SIZE_MAX,
+             const char* identifier = kRequestIdentifier) {
     Builder fbb;
     auto body = make(fbb);
-    fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body));
+    fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body), identifier);
     write(name, fbb, keep);
 }
 
@@ -56,7 +62,8 @@ struct Launch {
     std::string cgroup_name;
 };
 
-void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MAX) {
+void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MAX,
+            const char* identifier = kRequestIdentifier) {
     request(name, 2, wire::Request::Launch, [&](Builder& fbb) {
         auto id = l.id.empty() ? 0 : fbb.CreateString(l.id);
         auto argv = fbb.CreateVectorOfStrings(l.argv);
@@ -77,7 +84,7 @@ void launch(const std::string& name, const Launch& l, std::size_t keep = SIZE_MA
         return wire::CreateLaunch(fbb, id, argv, env, cwd, roles, parent, l.share, false, 0, l.tty, false,
                                   l.signal_mask, l.ignored_signals, user, 0, 0, l.hold, cgroup_name)
             .Union();
-    }, keep);
+    }, keep, identifier);
 }
 
 // A ContainerInfo with an exit status when `exited`.
@@ -91,10 +98,11 @@ flatbuffers::Offset<wire::ContainerInfo> info(Builder& fbb, const std::string& i
                                      exited ? &status : nullptr, 7);
 }
 
-void reply(const std::string& name, wire::Reply type, const std::function<flatbuffers::Offset<void>(Builder&)>& make) {
+void reply(const std::string& name, wire::Reply type, const std::function<flatbuffers::Offset<void>(Builder&)>& make,
+           const char* identifier = kReplyIdentifier) {
     Builder fbb;
     auto body = make(fbb);
-    fbb.Finish(wire::CreateReplyMessage(fbb, 5, type, body));
+    fbb.Finish(wire::CreateReplyMessage(fbb, 5, type, body), identifier);
     write(name, fbb);
 }
 
@@ -108,7 +116,7 @@ int main(int argc, char** argv) {
     g_dir = argv[1];
 
     // Valid requests.
-    request("req-hello", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 1).Union(); });
+    request("req-hello", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 2, 1).Union(); });
     launch("req-launch-minimal", Launch{});
     Launch full;
     full.id = "job-1";
@@ -194,6 +202,21 @@ int main(int argc, char** argv) {
             [](Builder& fbb) { return wire::CreateHello(fbb, 1).Union(); });
     // Does not verify: cut in the middle.
     launch("bad-launch-truncated", full, 40);
+    // Hello's versions the server does not speak, and an empty range.
+    request("bad-hello-versions", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 9, 3).Union(); });
+    request("bad-hello-range", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 1, 2).Union(); });
+    // Identifiers: another one, and a reply's on a request (and so a request's on a reply).
+    request("bad-identifier", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 2).Union(); },
+            SIZE_MAX, "ABCD");
+    request("bad-request-with-reply-identifier", 1, wire::Request::Hello,
+            [](Builder& fbb) { return wire::CreateHello(fbb, 2).Union(); }, SIZE_MAX, kReplyIdentifier);
+
+    // Protocol version 1's: no identifier, Hello without min_version.
+    request("v1-req-hello", 1, wire::Request::Hello, [](Builder& fbb) { return wire::CreateHello(fbb, 1).Union(); },
+            SIZE_MAX, nullptr);
+    launch("v1-req-launch-stdio", full, SIZE_MAX, nullptr);
+    request("v1-req-list", 6, wire::Request::List, [](Builder& fbb) { return wire::CreateList(fbb).Union(); },
+            SIZE_MAX, nullptr);
 
     // Replies.
     reply("rep-hello", wire::Reply::HelloReply, [](Builder& fbb) {
@@ -229,5 +252,10 @@ int main(int argc, char** argv) {
     reply("rep-error", wire::Reply::Error, [](Builder& fbb) {
         return wire::CreateError(fbb, wire::ErrorCode::ExecFailed, fbb.CreateString("cannot execute 'x'"), 2).Union();
     });
+    reply("v1-rep-wait", wire::Reply::WaitReply,
+          [](Builder& fbb) { return wire::CreateWaitReply(fbb, info(fbb, "job-1", "", true)).Union(); }, nullptr);
+    reply("v1-rep-error", wire::Reply::Error, [](Builder& fbb) {
+        return wire::CreateError(fbb, wire::ErrorCode::UnknownContainer, fbb.CreateString("no container")).Union();
+    }, nullptr);
     return 0;
 }
