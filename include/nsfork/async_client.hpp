@@ -225,9 +225,9 @@ private:
     template <class T, class Token, class Start>
     auto initiate(Token&& token, Start start) {
         return boost::asio::async_initiate<Token, void(Result<T>)>(
-            [impl = impl_](auto handler, Start start) {
+            [impl = impl_](auto handler, Start send) {
                 using Handler = decltype(handler);
-                start(impl->session,
+                send(impl->session,
                       detail::CompletionPtr<T>(new detail::HandlerCompletion<T, Handler, executor_type>(
                           std::move(handler), impl->executor)));
                 impl->arm();
