@@ -21,4 +21,4 @@ if [ -n "$bad" ]; then
     echo "$lib needs libraries a client must not: $bad" >&2
     exit 1
 fi
-echo "$lib exports $(printf '%s\n' "$symbols" | wc -l) symbols, all nsfork::; needs $(echo $needed)"
+echo "$lib exports $(printf '%s\n' "$symbols" | wc -l) symbols, all nsfork::; needs $(printf "%s\n" "$needed" | tr "\n" " ")"
