@@ -280,3 +280,15 @@ TEST_CASE("async session: hello offers 1..2, negotiates the version the server c
     CHECK(c.session->protocol_version() == 2);
     CHECK(c.session->status_table() == nullptr);
 }
+
+TEST_CASE("async session: a request sent after the server closed completes disconnected") {
+    auto c = connected();
+    c.server.reset();
+    std::optional<Result<ExitStatus>> waited;
+    c.session->wait("a", keep(waited));
+    REQUIRE(waited);
+    REQUIRE_FALSE(*waited);
+    CHECK(waited->error().code == Errc::disconnected);
+    CHECK(waited->error().message == "nsfork server closed the connection");
+    CHECK(c.session->closed());
+}

@@ -4,16 +4,20 @@
 // every exit with no thread and no polling).
 //
 // Every operation completes with `void(nsfork::Result<T>)`, T as the blocking Client returns
-// it: errors stay values with a message, whatever the token.
+// it: errors stay values with a message, whatever the token (a future never throws, a
+// coroutine gets the Result from co_await).
 //
 //   client.async_launch(options, [](nsfork::Result<nsfork::Container> ct) { ... });  // callback
 //   std::future<nsfork::Result<nsfork::ExitStatus>> f = client.async_wait(id, asio::use_future);
 //   nsfork::Result<nsfork::ContainerInfo> gone = co_await client.async_destroy(id, asio::use_awaitable);
 //
-// Threading: an AsyncClient lives on one executor and is used from the thread(s) running it one
-// at a time (an io_context run by one thread, or a strand); it is not thread-safe. Completion
-// handlers run through their associated executor (by default the client's), never inside the
-// call that started the operation.
+// Threading: an AsyncClient lives on one executor and is called from the one thread running it
+// (an io_context run by one thread); it is not thread-safe. Completion handlers run through
+// their associated executor (by default the client's), always posted: never inside the call
+// that started the operation, nor inside another handler.
+//
+// GCC 12 cannot compile a braced list of strings inside a co_await expression ("array used as
+// initializer"): build LaunchOptions in a statement of their own, then co_await the launch.
 //
 // Lifetimes: an AsyncClient is an I/O object of its executor's context, destroyed before it; a
 // moved-from one may only be assigned to or destroyed. A lost connection completes every
