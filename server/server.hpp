@@ -27,8 +27,9 @@ struct ServerOptions {
     std::uint32_t warm_pool = 2; // ready namespaces kept for top-level launches; 0: none
 };
 
-// Where nsfork-shim is looked for by default: beside the running executable, else the
-// installed path (NSFORK_INSTALLED_SHIM, the bin directory). (preflight.cpp)
+// Where nsfork-shim is looked for by default: beside the running executable (the build tree),
+// then ../libexec/nsfork/nsfork-shim relative to it (an installed prefix, wherever it was moved),
+// then the configured install path (NSFORK_INSTALLED_SHIM, libexecdir/nsfork). (preflight.cpp)
 std::string default_shim_path();
 
 // Runs a server until SIGTERM/SIGINT, or — without a socket path — until the last connection
