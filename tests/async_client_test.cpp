@@ -27,14 +27,6 @@ namespace asio = boost::asio;
 
 namespace {
 
-LaunchOptions command(std::string id, std::vector<std::string> argv) {
-    LaunchOptions o;
-    o.id = std::move(id);
-    o.argv = std::move(argv);
-    o.env = {kPath};
-    return o;
-}
-
 AsyncClient connect(asio::io_context& io, const ServerProcess& server) {
     return MUST(AsyncClient::connect(io.get_executor(), server.socket()));
 }

@@ -112,14 +112,6 @@ private:
 
 // ---- launching ----
 
-LaunchOptions command(std::string id, std::vector<std::string> argv) {
-    LaunchOptions o;
-    o.id = std::move(id);
-    o.argv = std::move(argv);
-    o.env = {kPath};
-    return o;
-}
-
 // Launches a `probe sleep` container and waits for its "ready" line (the command runs).
 Container sleeper(Client& client, LaunchOptions o) {
     Pipe out;

@@ -79,12 +79,16 @@ ProcessResult run_process(const std::vector<std::string>& argv) { return require
 
 testing::RawConnection raw_connection(const std::string& socket) { return required(testing::RawConnection::connect(socket)); }
 
-Container launch_with(Client& client, const std::string& id, std::vector<std::string> argv) {
+LaunchOptions command(std::string id, std::vector<std::string> argv) {
     LaunchOptions o;
-    o.id = id;
+    o.id = std::move(id);
     o.argv = std::move(argv);
     o.env = {kPath};
-    return required(client.launch(o));
+    return o;
+}
+
+Container launch_with(Client& client, const std::string& id, std::vector<std::string> argv) {
+    return required(client.launch(command(id, std::move(argv))));
 }
 
 } // namespace nsfork::test

@@ -92,6 +92,9 @@ using testing::processes_in_pidns;
 // A raw connection to the server at `socket` (testing/wire.hpp).
 testing::RawConnection raw_connection(const std::string& socket);
 
+// The options of a Launch of `argv` with `id` ("": the server names it) and kPath.
+LaunchOptions command(std::string id, std::vector<std::string> argv);
+
 // A Launch through the client library of `argv` with `id` and kPath; the caller destroys it.
 Container launch_with(Client& client, const std::string& id, std::vector<std::string> argv);
 

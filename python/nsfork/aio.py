@@ -16,7 +16,7 @@ import socket
 from . import _transport, _wire
 from ._errors import Error
 from ._types import MAX_PROTOCOL_VERSION, MIN_PROTOCOL_VERSION, ErrorCode
-from .client import Container, _Connection, _os_error
+from .client import Container, _Connection, _connect_error, _os_error
 
 __all__ = ["AsyncClient"]
 
@@ -60,8 +60,7 @@ class AsyncClient(_Connection):
             await asyncio.get_running_loop().sock_connect(sock, os.fspath(path))
         except OSError as e:
             sock.close()
-            raise Error(ErrorCode.Disconnected, f"cannot connect to nsfork server at {path}: {e.strerror}",
-                        e.errno) from None
+            raise _connect_error(path, e) from None
         return cls(sock)
 
     def fileno(self):

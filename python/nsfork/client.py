@@ -71,6 +71,10 @@ def _os_error(e, what):
     return Error(ErrorCode.Internal, f"{what} failed: {e.strerror}", e.errno)
 
 
+def _connect_error(path, e):
+    return Error(ErrorCode.Disconnected, f"cannot connect to nsfork server at {path}: {e.strerror}", e.errno)
+
+
 class _Connection:
     """What the blocking and the asyncio client share: the negotiated version, the status table."""
 
@@ -119,8 +123,7 @@ class Client(_Connection):
             sock.connect(os.fspath(path))
         except OSError as e:
             sock.close()
-            raise Error(ErrorCode.Disconnected, f"cannot connect to nsfork server at {path}: {e.strerror}",
-                        e.errno) from None
+            raise _connect_error(path, e) from None
         return cls(sock)
 
     def fileno(self):
