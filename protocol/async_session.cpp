@@ -152,18 +152,6 @@ struct AsyncSession::State {
         for (auto& [seq, p] : failing) p->fail(why);
     }
 
-    // Reads a HelloReply: negotiates the version, maps the status table the first time.
-    Result<ServerStatus> read_hello(OpenedReply& reply) {
-        auto answer = read_hello_reply(reply);
-        if (!answer) return std::move(answer).error();
-        version = answer->version;
-        if (!table && answer->table) {
-            auto mapped = StatusTableReader::map(answer->table.get());
-            if (!mapped) return std::move(mapped).error();
-            table.emplace(std::move(*mapped));
-        }
-        return answer->status;
-    }
 };
 
 AsyncSession::AsyncSession(int socket) : state_(std::make_unique<State>()) {
@@ -183,7 +171,7 @@ void AsyncSession::hello(CompletionPtr<ServerStatus> done) {
     const std::uint32_t seq = state_->take_seq();
     write_hello(fbb, seq);
     State* s = state_.get();
-    state_->submit(fbb, seq, {}, pending(std::move(done), [s](OpenedReply& r) { return s->read_hello(r); }));
+    state_->submit(fbb, seq, {}, pending(std::move(done), [s](OpenedReply& r) { return keep_hello(r, s->version, s->table); }));
 }
 
 void AsyncSession::launch(const LaunchOptions& options, CompletionPtr<Container> done) {

@@ -109,15 +109,7 @@ Result<ServerStatus> Client::status() {
     flatbuffers::FlatBufferBuilder fbb(64);
     const std::uint32_t seq = next_seq_++;
     write_hello(fbb, seq);
-    auto answer = call(fbb, seq, {}, read_hello_reply);
-    if (!answer) return std::move(answer).error();
-    version_ = answer->version;
-    if (!table_ && answer->table) {
-        auto table = StatusTableReader::map(answer->table.get());
-        if (!table) return std::move(table).error();
-        table_.emplace(std::move(*table));
-    }
-    return answer->status;
+    return call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
 }
 
 Result<const StatusTableReader*> Client::status_table() {

@@ -117,6 +117,18 @@ Result<HelloAnswer> read_hello_reply(OpenedReply& reply) {
     return a;
 }
 
+Result<ServerStatus> keep_hello(OpenedReply& reply, std::uint32_t& version, std::optional<StatusTableReader>& table) {
+    auto answer = read_hello_reply(reply);
+    if (!answer) return std::move(answer).error();
+    version = answer->version;
+    if (!table && answer->table) {
+        auto mapped = StatusTableReader::map(answer->table.get());
+        if (!mapped) return std::move(mapped).error();
+        table.emplace(std::move(*mapped));
+    }
+    return answer->status;
+}
+
 Result<Container> read_launch_reply(OpenedReply& reply, bool tty, bool hold) {
     auto r = answer_as<wire::LaunchReply>(reply, "Launch");
     if (!r) return std::move(r).error();

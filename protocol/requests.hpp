@@ -14,6 +14,7 @@
 #include <flatbuffers/flatbuffers.h>
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -51,6 +52,10 @@ struct HelloAnswer {
 // into the Error it carries, a reply of another kind (or missing what it must carry) into
 // Errc::protocol. The reply's fds are taken.
 Result<HelloAnswer> read_hello_reply(OpenedReply& reply);
+// What a connection keeps of a Hello `reply`, for the blocking Client and the AsyncSession alike:
+// the version negotiated into `version`, and the status table mapped into `table` the first time.
+// Returns what the server says of itself.
+Result<ServerStatus> keep_hello(OpenedReply& reply, std::uint32_t& version, std::optional<StatusTableReader>& table);
 // `tty`, `hold`: what the launch asked for, which says what fds may come beside the pidfd (its
 // terminal's master, its cgroup leaf).
 Result<Container> read_launch_reply(OpenedReply& reply, bool tty, bool hold);
