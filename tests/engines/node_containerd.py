@@ -87,16 +87,17 @@ def unmount_below(path):
 
 class Containerd:
     """A containerd daemon of our own under `dir`: `address` is its gRPC socket. `extra_config` is
-    appended to its config.toml (the packaged CRI runtime entry). Raises common.Unavailable when
+    appended to its config.toml (the packaged CRI runtime entry); without `cri` the CRI plugin is
+    not loaded (dockerd does not use it). Raises common.Unavailable when
     containerd is not installed; on a failed start it stops what it started before raising."""
 
-    def __init__(self, dir, extra_config=""):
+    def __init__(self, dir, extra_config="", cri=True):
         common.require_programs("containerd", "ctr", "containerd-shim-runc-v2")
         self.dir = Path(dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.address = self.dir / "containerd.sock"
         self.config = self.dir / "config.toml"
-        self.config.write_text(self._config_text() + "\n" + extra_config)
+        self.config.write_text(self._config_text(cri) + "\n" + extra_config)
         self.process = None
         self.log = open(self.dir / "containerd.log", "w")
         try:
@@ -110,13 +111,15 @@ class Containerd:
             self.close()
             raise
 
-    def _config_text(self):
-        disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS)
-        return (f'version = 2\nroot = "{self.dir}/root"\nstate = "{self.dir}/state"\n'
+    def _config_text(self, cri):
+        disabled = ", ".join(f'"{p}"' for p in DISABLED_PLUGINS + ([] if cri else ["io.containerd.grpc.v1.cri"]))
+        text = (f'version = 2\nroot = "{self.dir}/root"\nstate = "{self.dir}/state"\n'
                 f'disabled_plugins = [{disabled}]\n'
                 f'[grpc]\n  address = "{self.address}"\n'
-                f'[ttrpc]\n  address = "{self.address}.ttrpc"\n'
-                f'[plugins."io.containerd.grpc.v1.cri"]\n'
+                f'[ttrpc]\n  address = "{self.address}.ttrpc"\n')
+        if not cri:
+            return text
+        return (text + f'[plugins."io.containerd.grpc.v1.cri"]\n'
                 # The CRI plugin is loaded (it reads the packaged runtime entry) but left without
                 # networks and without its streaming server on a fixed port.
                 f'  stream_server_port = "0"\n'
