@@ -10,7 +10,9 @@ A snippet in the README is announced by a comment naming the file and the region
 
 The region is the lines between a line containing `[readme:sync]` and the next line containing
 `[/readme]` in that file (the marker lines themselves excluded), with their common indentation
-removed. The fenced block must be exactly that. Exits non-zero naming every snippet that differs,
+removed. A region named `*` is the whole file (configuration files an operator installs as they
+are: packaging/engines/, whose JSON has no comment to mark a region with). The fenced block must be
+exactly that. Exits non-zero naming every snippet that differs,
 every region that is missing, and when the README announces no snippet at all.
 """
 import difflib
@@ -23,6 +25,8 @@ ANNOUNCE = re.compile(r"^<!-- snippet: (\S+) (\S+) -->$")
 
 
 def region(path: pathlib.Path, name: str) -> str | None:
+    if name == "*":
+        return path.read_text()
     lines = path.read_text().splitlines()
     start = next((i for i, l in enumerate(lines) if f"[{name}]" in l), None)
     if start is None:
