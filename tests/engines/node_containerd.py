@@ -177,6 +177,24 @@ class Containerd:
         return problems
 
 
+def pool_counts_of_launches(node, command, runs=3, attempts=8, timeout=120):
+    """Runs `command` (one launch through an engine) `runs` times, each from a full warm pool, and
+    returns [(before, after)] pool counts of each. A run during which the pool discarded entries
+    is retried (up to `attempts` runs in all) while others' mounts may be the cause: the host's
+    mount table is shared by every test on the machine. Returns every run's counts when fewer
+    than `runs` were quiet, so that the caller's assertion shows them."""
+    seen = []
+    for _ in range(attempts):
+        common.wait_for(lambda: (p := node.pool())["ready"] == p["size"], 30, "the warm pool to refill")
+        before = node.pool()
+        common.run(command, timeout=timeout)
+        seen.append((before, node.pool()))
+        quiet = [(b, a) for b, a in seen if a["discarded"] == b["discarded"]]
+        if len(quiet) == runs:
+            return quiet
+    return seen
+
+
 def runtime_binary(packaged_toml):
     """The `BinaryName` of the nsfork runtime in a containerd.toml text (what ctr is given, the
     same binary the CRI plugin would run)."""

@@ -15,6 +15,7 @@ import pytest
 
 import common
 import node_docker
+from node_containerd import pool_counts_of_launches
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +45,14 @@ def state_dir(engine, docker_id):
 
 def assert_removed(node, engine, docker_id):
     """Nothing of Docker's container `docker_id` is left: not in Docker, not in the server, no
-    runtime state, no mount (its netns file, its rootfs), no cgroup."""
+    runtime state, no mount, no cgroup (no other container runs meanwhile)."""
     assert docker_id not in engine.docker("ps", "-aq", "--no-trunc").stdout.split()
     assert nsfork_container(node, docker_id) is None, node.containers()
     assert not state_dir(engine, docker_id).exists()
-    assert not [m for m in common.mounts() if docker_id[:12] in m]
+    # dockerd's data root is bind-mounted on itself while it runs; nothing else may be left
+    # mounted: the container's netns file (named for its sandbox, not its id), its rootfs.
+    below = str(engine.dir) + "/"
+    assert [m for m in common.mounts() if m.startswith(below)] == [str(engine.dir / "root")]
     assert not [c for c in common.cgroup_dirs(depth=8) if c.endswith("/" + docker_id)]
 
 
@@ -73,13 +77,11 @@ def test_dockerd_runs_the_packaged_daemon_json(node, engine):
 @pytest.mark.xfail(strict=True, reason="pool fix pending")
 def test_docker_run_served_from_the_warm_pool(node, engine):
     # dockerd mounts each container's rootfs and netns file on the host before create; those
-    # mounts must not make the server discard its ready namespaces.
-    common.wait_for(lambda: node.pool()["ready"] == node.pool()["size"], 20, "the warm pool to refill")
-    before = node.pool()
-    for _ in range(3):
-        common.run(engine.true_command("nsfork"), timeout=120)
-    after = node.pool()
-    assert after["served"] - before["served"] == 3 and after["discarded"] == before["discarded"], (before, after)
+    # mounts must not make the server discard its ready namespaces. (Not this file's last case:
+    # an xfail mark would swallow the module's teardown failures too.)
+    runs = pool_counts_of_launches(node, engine.true_command("nsfork"))
+    assert all(a["served"] == b["served"] + 1 and a["discarded"] == b["discarded"] for b, a in runs), runs
+    assert len(runs) == 3, runs
 
 
 @pytest.mark.parametrize("command, status", [
