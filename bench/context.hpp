@@ -26,6 +26,12 @@ struct Sizes {
     static Sizes quick();
 };
 
+// The engines scenario's choices (main.cpp's --engines and --engine-runs).
+struct EngineOptions {
+    std::vector<std::string> only; // empty: every engine
+    int runs = 0;                  // runs per runtime and engine; 0: the default (--quick: 2)
+};
+
 struct Context {
     Client& client;          // the embedded server's first connection; no warm pool: cold launches
     std::string socket;      // the embedded server also listens here, for more connections
@@ -35,6 +41,7 @@ struct Context {
     std::string bin_dir;     // nsfork, nsfork-shim, nsfork-probe
     Sizes sizes;
     bool quick = false;
+    EngineOptions engines = {};
 
     std::string bin(const std::string& name) const { return bin_dir + "/" + name; }
 };

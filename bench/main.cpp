@@ -32,7 +32,10 @@ using namespace nsfork::bench;
 
 constexpr int kSkipped = 77; // ctest's SKIP_RETURN_CODE
 
-const char* const kUsage = R"(usage: nsfork-bench [--quick] [--json FILE] [SCENARIO...]
+const char* const kUsage = R"(usage: nsfork-bench [--quick] [--json FILE] [--engines LIST] [--engine-runs N] [SCENARIO...]
+
+  --engines LIST    engines scenario: only these (comma-separated: slurm,podman,containerd,docker)
+  --engine-runs N   engines scenario: runs per runtime and engine (default 12, --quick 2)
 
 Scenarios (default: all, in this order):
 )";
@@ -41,6 +44,7 @@ struct Args {
     bool quick = false;
     std::string json;
     std::vector<std::string> scenarios;
+    EngineOptions engines;
 };
 
 void usage(std::FILE* out) {
@@ -54,6 +58,17 @@ std::optional<Args> parse(int argc, char** argv) {
         const std::string arg = argv[i];
         if (arg == "--quick") a.quick = true;
         else if (arg == "--json" && i + 1 < argc) a.json = argv[++i];
+        else if (arg == "--engines" && i + 1 < argc) {
+            std::string list = argv[++i];
+            for (std::size_t at = 0; at <= list.size();) {
+                const std::size_t comma = std::min(list.find(',', at), list.size());
+                if (comma > at) a.engines.only.push_back(list.substr(at, comma - at));
+                at = comma + 1;
+            }
+        } else if (arg == "--engine-runs" && i + 1 < argc) {
+            a.engines.runs = std::atoi(argv[++i]);
+            if (a.engines.runs < 1) return std::nullopt;
+        }
         else if (arg == "--help" || arg == "-h") {
             usage(stdout);
             std::exit(0);
@@ -169,7 +184,7 @@ int main(int argc, char** argv) {
     if (!helper) return fmt::print(stderr, "nsfork-bench: cannot start the helper: {}\n", helper.error().message), 1;
 
     Context ctx{*client, so.socket_path, *warm_client, warm_so.socket_path, *helper, bin_dir(), args->quick ? Sizes::quick() : Sizes::defaults(),
-                args->quick};
+                args->quick, args->engines};
     Report report;
     report.set_machine(machine_facts());
     fmt::print("nsfork-bench{}: medians, p90, p99 in the unit shown; ratio = nsfork median / baseline median\n",

@@ -13,6 +13,7 @@ std::span<const Scenario> all_scenarios() {
         {"fat-client", run_fat_client, "launch latency from a big multithreaded client, against fork and posix_spawn"},
         {"scale", run_scale, "server footprint and launch latency with many live containers"},
         {"soak", run_soak, "100,000 launches with churn: anything lost or leaked (only when named)", true},
+        {"engines", run_engines, "/bin/true through Slurm, podman, containerd, Docker: nsfork-oci against runc (only when named)", true},
     };
     return kAll;
 }

@@ -20,12 +20,13 @@ Result<void> run_destroy(Context& ctx, Report& report);
 Result<void> run_fat_client(Context& ctx, Report& report);
 Result<void> run_scale(Context& ctx, Report& report);
 Result<void> run_soak(Context& ctx, Report& report);
+Result<void> run_engines(Context& ctx, Report& report);
 
 struct Scenario {
     const char* name;
     Result<void> (*run)(Context&, Report&);
     const char* what;
-    bool only_when_named = false; // too long for a default run (soak: ~10 minutes)
+    bool only_when_named = false; // too long for a default run (soak: ~10 minutes, engines: several)
 };
 // Every scenario, in the order they run by default.
 std::span<const Scenario> all_scenarios();
