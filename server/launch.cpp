@@ -62,7 +62,9 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
         return nullptr;
     auto plan = encode_plan(spec);
     if (!plan) return nullptr; // too large for a datagram: the cold path passes it through the exec
-    auto e = pool->take();
+    // A hold launch's runtime carries the root filesystem and bind sources in itself, so it may
+    // take an entry whose mount table is older than the server's (pool.hpp).
+    auto e = pool->take(spec.hold);
     if (!e) return nullptr;
     if (auto sent = send_plan(e->plan.native_handle(), *plan, spec); !sent) {
         spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);

@@ -50,7 +50,7 @@ Result<void> inherit_scheduling(pid_t pid) {
 } // namespace
 
 WarmPool::WarmPool(boost::asio::io_context& io, Config config, std::function<void()> on_empty)
-    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)), mounts_timer_(io), quiet_(io) {}
+    : io_(io), config_(std::move(config)), on_empty_(std::move(on_empty)), mounts_timer_(io), stale_timer_(io), quiet_(io) {}
 
 void WarmPool::start() {
     if (config_.size == 0) return;
@@ -59,9 +59,10 @@ void WarmPool::start() {
 }
 
 // A ready entry copied the host's mount table when it was made; one whose copy differs from the
-// table now would show a stale view. Changes are signalled (POLLPRI on /proc/self/mountinfo);
-// the table is then compared by content, not by event: a tool that mounts and unmounts at once
-// (runc does, for its own binary) leaves the table as it was, and the ready entries good.
+// table now would show an agent launch a stale view (pool.hpp). Changes are signalled (POLLPRI
+// on /proc/self/mountinfo); the table is then compared by content, not by event: a tool that
+// mounts and unmounts at once (runc does, for its own binary) leaves the table as it was, and
+// the ready entries current.
 void WarmPool::watch_mounts() {
     if (!mountinfo_) {
         const int fd = ::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
@@ -79,7 +80,7 @@ void WarmPool::watch_mounts() {
         // Coalesce a burst of changes; a launch meanwhile compares the table itself (take()).
         mounts_timer_.expires_after(std::chrono::milliseconds(1));
         mounts_timer_.async_wait([this](error_code timer_ec) {
-            if (!timer_ec && !stopping_) check_mounts();
+            if (!timer_ec && !stopping_) mounts_changed();
         });
         watch_mounts();
     });
@@ -97,35 +98,96 @@ std::size_t WarmPool::mount_table_hash() {
     return std::hash<std::string>{}(table);
 }
 
-// Reads the table again if it changed, and discards the entries that copied another one.
-void WarmPool::check_mounts() {
+// Reads the table again if it changed since it was last read, and notes which entries that
+// made stale (or current again: a table can change back).
+void WarmPool::read_mounts() {
     if (!mounts_dirty_) return;
     mounts_dirty_ = false;
     mounts_ = mount_table_hash();
+    const auto now = std::chrono::steady_clock::now();
+    for (auto& e : entries_) {
+        if (e->mounts == mounts_) e->stale_since = {};
+        else if (e->stale_since == std::chrono::steady_clock::time_point{}) e->stale_since = now;
+    }
+}
+
+// Discards the entries stale since `since` or before (as read last), to be refilled; how many.
+std::size_t WarmPool::discard_stale(std::chrono::steady_clock::time_point since) {
     std::size_t stale = 0;
     for (auto& e : entries_)
-        if (!e->dead && e->mounts != mounts_) {
+        if (!e->dead && e->stale_since != std::chrono::steady_clock::time_point{} && e->stale_since <= since) {
             discard(*e);
             ++stale;
         }
-    if (stale) spdlog::debug("warm pool: mount table changed, {} entr{} discarded", stale, stale == 1 ? "y" : "ies");
-    refill_soon();
+    if (stale) {
+        spdlog::debug("warm pool: {} entr{} with a stale mount table discarded", stale, stale == 1 ? "y" : "ies");
+        refill_soon();
+    }
+    return stale;
 }
 
-std::shared_ptr<WarmEntry> WarmPool::take() {
-    check_mounts(); // never hand out a namespace whose mount table is not ours now
-    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
-        auto& e = *it;
-        if (!e->ready || e->dead) continue;
-        std::shared_ptr<WarmEntry> taken = e;
-        entries_.erase(it);
-        error_code ignored;
-        taken->pidfd.cancel(ignored); // our death watch ends; the container's begins
-        ++served_;
-        return taken; // refilled once the launch it serves has been answered
+// The mount table changed a moment ago (a burst of changes coalesced). On a node whose last
+// launch was an agent's, the stale entries are replaced now, so that the next agent launch
+// finds current ones (as before hold launches took stale entries). Otherwise they stay: on an
+// engine's node the engine mounts each container's root filesystem on the host, and replacing
+// the pool at every launch served nothing and kept a CPU busy re-warming; the next hold launch
+// takes one as it is. Either way a stale entry goes within kStaleLimit.
+void WarmPool::mounts_changed() {
+    read_mounts();
+    if (agents_) discard_stale(std::chrono::steady_clock::time_point::max());
+    arm_stale_timer();
+}
 
+// Fires when the longest-stale entry reaches kStaleLimit: it is replaced then, whatever the
+// launches, so that no file system the host has unmounted is kept alive by a waiting namespace
+// for long. Costs at most one refill per entry per kStaleLimit, on a node whose table keeps
+// changing with no launch to take the entries.
+void WarmPool::arm_stale_timer() {
+    if (stale_armed_ || stopping_) return;
+    std::optional<std::chrono::steady_clock::time_point> first;
+    for (const auto& e : entries_)
+        if (!e->dead && e->stale_since != std::chrono::steady_clock::time_point{})
+            first = first ? std::min(*first, e->stale_since) : e->stale_since;
+    if (!first) return;
+    stale_armed_ = true;
+    stale_timer_.expires_at(*first + kStaleLimit);
+    stale_timer_.async_wait([this](error_code ec) {
+        stale_armed_ = false;
+        if (ec || stopping_) return;
+        read_mounts();
+        discard_stale(std::chrono::steady_clock::now() - kStaleLimit);
+        arm_stale_timer();
+    });
+}
+
+// A hold launch prefers a stale entry: on a node that serves both kinds, the current ones are
+// left for agent launches, which cannot take the others. It reads no mount table (an entry
+// counts as stale by the table as last read), so the launch path costs what it did.
+std::shared_ptr<WarmEntry> WarmPool::take(bool hold) {
+    agents_ = !hold;
+    if (!hold) {
+        // Never hand an agent a namespace whose mount table is not ours now; the stale ones
+        // could serve only hold launches, and make room for current ones.
+        read_mounts();
+        discard_stale(std::chrono::steady_clock::time_point::max());
     }
-    return nullptr;
+    auto chosen = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+        const auto& e = *it;
+        if (!e->ready || e->dead) continue;
+        if (chosen == entries_.end()) chosen = it;
+        if (!hold || e->stale_since != std::chrono::steady_clock::time_point{}) {
+            chosen = it;
+            break;
+        }
+    }
+    if (chosen == entries_.end()) return nullptr;
+    std::shared_ptr<WarmEntry> taken = *chosen;
+    entries_.erase(chosen);
+    error_code ignored;
+    taken->pidfd.cancel(ignored); // our death watch ends; the container's begins
+    ++served_;
+    return taken; // refilled once the launch it serves has been answered
 }
 
 PoolStats WarmPool::stats() const {
@@ -205,8 +267,9 @@ void WarmPool::refill() {
     }
     auto& [ours, theirs] = *pair;
     // The table it will copy, read before the clone: a change after this read marks the pool
-    // dirty, and the entry is compared again before it is handed out.
-    check_mounts();
+    // dirty, and the entry is compared again before it is handed out to an agent launch (one
+    // that copied the new table after all counts as stale then: only a needless discard).
+    read_mounts();
     const std::size_t mounts = mounts_;
     UniqueFd cgroup_dir;
     if (cgroup) {
@@ -300,6 +363,7 @@ void WarmPool::stop() {
         error_code ignored;
         mountinfo_->close(ignored);
         mounts_timer_.cancel();
+        stale_timer_.cancel();
     }
     quiet_.cancel();
     for (auto& e : entries_) discard(*e);

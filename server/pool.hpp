@@ -2,6 +2,16 @@
 // shim already running as their pid 1 and waiting on a socket for a container's plan. A launch
 // that takes one skips clone, mount and the shim's exec (KERNEL.md, "Init design and launch
 // latency"). Included by the server's own files only (it pulls in Asio).
+//
+// Each entry copied the server's mount table when it was made. Whether a copy that differs from
+// the table now may serve depends on the launch:
+// - an agent launch (a command of the server's) runs with the server's view of the file system,
+//   so it takes only an entry whose copy is current;
+// - a hold launch (nsfork-oci's) needs nothing of the copy but its /tmp: the runtime carries the
+//   root filesystem and every bind source in as detached mounts (open_tree in its own mount
+//   namespace, oci/setup_plan.cpp) and pivots away from the rest. It takes any entry.
+// podman and Docker mount each container's root filesystem on the host just before `create`;
+// so on an engine's node every entry is stale for agents, and still good for the engine.
 #pragma once
 
 #include <utility> // before Asio: Boost 1.74 + GCC 12 in C++20 needs std::exchange declared
@@ -14,6 +24,7 @@
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <list>
@@ -35,6 +46,9 @@ struct WarmEntry {
     ino_t pidns = 0;          // its pid namespace (read when ready: not on the launch path)
     std::optional<Cgroup> cgroup;
     std::size_t mounts = 0;   // hash of the mount table it copied
+    // When it was first seen to have copied another table than the server's (stale for agent
+    // launches), or {} if it has not.
+    std::chrono::steady_clock::time_point stale_since{};
     bool ready = false;
     bool dead = false;        // discarded or died: never handed out
 };
@@ -60,8 +74,10 @@ public:
     // Refills once the server is quiet (call it whenever a launch completes).
     void refill_soon();
     // A ready entry, or nullptr (the launch then takes the cold path). The caller owns it now:
-    // the pool no longer watches it, and refills in the background.
-    std::shared_ptr<WarmEntry> take();
+    // the pool no longer watches it, and refills in the background. A hold launch (`hold`)
+    // takes any ready entry, one with a stale mount table first; an agent launch only one whose
+    // mount table is the server's now, and discards the stale ones (they are refilled).
+    std::shared_ptr<WarmEntry> take(bool hold);
     PoolStats stats() const;
     // Kills every entry; on_empty runs once all are reaped.
     void stop();
@@ -75,8 +91,11 @@ private:
     void watch_ready(const std::shared_ptr<WarmEntry>& e);
     void watch_death(const std::shared_ptr<WarmEntry>& e);
     void watch_mounts();
-    void check_mounts();
+    void mounts_changed();
+    void read_mounts();
     std::size_t mount_table_hash();
+    std::size_t discard_stale(std::chrono::steady_clock::time_point older_than);
+    void arm_stale_timer();
     void discard(WarmEntry& e);
     void forget(const std::shared_ptr<WarmEntry>& e);
 
@@ -88,6 +107,17 @@ private:
     std::size_t mounts_ = 0;     // hash of our mount table, as last read
     bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
     boost::asio::steady_timer mounts_timer_;
+    // Whether the last launch the pool served (or could not serve) was an agent launch: then a
+    // change of the mount table replaces stale entries at once, as the next launch is likely an
+    // agent's too. After a hold launch (and before any launch) stale entries stay, for engines.
+    bool agents_ = false;
+    // A stale entry is replaced at the latest this long after it went stale, launches or not:
+    // a ready namespace keeps a private copy of every mount the host had when it was made, and
+    // would keep a file system the host has unmounted since alive (a device busy) for as long
+    // as it waits.
+    static constexpr std::chrono::seconds kStaleLimit{60};
+    boost::asio::steady_timer stale_timer_;
+    bool stale_armed_ = false;
     std::uint64_t served_ = 0, discarded_ = 0;
     static constexpr std::chrono::microseconds kQuiet{300};
     boost::asio::steady_timer quiet_; // refills wait for a quiet moment (refill_soon)

@@ -1,5 +1,5 @@
-// The warm pool: warm containers indistinguishable from cold ones, fresh after the host's mount
-// table changed, never handed out dead.
+// The warm pool: warm containers indistinguishable from cold ones, an agent's never with a stale
+// mount table, never handed out dead. (Hold launches and stale entries: tests/oci/pool_engines_test.cpp.)
 #include "harness.hpp"
 
 #include <catch2/catch.hpp>
@@ -134,23 +134,58 @@ TEST_CASE("pool: a warm container is scheduled as a cold one, whatever the serve
     for (std::size_t i = 0; i < w.size(); ++i) CHECK(w[i] == c[i]);
 }
 
-TEST_CASE("pool: a change of the host's mount table discards ready namespaces, new ones see it") {
+// Mounts a tmpfs on `dir` in the mount namespace of the server `server` (it goes away with it).
+void mount_in(const ServerProcess& server, const TempDir& dir) {
+    auto mounted = run_process({"/usr/bin/nsenter", "-t", std::to_string(server.pid()), "-m", "--", "/usr/bin/mount",
+                                "-t", "tmpfs", "nsfork-test", dir.path()});
+    REQUIRE(mounted.exit_code == 0);
+}
+
+TEST_CASE("pool: after an agent launch, a change of the host's mount table replaces ready namespaces, new ones see it") {
+    require_root();
+    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
+    Client client = server.connect();
+    await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    (void)view_of(client); // an agent's launch: the pool keeps agents' entries current from now on
+    auto before = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    CHECK(before.pool_served == 1);
+    TempDir dir;
+    mount_in(server, dir);
+    auto after = await_pool(client, [&](const ServerStatus& s) {
+        return s.pool_discarded >= before.pool_discarded + 2 && s.pool_ready == 2;
+    });
+    CHECK(after.pool_served == 1);
+    const std::string view = view_of(client);
+    CHECK(view.find("mount: " + dir.path() + " tmpfs") != std::string::npos);
+    CHECK(client.status()->pool_served == 2);
+}
+
+// Entries that copied an older table still serve hold launches (tests/oci/pool_engines_test.cpp):
+// a server that has run no agent launch keeps them, and the first agent launch, which cannot
+// take them, discards them and goes cold.
+TEST_CASE("pool: before any agent launch, a mount table change keeps the entries, and an agent launch discards them and sees it") {
     require_root();
     ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
     Client client = server.connect();
     auto before = await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
     TempDir dir;
-    // Mounted in the server's mount namespace (it goes away with it).
-    auto mounted = run_process({"/usr/bin/nsenter", "-t", std::to_string(server.pid()), "-m", "--", "/usr/bin/mount",
-                                "-t", "tmpfs", "nsfork-test", dir.path()});
-    REQUIRE(mounted.exit_code == 0);
-    auto after = await_pool(client, [&](const ServerStatus& s) {
-        return s.pool_discarded >= before.pool_discarded + 2 && s.pool_ready == 2;
-    });
-    CHECK(after.pool_served == 0);
+    mount_in(server, dir);
+    // Kept: nothing is discarded while the table settles and well after (the change is seen
+    // within a millisecond).
+    auto kept = testing::settled([&] { return *client.status(); },
+                                 [](const ServerStatus& a, const ServerStatus& b) {
+                                     return a.pool_ready == b.pool_ready && a.pool_discarded == b.pool_discarded;
+                                 });
+    CHECK(kept.pool_ready == 2);
+    CHECK(kept.pool_discarded == before.pool_discarded);
     const std::string view = view_of(client);
     CHECK(view.find("mount: " + dir.path() + " tmpfs") != std::string::npos);
-    CHECK(client.status()->pool_served == 1);
+    auto after = *client.status();
+    CHECK(after.pool_served == 0); // both were stale: it went cold
+    CHECK(after.pool_discarded == before.pool_discarded + 2);
+    await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
+    CHECK(view_of(client).find("mount: " + dir.path() + " tmpfs") != std::string::npos);
+    CHECK(client.status()->pool_served == 1); // the refilled ones are current
 }
 
 TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
