@@ -6,7 +6,9 @@ settings these machines need (ENGINES.md): cgroupfs, file events, no default uli
 podman has no daemon: every command is one `podman` process that starts conmon for the container,
 and conmon calls the runtime. What this module starts and must remove is therefore what those
 leave: containers (and their conmon), the storage's mounts, the runtimes' state, the cgroups
-podman's cgroupfs manager makes on this cgroup v1 host (`libpod_parent` in every hierarchy).
+podman's cgroupfs manager makes on this cgroup v1 host. Those go below a cgroup parent of this node's
+own (`--cgroup-parent /podman-<node>`, in every hierarchy; podman's default `libpod_parent` would be
+shared with any other podman on the machine), which close() removes.
 """
 
 import os
@@ -37,9 +39,6 @@ default_ulimits = []
 network_config_dir = "{d}/networks"
 """
 
-# The cgroup podman's cgroupfs manager puts containers (and conmon, in .../conmon) below.
-CGROUP_PARENT = "libpod_parent"
-
 
 class EngineNode:
     """A private podman on `node`, knowing each of `runtimes` (name -> binary) by its name; "nsfork"
@@ -50,7 +49,11 @@ class EngineNode:
         self.node = node
         self.dir = Path(node.dir) / "podman"
         self.runtimes = dict(runtimes)
-        self._cgroups_before = self._podman_cgroups()
+        # Where podman's cgroupfs manager puts the containers (PARENT/libpod-ID) and conmon
+        # (PARENT/conmon) in every hierarchy; the runtimes put the cgroup v2 leaf there too (runc)
+        # or below the server's tree (nsfork-oci: <tree>/oci/PARENT/libpod-ID).
+        self.cgroup_parent = "/podman-" + "".join(c for c in Path(node.dir).name if c.isalnum())
+        self._links_before = common.links()
         try:
             self._configure()
             common.run(self.podman("info", "--format", "{{.Host.OCIRuntime.Name}}"), timeout=60)
@@ -100,23 +103,20 @@ class EngineNode:
         default), the node's rootfs, no network, the host's rlimits (raising them needs
         CAP_SYS_RESOURCE, which these machines lack)."""
         chosen = ["--runtime", runtime] if runtime else []
-        return self.podman("run", *chosen, "--network=none", "--ulimit", "host", *options, "--rootfs", self.node.rootfs)
+        return self.podman("run", *chosen, "--network=none", "--ulimit", "host", "--cgroup-parent", self.cgroup_parent,
+                           *options, "--rootfs", self.node.rootfs)
 
     def true_command(self, runtime):
         return self.run(runtime, "--rm") + ["/bin/true"]
 
     # --- teardown ---------------------------------------------------------------------------------
 
-    @staticmethod
-    def _podman_cgroups():
-        """libpod_parent directories in every cgroup hierarchy (podman's cgroupfs manager makes
-        them and never removes them)."""
+    def cgroups(self):
+        """This node's cgroup parent in every hierarchy where it exists (podman's cgroupfs manager
+        makes it and never removes it)."""
         root = Path("/sys/fs/cgroup")
-        found = set()
-        for h in [root, *root.iterdir()] if root.is_dir() else []:
-            if (h / CGROUP_PARENT).is_dir():
-                found.add(h / CGROUP_PARENT)
-        return found
+        hierarchies = [root, *root.iterdir()] if root.is_dir() else []
+        return {h / self.cgroup_parent.lstrip("/") for h in hierarchies if (h / self.cgroup_parent.lstrip("/")).is_dir()}
 
     def _kill_leftovers(self):
         """SIGKILLs every process whose command line names this podman's directory (conmon and
@@ -141,14 +141,15 @@ class EngineNode:
                 common.run(["umount", "-l", m], check=False, timeout=30)
 
     def _remove_cgroups(self):
-        """rmdir (deepest first) the libpod_parent trees that were not there before."""
-        for parent in self._podman_cgroups() - self._cgroups_before:
+        """rmdir (deepest first) the cgroup parent's trees."""
+        for parent in self.cgroups():
             dirs = sorted((Path(p) for p, _, _ in os.walk(parent)), key=lambda p: len(p.parts), reverse=True)
             for d in dirs:
                 try:
                     common.wait_for(lambda: _rmdir(d), 10, f"cgroup {d} to empty")
                 except AssertionError:
-                    pass
+                    pass  # named by close()
+        return sorted(str(c) for c in self.cgroups())
 
     def close(self):
         if not self.dir.exists():
@@ -160,9 +161,10 @@ class EngineNode:
                 problems.append(f"podman rm -af: {p.stderr.strip()}")
         self._kill_leftovers()
         self._unmount_all()
-        self._remove_cgroups()
-        for link in ("cni-podman0", "podman0"):
-            if Path("/sys/class/net", link).exists():
+        problems += [f"cgroup {c} left" for c in self._remove_cgroups()]
+        # --network=none makes no bridge; were one made (a case given a network), it goes too.
+        for link in common.links() - self._links_before:
+            if link.startswith(("cni-podman", "podman")):
                 common.run(["ip", "link", "delete", link], check=False, timeout=30)
         shutil.rmtree(self.dir, ignore_errors=True)
         if problems:
