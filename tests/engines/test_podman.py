@@ -45,13 +45,12 @@ def podman(node, engine_available, pool_start):
     engine.close()
 
 
-def run(podman, *options_and_command, runtime="nsfork", timeout=60):
-    """`podman run --rm OPTIONS... COMMAND` through `runtime`, to its end."""
-    if runtime != "runc-ref":
+def run(podman, *args, runtime="nsfork", timeout=60):
+    """`podman run --rm` through `runtime`, to its end; `args`: podman's options, "--", the command."""
+    if runtime == "nsfork":
         LAUNCHES["count"] += 1
-    *options, = options_and_command
-    split = options.index("--")
-    return common.run(podman.run(runtime, "--rm", *options[:split]) + options[split + 1:], timeout=timeout,
+    split = args.index("--")
+    return common.run(podman.run(runtime, "--rm", *args[:split]) + list(args[split + 1:]), timeout=timeout,
                       check=False)
 
 
@@ -68,6 +67,7 @@ def assert_removed(node, cid):
 
 
 def status_lines(text, *keys):
+    """The values of `keys` in a /proc/PID/status text."""
     return {line.split(":")[0]: line.split(":", 1)[1].strip() for line in text.splitlines()
             if line.split(":")[0] in keys}
 
@@ -179,7 +179,7 @@ def test_stop_kills_what_ignores_sigterm_after_the_timeout_and_rm_removes(node, 
     started = time.monotonic()
     common.run(podman.podman("stop", "-t", "1", "counter"), timeout=30)
     took = time.monotonic() - started
-    assert 0.9 <= took < 5, f"podman stop -t 1 took {took:.2f} s"
+    assert 0.9 <= took < 10, f"podman stop -t 1 took {took:.2f} s"  # ~1 s; slack for a loaded machine
     state = common.run(podman.podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", "counter"))
     assert state.stdout.split() == ["exited", "137"]
     assert detached["id"] not in [c["id"] for c in node.containers() if c.get("state") == "running"]
