@@ -67,7 +67,12 @@ def in_pid_namespace(inode):
 
 
 def wait_job_done(engine, job, timeout=30):
+    """Until the job has left squeue and its slurmstepds have exited (they write their last
+    words into the job's output after slurmctld saw the job end)."""
     common.wait_for(lambda: job not in engine.jobs(), timeout, f"job {job} to end", interval=0.1)
+    common.wait_for(lambda: not [c for _, c in common.live_processes().values()
+                                 if c.startswith(f"slurmstepd: [{job}.")], timeout,
+                    f"job {job}'s slurmstepds to exit", interval=0.1)
 
 
 def job_field(engine, job, field):
@@ -183,6 +188,10 @@ def test_sbatch_container_job_output_arrives_in_its_file(node, engine, clean):
     # The batch step's id is SLURM_BATCH_SCRIPT (0xfffffffb).
     assert cgroup.endswith("/" + engine.container_id(job, 4294967291)), cgroup
     assert "batch-output" in lines
+    # RunTimeQuery of the deleted container answers a JSON error line (--log-format=json), which
+    # slurmstepd parses as "no status": a text one it would report into this file as a JSON
+    # parsing error.
+    assert not [l for l in lines if "error" in l], lines
     assert job_field(engine, job, "ExitCode") == "5:0"
 
 
