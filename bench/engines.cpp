@@ -346,6 +346,23 @@ std::string calls_text(const std::vector<std::vector<Call>>& runs, const std::ve
     return fmt::format("{}", fmt::join(parts, ", "));
 }
 
+// Like alternate(), but always in the same cyclic order (A B A B ..., one warm-up round first):
+// between two runs of a runtime another runtime's run always comes, which gives calls an engine
+// makes after its command returned the time to land in the log window of their own run.
+Alternated cycle(int rounds, const std::vector<Variant>& variants) {
+    Alternated out;
+    out.samples.resize(variants.size());
+    out.errors.resize(variants.size());
+    for (int round = -1; round < rounds; ++round)
+        for (std::size_t i = 0; i < variants.size(); ++i) {
+            if (out.errors[i]) continue;
+            auto sample = variants[i].run();
+            if (!sample) out.errors[i] = std::move(sample).error();
+            else if (round >= 0) out.samples[i].push_back(*sample);
+        }
+    return out;
+}
+
 // The pid of the `nsfork serve` listening on `socket` (the node's), 0 if none is found.
 pid_t server_on(const std::string& socket) {
     for (const auto& entry : fs::directory_iterator("/proc", std::filesystem::directory_options::skip_permission_denied)) {
@@ -404,7 +421,7 @@ void measure_engine(Report& r, const std::string& S, const std::string& engine,
                                 return time_command(cmd, err_log);
                             }});
     }
-    const Alternated totals = alternate(runs, variants, 1);
+    const Alternated totals = cycle(runs, variants);
     for (const Wrapped& w : runtimes) settle_last_run(w);
     const auto pool_after = pool_counts();
 
