@@ -18,7 +18,6 @@ import shutil
 import signal
 import socket
 import subprocess
-from pathlib import Path
 
 import common
 
@@ -236,6 +235,7 @@ class EngineNode:
         return sorted(p.name for p in self.state_root.iterdir()) if self.state_root.is_dir() else []
 
     def jobs(self):
+        """Job ids squeue lists (pending, running or completing)."""
         p = self.run("squeue", "-h", "-o", "%i", check=False, timeout=20)
         return p.stdout.split() if p.returncode == 0 else []
 
@@ -247,8 +247,8 @@ class EngineNode:
         the directory. Idempotent; with `check`, raises naming what had to be forced."""
         problems = []
         if self.processes.get("slurmctld") and self.processes["slurmctld"].poll() is None:
-            if self.jobs():
-                problems.append(f"jobs still queued: {self.jobs()}")
+            if jobs := self.jobs():
+                problems.append(f"jobs still queued: {jobs}")
                 self.run("scancel", "--user=root", check=False, timeout=20)
                 try:
                     common.wait_for(lambda: not self.jobs(), 20, "the jobs to end", interval=0.2)
