@@ -121,36 +121,52 @@ def links():
     return set(os.listdir("/sys/class/net"))
 
 
+def process_cgroups(pid):
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 class Snapshot:
     """What ran, was mounted, made in cgroupfs and in the network before a node; `leaks()` names
-    what is there after it that was not before. `owned` are paths (the node's directory, the
-    build's binaries) whose processes and mounts must all be gone."""
+    what is there after it that was not before and is the node's. Other tests run beside the
+    suite (ctest -j), so "the node's" is whatever names one of `markers`: the node's directory and
+    name, which every engine's cgroups and daemons carry, and the server's cgroup tree
+    (nsfork-PID), which its shims and the containers' processes live in."""
 
-    # Processes engines start for a container (their daemons are checked by path below).
-    ENGINE_COMMS = ("nsfork-shim", "nsfork-oci", "conmon", "containerd-shim", "slurmstepd", "runc", "runc:[2:INIT]")
+    # Bridges an engine could make (the suite asks for none: --network=none, --bridge=none).
+    ENGINE_LINKS = ("cni-podman", "podman", "docker", "br-", "cni0")
 
-    def __init__(self, owned):
-        self.owned = [str(p) for p in owned]
-        self.processes = live_processes()
+    def __init__(self, markers=()):
+        self.markers = list(markers)
+        self.processes = set(live_processes())
         self.cgroups = cgroup_dirs()
         self.links = links()
+
+    def ours(self, text):
+        return any(m in text for m in self.markers)
 
     def leaks(self, settle=10.0):
         """What was left (empty when nothing). Waits up to `settle` seconds for processes that
         are dying (orphans reparented to pid 1 are reaped late here)."""
         def left_processes():
-            now = live_processes()
-            return {pid: what for pid, what in now.items()
+            return {pid: what for pid, what in live_processes().items()
                     if pid not in self.processes and pid != os.getpid()
-                    and (what[0].startswith(self.ENGINE_COMMS) or any(o in what[1] for o in self.owned))}
+                    and (self.ours(what[1]) or self.ours(process_cgroups(pid)))}
         deadline = time.monotonic() + settle
         while (left := left_processes()) and time.monotonic() < deadline:
             time.sleep(0.1)
         problems = [f"process {pid} ({comm}): {cmd}" for pid, (comm, cmd) in sorted(left.items())]
-        problems += [f"mount {m}" for m in mounts() if any(m.startswith(o) for o in self.owned)]
-        problems += [f"cgroup {c}" for c in sorted(cgroup_dirs() - self.cgroups)]
-        problems += [f"network link {l}" for l in sorted(links() - self.links)]
+        problems += [f"mount {m}" for m in mounts() if self.ours(m)]
+        problems += [f"cgroup {c}" for c in sorted(cgroup_dirs() - self.cgroups) if self.ours(c)]
+        problems += [f"network link {l}" for l in sorted(links() - self.links) if l.startswith(self.ENGINE_LINKS)]
         return problems
+
+    def watch(self, node):
+        """Marks `node`'s things as this snapshot's to check."""
+        self.markers += [str(node.dir), node.name, f"/nsfork-{node.server.pid}/"]
 
 
 # --- the node --------------------------------------------------------------------------------------
@@ -175,6 +191,8 @@ class Node:
         # Short: unix socket paths (engines put theirs below) must fit in 108 bytes.
         self.dir = Path(tempfile.mkdtemp(prefix="nsfe-", dir="/tmp"))
         os.chmod(self.dir, 0o755)
+        # The name engines give what they make for this node (cgroup parents, namespaces).
+        self.name = "".join(c for c in self.dir.name if c.isalnum())
         self.socket = self.dir / "nsfork.sock"
         self.server = None
         try:

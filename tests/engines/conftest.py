@@ -24,11 +24,11 @@ def unavailable(reason):
 @pytest.fixture(scope="session")
 def node():
     try:
-        before = common.Snapshot(owned=[])
+        before = common.Snapshot()
         n = common.Node()
     except common.Unavailable as e:
         unavailable(str(e))
-    before.owned = [str(n.dir), str(n.oci_binary.parent)]
+    before.watch(n)
     yield n
     n.close()
     left = before.leaks()

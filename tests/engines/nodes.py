@@ -37,11 +37,11 @@ def main():
     parser.add_argument("--pool", type=int, default=4)
     args = parser.parse_args()
     module = importlib.import_module(f"node_{args.engine}")
-    before = common.Snapshot(owned=[])
+    before = common.Snapshot()
     node = engine = None
     try:
         node = common.Node(pool=args.pool)
-        before.owned = [str(node.dir), str(node.oci_binary.parent)]
+        before.watch(node)
         say({"dir": str(node.dir), "socket": str(node.socket), "oci": str(node.oci), "nsfork": str(node.nsfork)})
         line = sys.stdin.readline()
         if not line:
