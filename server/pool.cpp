@@ -128,7 +128,7 @@ std::size_t WarmPool::discard_stale(std::chrono::steady_clock::time_point since)
 
 // The mount table changed a moment ago (a burst of changes coalesced). On a node whose last
 // launch was an agent's, the stale entries are replaced now, so that the next agent launch
-// finds current ones (as before hold launches took stale entries). Otherwise they stay: on an
+// finds current ones. Otherwise they stay: on an
 // engine's node the engine mounts each container's root filesystem on the host, and replacing
 // the pool at every launch served nothing and kept a CPU busy re-warming; the next hold launch
 // takes one as it is. Either way a stale entry goes within kStaleLimit.

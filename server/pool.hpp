@@ -7,8 +7,9 @@
 // the table now may serve depends on the launch:
 // - an agent launch (a command of the server's) runs with the server's view of the file system,
 //   so it takes only an entry whose copy is current;
-// - a hold launch (nsfork-oci's) needs nothing of the copy but its /tmp: the runtime carries the
-//   root filesystem and every bind source in as detached mounts (open_tree in its own mount
+// - a hold launch (nsfork-oci's) needs nothing of the copy but /tmp (where the root is staged)
+//   and /dev (a device node it may not make is bound from there): the runtime carries the root
+//   filesystem and every bind source in as detached mounts (open_tree in its own mount
 //   namespace, oci/setup_plan.cpp) and pivots away from the rest. It takes any entry.
 // podman and Docker mount each container's root filesystem on the host just before `create`;
 // so on an engine's node every entry is stale for agents, and still good for the engine.
