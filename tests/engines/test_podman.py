@@ -288,12 +288,10 @@ def test_the_pool_served_podmans_launches(node, podman, pool_start):
     assert LAUNCHES["count"] * 0.75 <= served <= LAUNCHES["count"]
 
 
-@pytest.mark.xfail(strict=True, reason="pool fix pending")
 def test_podman_run_served_from_the_warm_pool_without_discarding(node, podman):
     """podman mounts the container's rootfs (and its /dev/shm) on the host before create; those
     mounts must not make the server discard its ready namespaces. Each launch from a full pool,
-    one during which others' mounts made the pool discard retried (node_containerd's helper).
-    (Not the file's last case: an xfail mark would swallow the module's teardown failures too.)"""
+    one during which others' mounts made the pool discard retried (node_containerd's helper)."""
     runs = pool_counts_of_launches(node, podman.true_command("nsfork"))
     print("pool before/after each launch:", runs)
     assert all(a["served"] == b["served"] + 1 and a["discarded"] == b["discarded"] for b, a in runs), runs
