@@ -39,6 +39,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -398,6 +399,16 @@ void report_left(Report& r, const std::string& S, const std::string& engine, con
                               fmt::join(others.begin(), others.begin() + std::min<std::size_t>(others.size(), 3), "; ")));
 }
 
+// An engine's command as the report shows it: without a leading `env [-i] NAME=VALUE...`.
+std::string shown_command(const std::vector<std::string>& argv) {
+    std::size_t i = 0;
+    if (i < argv.size() && fs::path(argv[i]).filename() == "env") {
+        ++i;
+        while (i < argv.size() && (argv[i] == "-i" || (argv[i][0] != '-' && argv[i].find('=') != std::string::npos))) ++i;
+    }
+    return fmt::format("{}", fmt::join(argv.begin() + static_cast<std::ptrdiff_t>(std::min(i, argv.size())), argv.end(), " "));
+}
+
 // The runtimes, measured through one engine; figures and notes into the report.
 void measure_engine(Report& r, const std::string& S, const std::string& engine,
                     std::vector<Wrapped>& runtimes, NodeProcess& node, const std::string& dir, int runs) {
@@ -483,19 +494,20 @@ void measure_engine(Report& r, const std::string& S, const std::string& engine,
                            per_run(i, [&](const Call& c) { return c.verb == verb; }), "ms");
     for (std::size_t i = 0; i < runtimes.size(); ++i) {
         const Wrapped& w = runtimes[i];
-        std::vector<std::string> failed;
+        std::map<std::string, int> failed; // "verb -> status" -> calls
         std::vector<double> startup;
         for (const auto& run : calls[i])
             for (const Call& c : run) {
-                if (c.status != 0) failed.push_back(fmt::format("{} -> {}", c.verb, c.status));
+                if (c.status != 0) ++failed[fmt::format("{} -> {}", c.verb, c.status)];
                 startup.push_back(c.startup_us);
             }
-        if (!failed.empty())
-            r.note(S, fmt::format("{}: {}: {} of its calls ended non-zero (the engine's own doing, e.g. a delete of a "
-                                  "container already gone): {}", engine, w.shown, failed.size(),
-                                  fmt::join(failed.begin(), failed.begin() + std::min<std::size_t>(failed.size(), 6), ", ")));
+        std::vector<std::string> failures;
+        for (const auto& [what, n] : failed) failures.push_back(fmt::format("{} ({} calls)", what, n));
+        if (!failures.empty())
+            r.note(S, fmt::format("{}: {}: calls that ended non-zero (the engine's own doing, e.g. a state or delete of a "
+                                  "container already gone): {}", engine, w.shown, fmt::join(failures, ", ")));
         r.note(S, fmt::format("{}: {}: `{}` (the wrapper's own start-up before it forks the runtime: median {:.0f} us a call)",
-                              engine, w.shown, fmt::join(w.argv, " "), median_of(startup)));
+                              engine, w.shown, shown_command(w.argv), median_of(startup)));
     }
     auto count = [](const std::optional<Json>& p, const char* k) { return p ? p->value(k, -1) : -1; };
     if (pool_after)
