@@ -64,15 +64,28 @@ constexpr int kCommandTimeoutMs = 120'000;
 
 double median_of(std::vector<double> v) { return v.empty() ? 0 : summarize(std::move(v)).median; }
 
-// The last `n` bytes of a file: what a failed process said.
-std::string tail_of(const std::string& path, std::size_t n = 1500) {
+// A file's size; 0 if it does not exist.
+std::uint64_t file_size(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
+// The last `n` bytes of a file from byte `from` on: what a failed process said.
+std::string tail_of(const std::string& path, std::size_t n = 1500, std::uint64_t from = 0) {
     std::ifstream in(path);
     std::stringstream s;
     s << in.rdbuf();
     std::string text = s.str();
+    text.erase(0, std::min<std::size_t>(from, text.size()));
     if (text.size() > n) text = "..." + text.substr(text.size() - n);
     while (!text.empty() && (text.back() == '\n' || text.back() == ' ')) text.pop_back();
     return text;
+}
+
+// The last non-empty line of `text` (a Python traceback's exception).
+std::string last_line(std::string text) {
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return text.substr(text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1);
 }
 
 // A child's exit as text: "exit 3", "signal 9".
@@ -127,6 +140,7 @@ std::optional<int> wait_for_exit(pid_t pid, int timeout_ms) {
 // One timed engine command: spawn until it exits, in ms. Its stderr is appended to `err_log`; a
 // command that fails, or runs past the timeout (then SIGKILLed), is an error naming its end.
 Result<double> time_command(const Command& cmd, const std::string& err_log) {
+    const std::uint64_t said = file_size(err_log); // what earlier commands wrote is not this one's
     const std::int64_t t0 = now_ns();
     auto pid = spawn_with(cmd, -1, -1, err_log);
     if (!pid) return std::move(pid).error();
@@ -136,10 +150,10 @@ Result<double> time_command(const Command& cmd, const std::string& err_log) {
         ::kill(*pid, SIGKILL);
         wait_for_exit(*pid, 10'000);
         return Error{Errc::internal, fmt::format("{} ran past {} s (killed); its stderr: {}", cmd.text(),
-                                                kCommandTimeoutMs / 1000, tail_of(err_log))};
+                                                kCommandTimeoutMs / 1000, tail_of(err_log, 1500, said))};
     }
     if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0)
-        return Error{Errc::internal, fmt::format("{}: {}; its stderr: {}", cmd.text(), exit_text(*status), tail_of(err_log))};
+        return Error{Errc::internal, fmt::format("{}: {}; its stderr: {}", cmd.text(), exit_text(*status), tail_of(err_log, 1500, said))};
     return static_cast<double>(t1 - t0) / 1e6;
 }
 
@@ -167,7 +181,7 @@ public:
     }
     NodeProcess(NodeProcess&& o) noexcept
         : pid_(std::exchange(o.pid_, -1)), in_(std::move(o.in_)), out_(std::move(o.out_)), buffer_(std::move(o.buffer_)),
-          err_log_(std::move(o.err_log_)) {}
+          err_log_(std::move(o.err_log_)), ended_(o.ended_) {}
     NodeProcess& operator=(NodeProcess&&) = delete;
     // If close() was not called: its input closed, then SIGINT (Python's finally blocks run),
     // then SIGKILL; always reaped.
@@ -208,17 +222,21 @@ public:
             char chunk[4096];
             const ssize_t n = ::read(out_.get(), chunk, sizeof chunk);
             if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) return Error{Errc::internal, "nodes.py ended; its stderr: " + tail_of(err_log_)};
+            if (n <= 0) {
+                ended_ = true;
+                return Error{Errc::internal, "nodes.py ended; the last line of its stderr: " + last_line(tail_of(err_log_))};
+            }
             buffer_.append(chunk, static_cast<std::size_t>(n));
         }
     }
 
     // Ends its input and reads its last word, {"closed": true, "left": [...]}; what it left (and
-    // how it ended, if badly).
-    std::vector<std::string> close() {
+    // how it ended, if badly: after it reported an error, `failed`, its exit 1 is expected).
+    std::vector<std::string> close(bool failed = false) {
         in_.reset();
         std::vector<std::string> left;
-        for (;;) {
+        failed |= ended_; // it ended without a word: the error that saw it said why
+        while (!ended_) {
             auto j = receive(kStartTimeoutMs);
             if (!j) {
                 left.push_back("nodes.py did not close: " + j.error().message);
@@ -230,7 +248,7 @@ public:
             }
         }
         if (auto status = wait_for_exit(pid_, kReplyTimeoutMs)) {
-            if (!WIFEXITED(*status) || WEXITSTATUS(*status) != 0) left.push_back("nodes.py: " + exit_text(*status));
+            if (!WIFEXITED(*status) || WEXITSTATUS(*status) != (failed ? 1 : 0)) left.push_back("nodes.py: " + exit_text(*status));
         } else {
             left.push_back("nodes.py did not exit after closing: stopped");
             stop_hard();
@@ -253,6 +271,7 @@ private:
     UniqueFd in_, out_;
     std::string buffer_;
     std::string err_log_;
+    bool ended_ = false; // its stdout reached EOF
 };
 
 // One call the wrapper logged: "VERB NS STATUS STARTUP_NS".
@@ -273,11 +292,6 @@ struct Wrapped {
     std::vector<std::uint64_t> starts = {}; // log size at the start of each run (warm-up first)
     std::vector<std::string> argv = {};      // the engine's command for it
 };
-
-std::uint64_t file_size(const std::string& path) {
-    struct stat st {};
-    return ::stat(path.c_str(), &st) == 0 ? static_cast<std::uint64_t>(st.st_size) : 0;
-}
 
 // Copies the wrapper to DIR/KEY with DIR/KEY.conf naming its log and the real runtime.
 Result<void> install_wrapper(const std::string& timer, const std::string& dir, Wrapped& w) {
@@ -596,7 +610,7 @@ Result<void> run_engines(Context& ctx, Report& r) {
         auto first = node->receive(kStartTimeoutMs);
         if (!first || first->contains("error")) {
             r.skip(S, engine, "not measured: " + (first ? first->value("error", "") : first.error().message));
-            report_left(r, S, engine, node->close(), {"/nsfork-engines-", ctx.bin_dir + "/"});
+            report_left(r, S, engine, node->close(static_cast<bool>(first)), {"/nsfork-engines-", ctx.bin_dir + "/"});
             continue;
         }
         const std::string socket = first->value("socket", ""), node_dir = first->value("dir", "");
@@ -619,7 +633,7 @@ Result<void> run_engines(Context& ctx, Report& r) {
                                                              : Result<Json>(Error{Errc::internal, "nodes.py stopped reading"});
         if (!commands || !commands->contains("commands")) {
             r.skip(S, engine, "not measured: " + (commands ? commands->value("error", commands->dump()) : commands.error().message));
-            report_left(r, S, engine, node->close(), ours);
+            report_left(r, S, engine, node->close(static_cast<bool>(commands)), ours);
             continue;
         }
         for (Wrapped& w : runtimes) w.argv = (*commands)["commands"].value(w.key, std::vector<std::string>{});
