@@ -46,6 +46,15 @@ def stop_process(proc, what, timeout=15):
         return f"{what} did not stop on SIGTERM within {timeout} s"
 
 
+def attempt(argv, timeout=30):
+    """Runs a clean-up command: its result, or None when it failed to finish within `timeout`
+    (a hung engine must not stop the rest of the clean-up)."""
+    try:
+        return common.run(argv, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 def kill_processes_mentioning(text):
     """SIGKILLs every process whose command line mentions `text` (a daemon's private path): shims
     and container processes a daemon killed too late left behind. Returns what it killed."""
@@ -141,26 +150,32 @@ class Containerd:
             return ""
 
     def remove_namespace(self, namespace):
-        """Kills and deletes every task and container of `namespace`, then the namespace."""
+        """Kills and deletes every task and container of `namespace`, then the namespace, each
+        step bounded (what is left then goes with the daemon in close())."""
         if self.process is None or self.process.poll() is not None:
             return
-        tasks = self.ctr("task", "ls", "-q", namespace=namespace, check=False).stdout.split()
+
+        def ctr(*args):
+            return attempt(["ctr", "--address", self.address, "--namespace", namespace, *args])
+
+        def listed(kind):
+            r = ctr(kind, "ls", "-q")
+            return r.stdout.split() if r else []
+
+        tasks = listed("task")
         for task in tasks:
-            self.ctr("task", "kill", "-s", "SIGKILL", task, namespace=namespace, check=False)
+            ctr("task", "kill", "-s", "SIGKILL", task)
         for task in tasks:
             try:
-                common.wait_for(lambda: self.ctr("task", "delete", task, namespace=namespace,
-                                                 check=False).returncode == 0
-                                or task not in self.ctr("task", "ls", "-q", namespace=namespace,
-                                                        check=False).stdout.split(), 15, f"task {task} to go",
-                                interval=0.2)
+                common.wait_for(lambda: (r := ctr("task", "delete", task)) is not None and r.returncode == 0
+                                or task not in listed("task"), 15, f"task {task} to go", interval=0.2)
             except AssertionError:
-                self.ctr("task", "delete", "--force", task, namespace=namespace, check=False)
-        for container in self.ctr("container", "ls", "-q", namespace=namespace, check=False).stdout.split():
-            self.ctr("container", "delete", container, namespace=namespace, check=False)
-        for image in self.ctr("image", "ls", "-q", namespace=namespace, check=False).stdout.split():
-            self.ctr("image", "rm", image, namespace=namespace, check=False)
-        self.ctr("namespace", "remove", namespace, check=False)
+                ctr("task", "delete", "--force", task)
+        for container in listed("container"):
+            ctr("container", "delete", container)
+        for image in listed("image"):
+            ctr("image", "rm", image)
+        attempt(["ctr", "--address", self.address, "namespace", "remove", namespace])
 
     def close(self):
         """Stops the daemon, then kills what it left (shims mention its address), unmounts and
@@ -195,6 +210,17 @@ def pool_counts_of_launches(node, command, runs=3, attempts=8, timeout=120):
     return seen
 
 
+def delete_leftover_state(state_dir, binaries):
+    """`delete --force` of every container still in a runtime state directory (a shim killed
+    before it deleted its container), by each runtime binary in turn: whichever made it removes
+    it. The problems name what was there."""
+    left = sorted(p.name for p in state_dir.iterdir()) if state_dir.is_dir() else []
+    for container in left:
+        for binary in binaries:
+            attempt([binary, "--root", state_dir, "delete", "--force", container])
+    return [f"runtime state of {c} left after the engine stopped" for c in left]
+
+
 def runtime_binary(packaged_toml):
     """The `BinaryName` of the nsfork runtime in a containerd.toml text (what ctr is given, the
     same binary the CRI plugin would run)."""
@@ -204,22 +230,16 @@ def runtime_binary(packaged_toml):
     return runtime["options"]["BinaryName"]
 
 
-def private_name(node, what):
-    """A name for `what` no other node on this machine uses (the node directory's suffix, letters
-    and digits only, as containerd's namespaces and cgroup names take it)."""
-    return what + "".join(c for c in node.dir.name.removeprefix("nsfe-") if c.isalnum())
-
-
 class EngineNode:
     """containerd under NODE/containerd with the packaged runtime entry (its BinaryName the
-    `nsfork` runtime given, else the node's nsfork-oci), `ctr` in a namespace of its own (named
-    after the node's directory: containers' default cgroupsPath is /<namespace>/<id>). Each
+    `nsfork` runtime given, else the node's nsfork-oci), `ctr` in a namespace of its own (the node's name, which
+    the leak checks look for: containers' default cgroupsPath is /<namespace>/<id>). Each
     runtime NAME -> PATH runs as `ctr run --runc-binary PATH`, with its state (`--runc-root`) under
     the node's directory too."""
 
     def __init__(self, node, runtimes):
         self.node = node
-        self.namespace = private_name(node, "nsfe")
+        self.namespace = node.name
         self.dir = node.dir / "containerd"
         self.runc_root = self.dir / "runc"
         self.fifo_dir = self.dir / "fifo"
@@ -264,15 +284,6 @@ class EngineNode:
         `--root <runc-root>/<namespace>`."""
         return self.runc_root / self.namespace
 
-    def _delete_leftover_state(self):
-        """`delete --force` of every container still in the runtimes' state (a shim killed before
-        it deleted its container), by each runtime in turn: whichever made it removes it."""
-        left = sorted(p.name for p in self.state_dir().iterdir()) if self.state_dir().is_dir() else []
-        for container in left:
-            for binary in self.runtimes.values():
-                common.run([binary, "--root", self.state_dir(), "delete", "--force", container], check=False, timeout=30)
-        return [f"runtime state of {c} left after containerd stopped" for c in left]
-
     def close(self):
         problems = []
         if self.daemon is not None:
@@ -280,7 +291,7 @@ class EngineNode:
                 self.daemon.remove_namespace(self.namespace)
             finally:
                 problems += self.daemon.close()
-        problems += self._delete_leftover_state()
+        problems += delete_leftover_state(self.state_dir(), self.runtimes.values())
         problems += remove_cgroups_named(self.namespace)
         unmount_below(self.dir)
         shutil.rmtree(self.dir, ignore_errors=True)

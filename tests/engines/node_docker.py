@@ -10,8 +10,8 @@ import shutil
 import subprocess
 
 import common
-from node_containerd import (Containerd, kill_processes_mentioning, private_name, remove_cgroups_named,
-                             stop_process, unmount_below)
+from node_containerd import (Containerd, attempt, delete_leftover_state, kill_processes_mentioning,
+                             remove_cgroups_named, stop_process, unmount_below)
 
 IMAGE = "busybox:local"
 
@@ -30,7 +30,7 @@ class EngineNode:
         self.dir.mkdir()
         self.socket = self.dir / "docker.sock"
         self.exec_root = self.dir / "exec"
-        self.cgroup_parent = private_name(node, "docker")
+        self.cgroup_parent = f"{node.name}-docker"
         self.config_file = self.dir / "daemon.json"
         self.config_file.write_text(json.dumps(self.daemon_config(), indent=2))
         self.containerd = self.dockerd = None
@@ -89,6 +89,11 @@ class EngineNode:
     def true_command(self, runtime):
         return self.run_argv(runtime, "/bin/true", flags=["--rm"])
 
+    def state_dir(self):
+        """Where the runtimes keep their containers' state: dockerd's shims pass every runc-style
+        runtime `--root <exec-root>/runtime-runc/moby`."""
+        return self.exec_root / "runtime-runc" / "moby"
+
     def log_text(self):
         try:
             return (self.dir / "dockerd.log").read_text()[-4000:]
@@ -101,9 +106,10 @@ class EngineNode:
         the directory. Idempotent."""
         problems = []
         if self.dockerd is not None and self.dockerd.poll() is None:
-            left = self.docker("ps", "-aq", check=False).stdout.split()
-            if left:
-                self.docker("rm", "-f", *left, check=False, timeout=120)
+            listed = attempt(self.docker_argv("ps", "-aq"))
+            left = listed.stdout.split() if listed else []
+            if left and attempt(self.docker_argv("rm", "-f", *left), timeout=60) is None:
+                problems.append(f"docker rm -f {' '.join(left)} did not finish within 60 s")
         if p := stop_process(self.dockerd, "dockerd", timeout=30):
             problems.append(p)
         self.dockerd = None
@@ -112,6 +118,7 @@ class EngineNode:
             self.containerd = None
         if killed := kill_processes_mentioning(str(self.dir)):
             problems.append(f"left running: {killed}")
+        problems += delete_leftover_state(self.state_dir(), self.runtimes.values())
         unmount_below(self.dir)
         problems += remove_cgroups_named(self.cgroup_parent)
         if hasattr(self, "log") and not self.log.closed:

@@ -37,18 +37,12 @@ def nsfork_container(node, docker_id):
     return next((c for c in node.containers() if c["cgroup"].endswith("/" + docker_id)), None)
 
 
-def state_dir(engine, docker_id):
-    """The runtime's state of a container: dockerd gives every runc-style runtime
-    `--root <exec-root>/runtime-runc/moby`."""
-    return engine.exec_root / "runtime-runc" / "moby" / docker_id
-
-
 def assert_removed(node, engine, docker_id):
     """Nothing of Docker's container `docker_id` is left: not in Docker, not in the server, no
     runtime state, no mount, no cgroup (no other container runs meanwhile)."""
     assert docker_id not in engine.docker("ps", "-aq", "--no-trunc").stdout.split()
     assert nsfork_container(node, docker_id) is None, node.containers()
-    assert not state_dir(engine, docker_id).exists()
+    assert not (engine.state_dir() / docker_id).exists()
     # dockerd's data root is bind-mounted on itself while it runs; nothing else may be left
     # mounted: the container's netns file (named for its sandbox, not its id), its rootfs.
     below = str(engine.dir) + "/"
@@ -110,7 +104,7 @@ def test_docker_top_stop_rm(node, engine):
     try:
         held = nsfork_container(node, docker_id)
         assert held is not None and held["state"] == "running", node.containers()
-        assert (state_dir(engine, docker_id) / "state.json").exists()
+        assert ((engine.state_dir() / docker_id) / "state.json").exists()
         top = engine.docker("top", docker_id).stdout.splitlines()
         assert top[0].split()[:2] == ["UID", "PID"] and len(top) == 2, top
         assert top[1].endswith("sleep 1000"), top
