@@ -51,10 +51,14 @@ void SetupPlan::finish(const ProcessIo& io, const Process& process, const std::v
     for (const std::string& e : env) envp_.push_back(const_cast<char*>(keep(e)));
     envp_.push_back(nullptr);
     filter_ = std::move(filter);
+    // A terminal process's stdio is the pty: it must not hold the runtime's own until its exec
+    // either. containerd's shim reads create's output to its end before it takes the console's
+    // master, so a process keeping that pipe open hung `ctr run -t` and `docker run -t`.
+    auto stdio = [&](int i) { return process.terminal ? -1 : io.stdio[static_cast<std::size_t>(i)]; };
     plan_ = child::Plan{
         .steps = steps_.data(),
         .count = steps_.size(),
-        .stdio = {io.stdio[0], io.stdio[1], io.stdio[2]},
+        .stdio = {stdio(0), stdio(1), stdio(2)},
         .preserved = preserved_.data(),
         .preserved_count = preserved_.size(),
         .groups = groups_.data(),

@@ -166,8 +166,20 @@ TEST_CASE("oci node: process.terminal gives the console socket the master of a t
         Capture out;
         const std::string id = rt->new_id();
         b.write();
-        const Outcome created = (*rt)({"create", "--bundle", b.path(), "--console-socket", console.path(), id}, out);
+        TempDir pid_dir;
+        const std::string pid_file = pid_dir.path() + "/pid";
+        const Outcome created =
+            (*rt)({"create", "--bundle", b.path(), "--pid-file", pid_file, "--console-socket", console.path(), id}, out);
         REQUIRE(created.code == 0);
+        // Its stdio is the terminal, and it holds no copy of the runtime's stdio while it waits
+        // for start: containerd's shim reads create's output to its end before it takes the master.
+        const std::string fds = "/proc/" + read_file(pid_file) + "/fd";
+        for (const auto& fd : fs::directory_iterator(fds)) {
+            std::error_code ec;
+            const std::string target = fs::read_symlink(fd.path(), ec).string();
+            INFO(fd.path().string() << " -> " << target);
+            CHECK(target.find("oci-std") == std::string::npos);
+        }
         nsfork::UniqueFd master = console.master();
         rt->start(id);
         const std::string seen = read_until(master.get(), "33 101");
