@@ -68,11 +68,9 @@ def test_dockerd_runs_the_packaged_daemon_json(node, engine):
     assert runtimes["nsfork"]["path"] == str(node.oci)
 
 
-@pytest.mark.xfail(strict=True, reason="pool fix pending")
 def test_docker_run_served_from_the_warm_pool(node, engine):
     # dockerd mounts each container's rootfs and netns file on the host before create; those
-    # mounts must not make the server discard its ready namespaces. (Not this file's last case:
-    # an xfail mark would swallow the module's teardown failures too.)
+    # mounts must not make the server discard its ready namespaces.
     runs = pool_counts_of_launches(node, engine.true_command("nsfork"))
     assert all(a["served"] == b["served"] + 1 and a["discarded"] == b["discarded"] for b, a in runs), runs
     assert len(runs) == 3, runs
