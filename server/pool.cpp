@@ -8,6 +8,7 @@
 #include "server/policy.hpp"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -72,6 +73,7 @@ void WarmPool::watch_mounts() {
             return;
         }
         mountinfo_.emplace(io_, fd);
+        mounts_probe_ = UniqueFd(::open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC));
         mounts_ = mount_table_hash();
     }
     mountinfo_->async_wait(Descriptor::wait_error, [this](error_code ec) {
@@ -167,7 +169,10 @@ std::shared_ptr<WarmEntry> WarmPool::take(bool hold) {
     agents_ = !hold;
     if (!hold) {
         // Never hand an agent a namespace whose mount table is not ours now; the stale ones
-        // could serve only hold launches, and make room for current ones.
+        // could serve only hold launches, and make room for current ones. A change the
+        // watcher has not handled yet shows on the probe (POLLPRI), at the cost of one poll().
+        pollfd probe{mounts_probe_.get(), POLLPRI, 0};
+        if (!mounts_probe_ || (::poll(&probe, 1, 0) > 0 && probe.revents & (POLLPRI | POLLERR))) mounts_dirty_ = true;
         read_mounts();
         discard_stale(std::chrono::steady_clock::time_point::max());
     }

@@ -105,6 +105,10 @@ private:
     std::function<void()> on_empty_;
     std::list<std::shared_ptr<WarmEntry>> entries_;
     std::optional<boost::asio::posix::stream_descriptor> mountinfo_;
+    // A second open of mountinfo, polled (not watched) by an agent's take(): each open file
+    // keeps its own last-seen event, and the watched one's may already be consumed by the
+    // reactor while its handler still waits in the queue behind the launch request.
+    UniqueFd mounts_probe_;
     std::size_t mounts_ = 0;     // hash of our mount table, as last read
     bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
     boost::asio::steady_timer mounts_timer_;
