@@ -75,6 +75,21 @@ def packaged(name, **substitutions):
     return text
 
 
+def stop_process(proc, what, timeout=15):
+    """SIGTERM, a bounded wait, then SIGKILL: `proc` (a Popen) is gone after it. Returns a problem
+    (text) when it had to be killed, else None."""
+    if proc is None or proc.poll() is not None:
+        return None
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+        return None
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+        return f"{what} did not stop on SIGTERM within {timeout} s"
+
+
 # --- processes, mounts, cgroups, links: what a node may leave behind -----------------------------
 
 def live_processes():

@@ -17,6 +17,7 @@ import tomllib
 from pathlib import Path
 
 import common
+from common import stop_process
 
 # The CRI plugin reads the packaged runtime entry; the rest of what a node's containerd loads is
 # not needed by `ctr` or dockerd and only slows the start (or, like the btrfs/zfs/aufs/devmapper
@@ -29,21 +30,6 @@ DISABLED_PLUGINS = [
 ]
 
 SHIM_COMM = "containerd-shim"
-
-
-def stop_process(proc, what, timeout=15):
-    """SIGTERM, a bounded wait, then SIGKILL: `proc` (a Popen) is gone after it. Returns a problem
-    (text) when it had to be killed, else None."""
-    if proc is None or proc.poll() is not None:
-        return None
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-        return None
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-        return f"{what} did not stop on SIGTERM within {timeout} s"
 
 
 def attempt(argv, timeout=30):

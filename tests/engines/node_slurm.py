@@ -20,6 +20,7 @@ import socket
 import subprocess
 
 import common
+from common import stop_process
 
 # Slurm's node name (slurmd -N): any host name works, the node is reached at 127.0.0.1.
 NODE_NAME = "nsfe"
@@ -36,20 +37,6 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def stop_process(proc, what, timeout=15):
-    """SIGTERM, a bounded wait, then SIGKILL. Returns a problem (text) when it had to be killed."""
-    if proc is None or proc.poll() is not None:
-        return None
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=timeout)
-        return None
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-        return f"{what} did not stop on SIGTERM within {timeout} s"
 
 
 def processes_with_env(entry):
