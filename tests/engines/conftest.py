@@ -36,9 +36,18 @@ def node():
 
 
 @pytest.fixture(scope="session")
-def engine_available():
-    """unavailable() for a node module's Unavailable, as a callable fixtures can use."""
-    return unavailable
+def start_engine(node):
+    """`yield from start_engine(node_X, runtimes)` in a module fixture: the engine's EngineNode on
+    the node, knowing `runtimes` (name -> binary), closed after the module; unavailable() when
+    the engine is not installed."""
+    def start(module, runtimes):
+        try:
+            engine = module.EngineNode(node, runtimes)
+        except common.Unavailable as e:
+            unavailable(str(e))
+        yield engine
+        engine.close()
+    return start
 
 
 # Anything skipped and nothing failed: the exit code ctest takes for "skipped"

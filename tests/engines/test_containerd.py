@@ -22,16 +22,11 @@ import node_containerd
 
 
 @pytest.fixture(scope="module")
-def engine(node, engine_available):
+def engine(node, start_engine):
     runtimes = {"nsfork": str(node.oci)}
     if runc := shutil.which("runc"):
         runtimes["runc-ref"] = runc
-    try:
-        e = node_containerd.EngineNode(node, runtimes)
-    except common.Unavailable as x:
-        engine_available(str(x))
-    yield e
-    e.close()
+    yield from start_engine(node_containerd, runtimes)
 
 
 # --- what ctr and the node say ---------------------------------------------------------------------

@@ -19,16 +19,11 @@ from node_containerd import pool_counts_of_launches
 
 
 @pytest.fixture(scope="module")
-def engine(node, engine_available):
+def engine(node, start_engine):
     runtimes = {"nsfork": str(node.oci)}
     if runc := shutil.which("runc"):
         runtimes["runc-ref"] = runc
-    try:
-        e = node_docker.EngineNode(node, runtimes)
-    except common.Unavailable as x:
-        engine_available(str(x))
-    yield e
-    e.close()
+    yield from start_engine(node_docker, runtimes)
 
 
 def nsfork_container(node, docker_id):

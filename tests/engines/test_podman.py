@@ -36,13 +36,8 @@ def pool_start(node):
 
 
 @pytest.fixture(scope="module")
-def podman(node, engine_available, pool_start):
-    try:
-        engine = node_podman.EngineNode(node, {"nsfork": str(node.oci), "runc-ref": shutil.which("runc")})
-    except common.Unavailable as e:
-        engine_available(str(e))
-    yield engine
-    engine.close()
+def podman(node, start_engine, pool_start):
+    yield from start_engine(node_podman, {"nsfork": str(node.oci), "runc-ref": shutil.which("runc")})
 
 
 def run(podman, *args, runtime="nsfork", timeout=60):

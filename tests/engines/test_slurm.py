@@ -21,13 +21,8 @@ SELF_REPORT = 'echo "$(cat /proc/1/comm) $$ $(grep ^0:: /proc/self/cgroup)"'
 
 
 @pytest.fixture(scope="module")
-def engine(node, engine_available):
-    try:
-        e = node_slurm.EngineNode(node, {"nsfork": str(node.oci)})
-    except common.Unavailable as x:
-        engine_available(str(x))
-    yield e
-    e.close()
+def engine(node, start_engine):
+    yield from start_engine(node_slurm, {"nsfork": str(node.oci)})
 
 
 @pytest.fixture(scope="module")
