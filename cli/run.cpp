@@ -5,6 +5,7 @@
 // the foreground while it runs. With --socket a server launches it, in a session of its own.
 #include "base/pidfd.hpp"
 #include "base/userns.hpp"
+#include "cli/forwarded_signals.h"
 #include "cli/json.hpp"
 #include "cli/local.hpp"
 #include "cli/terminal.hpp"
@@ -33,7 +34,7 @@ namespace nsfork::cli {
 namespace {
 
 // Signals `run` passes on to the container instead of dying of them.
-constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGCONT};
+constexpr int kForwarded[] = {NSFORK_FORWARDED_SIGNALS};
 
 // With --die-with-parent, what the kernel sends us when our parent dies: one of the forwarded
 // signals, so it arrives on the signalfd, where getppid() tells it from one sent by hand.

@@ -5,7 +5,6 @@
 #include "launcher/clone.hpp"
 
 #include <cstddef>
-#include <iterator>
 #include <type_traits>
 
 extern "C" {
@@ -29,7 +28,8 @@ inline constexpr InitFdSlot kInitFdSlots[] = {
     {InitFd::plan, "--plan="},             // the socket its plan comes on (shim_plan.h)
 };
 inline constexpr int kFirstInitFd = 3; // after stdin, stdout, stderr
-inline constexpr std::size_t kInitFdSlotCount = std::size(kInitFdSlots);
+// (sizeof, not std::size: <iterator> is more than the musl front (cli/front.cpp) can include.)
+inline constexpr std::size_t kInitFdSlotCount = sizeof kInitFdSlots / sizeof kInitFdSlots[0];
 
 // Which slots a launch uses.
 struct InitFdUse {

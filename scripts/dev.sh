@@ -24,7 +24,7 @@ BUILD_DIR=${BUILD_DIR:-build}
 # docker.io, Slurm's daemons and client with munge).
 PACKAGES=(cmake ninja-build g++ libboost-dev flatbuffers-compiler libflatbuffers-dev libspdlog-dev
           libfmt-dev catch2 musl-tools procps util-linux libcli11-dev nlohmann-json3-dev bubblewrap
-          libseccomp-dev pkg-config runc busybox-static crun golang-github-containers-common
+          libseccomp-dev pkg-config runc busybox-static crun golang-github-containers-common hyperfine
           python3-flatbuffers python3-pytest systemd
           podman conmon containerd docker.io slurmd slurmctld slurm-client munge)
 
@@ -182,8 +182,10 @@ check_installed_tree() {
         [[ ! -e $prefix/bin && ! -e $prefix/libexec ]] || package_fail "the client alone installed programs"
         return
     fi
-    # The programs: the CLI (and nsfork-oci) in bin, the shim in libexec/nsfork only.
+    # The programs: the CLI's front (and nsfork-oci) in bin, the full CLI and the shim in
+    # libexec/nsfork only.
     [[ -x $prefix/bin/nsfork ]] || package_fail "no bin/nsfork"
+    [[ -x $prefix/libexec/nsfork/nsfork ]] || package_fail "no libexec/nsfork/nsfork (the full program the front execs)"
     [[ ! -x $BUILD_DIR/bin/nsfork-oci || -x $prefix/bin/nsfork-oci ]] || package_fail "no bin/nsfork-oci"
     [[ -x $prefix/libexec/nsfork/nsfork-shim && ! -e $prefix/bin/nsfork-shim ]] \
         || package_fail "nsfork-shim is not in libexec/nsfork alone"

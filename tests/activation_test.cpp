@@ -140,8 +140,8 @@ TEST_CASE("activation: the first connection starts nsfork serve, which serves it
     Client first = MUST(Client::connect(a.socket()));
     auto r = run(first, {probe(), "exit", "3"});
     CHECK(r.status.shell_code() == 3);
-    // The activator became the server (same pid: LISTEN_PID names it).
-    CHECK(a.program() == canonical(bin("nsfork")));
+    // The activator became the server (same pid: LISTEN_PID names it): the front exec'd the full program.
+    CHECK(a.program() == canonical(full_nsfork()));
 
     Client second = MUST(Client::connect(a.socket()));
     CHECK(run(second, {probe(), "exit", "4"}).status.shell_code() == 4);

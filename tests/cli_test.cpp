@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 
 using namespace nsfork;
@@ -75,6 +76,11 @@ int reap_code(pid_t pid) {
     int status = 0;
     ::waitpid(pid, &status, 0);
     return testing::shell_code(status);
+}
+
+std::string exe_of(pid_t pid) {
+    std::error_code ec;
+    return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec).string();
 }
 
 std::string comm_of(pid_t pid) {
@@ -295,6 +301,35 @@ TEST_CASE("cli: without --socket no server runs: nsfork-shim is nsfork run's own
     CHECK(reap_code(run.pid) == 128 + SIGTERM);
     struct stat st;
     CHECK(::stat(cgroup.c_str(), &st) < 0); // removed with the container
+}
+
+TEST_CASE("cli: the front (bin/nsfork) runs `run -- CMD` itself, hands every other command line to the full program") {
+    require_root();
+    const std::string front = std::filesystem::canonical(bin("nsfork")).string();
+    const std::string full = std::filesystem::canonical(full_nsfork()).string();
+    // Without a terminal, as root, no option: the front clones the container itself.
+    Started plain = start_cli({"run", "--", probe(), "sleep"});
+    REQUIRE(read_line(plain.out.get()) == "ready");
+    CHECK(exe_of(plain.pid) == front);
+    ::kill(plain.pid, SIGTERM);
+    CHECK(reap_code(plain.pid) == 128 + SIGTERM);
+    // An option: the full program, exec'd in the same process.
+    Started option = start_cli({"run", "--env", "A=1", "--", probe(), "sleep"});
+    REQUIRE(read_line(option.out.get()) == "ready");
+    CHECK(exe_of(option.pid) == full);
+    ::kill(option.pid, SIGTERM);
+    CHECK(reap_code(option.pid) == 128 + SIGTERM);
+
+    // The container is the same either way: what its command sees, its pid 1, its cgroup's place.
+    const std::string look = "ps -e -o pid=,comm=; tr '\\0' ' ' </proc/1/cmdline; echo; "
+                             "grep -E '^(Sig|Cap|NoNewPrivs|Seccomp|Umask)' /proc/self/status; pwd; ls /proc/self/fd; "
+                             "wc -l </proc/self/mountinfo; env | sort; sed 's/nsfork-[0-9]*/nsfork-PID/' /proc/self/cgroup";
+    auto by_front = nsfork_cli({"run", "--", "sh", "-c", look});
+    auto by_full = run_process({full_nsfork(), "run", "--", "sh", "-c", look});
+    CHECK(by_front.exit_code == 0);
+    CHECK(by_front.err.empty());
+    CHECK(by_front.out == by_full.out);
+    CHECK(by_front.out.find("nsfork-shim --report-fd=3 --plan=4") != std::string::npos);
 }
 
 TEST_CASE("cli: the caller's ignored signals and blocked mask reach the command, with and without a server") {

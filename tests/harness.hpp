@@ -24,6 +24,9 @@ namespace nsfork::test {
 // Paths of the built binaries (NSFORK_BIN_DIR is set by the build).
 std::string bin(const std::string& name);
 inline std::string probe() { return bin("nsfork-probe"); }
+// The full nsfork program, which bin/nsfork (the front, cli/front.cpp) execs for all but its
+// fast path: in libexec/nsfork, as in an installed prefix.
+inline std::string full_nsfork() { return bin("../libexec/nsfork/nsfork"); }
 
 // Skips the test (exit code 77, which ctest reports as skipped) with `why` when not root;
 // under CI=true a missing root fails the test instead.

@@ -32,22 +32,29 @@ namespace {
 constexpr uid_t kUser = 65534;
 constexpr ino_t kInitialUserNamespace = 0xEFFFFFFDU; // PROC_USER_INIT_INO
 
-// nsfork, nsfork-shim and nsfork-probe copied to a directory the user can reach (a build tree
-// under /root is not), mode 0755.
+// An installed prefix the user can reach (a build tree under /root is not), every directory and
+// file mode 0755: bin/ with nsfork (the front), nsfork-shim and nsfork-probe, and libexec/nsfork/
+// with the full program and nsfork-shim, where the front and the full program look for them.
 class UserBinaries {
 public:
     UserBinaries() {
-        REQUIRE(::chmod(dir_.path().c_str(), 0755) == 0);
-        for (const char* name : {"nsfork", "nsfork-shim", "nsfork-probe"}) {
-            std::filesystem::copy_file(bin(name), path(name));
-            REQUIRE(::chmod(path(name).c_str(), 0755) == 0);
-        }
+        std::filesystem::create_directories(dir_.path() + "/bin");
+        std::filesystem::create_directories(dir_.path() + "/libexec/nsfork");
+        for (const std::string dir : {"", "/bin", "/libexec", "/libexec/nsfork"})
+            REQUIRE(::chmod((dir_.path() + dir).c_str(), 0755) == 0);
+        for (const char* name : {"nsfork", "nsfork-shim", "nsfork-probe"}) copy(bin(name), path(name));
+        copy(full_nsfork(), dir_.path() + "/libexec/nsfork/nsfork");
+        copy(bin("nsfork-shim"), dir_.path() + "/libexec/nsfork/nsfork-shim");
     }
-    std::string path(const std::string& name) const { return dir_.path() + "/" + name; }
+    std::string path(const std::string& name) const { return dir_.path() + "/bin/" + name; }
     std::string nsfork() const { return path("nsfork"); }
     std::string probe() const { return path("nsfork-probe"); }
 
 private:
+    static void copy(const std::string& from, const std::string& to) {
+        std::filesystem::copy_file(from, to);
+        REQUIRE(::chmod(to.c_str(), 0755) == 0);
+    }
     TempDir dir_;
 };
 

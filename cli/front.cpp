@@ -1,0 +1,408 @@
+// nsfork's front: the program a user runs as `nsfork`.
+//
+// The full program (libexec/nsfork/nsfork: C++ on glibc, CLI11, the client library, the server)
+// takes ~2.5 ms to start on these VMs, more than the container it launches: dynamic linking,
+// libstdc++'s start-up and glibc's CPU probes (each CPUID a VM exit). This front is static on
+// musl, like nsfork-shim, and starts in ~0.1 ms.
+//
+// It carries out the commonest command itself, `nsfork run -- CMD [ARG...]` with no other
+// option, as root, without a controlling terminal: the steps of cli/local.cpp with the
+// launcher's own child code (launcher/child.cpp). A cgroup leaf nsfork-PID below our own cgroup
+// v2; clone3 into new pid and mount namespaces, born into it; nsfork-shim as pid 1, given the
+// command in its plan (shim_plan.h) with our stdio, environment, working directory and blocked
+// and ignored signals; our signals forwarded to it; its exit status ours; the leaf killed and
+// removed.
+//
+// Everything else it hands to the full program (execv: the same pid, argv and environment): any
+// other verb or option, --help, a terminal (job control), rootless (a user namespace first),
+// socket activation, an environment too large for a plan. So does any failure before the
+// command was exec'd, once what it started is gone: nothing of the command has run, and the full
+// program does it all again and says what went wrong in the words it always has.
+#include "base/exit_codes.h"
+#include "base/syscalls.hpp"
+#include "cli/forwarded_signals.h"
+#include "launcher/child.hpp"
+
+extern "C" {
+#include "launcher/shim_plan.h"
+}
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char** environ;
+
+namespace {
+
+using namespace nsfork;
+
+constexpr int kForwarded[] = {NSFORK_FORWARDED_SIGNALS};
+constexpr int kDestroyTimeoutMs = 2000; // as Cgroup::kDestroyTimeout
+
+// Where the full program and the shim are: libexec/nsfork/ of the prefix we are in (bin/..), as
+// installed wherever the prefix was moved and as in the build tree.
+char g_prefix[PATH_MAX]; // with its trailing '/'
+
+void find_prefix() {
+    const ssize_t n = ::readlink("/proc/self/exe", g_prefix, sizeof g_prefix - 1);
+    if (n <= 0) return;
+    g_prefix[n] = '\0';
+    for (int cut = 0; cut < 2; ++cut) // the file's name, then bin/
+        if (char* slash = ::strrchr(g_prefix, '/')) *slash = '\0';
+    ::strcat(g_prefix, "/");
+}
+
+[[noreturn]] void hand_over(char** argv) {
+    char full[PATH_MAX + 32];
+    ::snprintf(full, sizeof full, "%slibexec/nsfork/nsfork", g_prefix);
+    ::execv(full, argv);
+    ::dprintf(2, "nsfork: cannot execute %s: %s\n", full, ::strerror(errno));
+    ::_exit(NSFORK_EXIT_FAILED);
+}
+
+// Whether this command line and caller are the front's to serve (see the top of the file).
+bool ours_to_run(int argc, char** argv) {
+    if (argc < 4 || ::strcmp(argv[1], "run") != 0 || ::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0')
+        return false;
+    if (::geteuid() != 0 || ::getenv("LISTEN_PID")) return false;
+    for (int fd = 0; fd < 3; ++fd)
+        if (::fcntl(fd, F_GETFD) < 0) return false;
+    // A controlling terminal: the command takes its foreground, with job control (the full run).
+    const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (tty < 0) return true;
+    ::close(tty);
+    return false;
+}
+
+// A whole small file (a /proc one) into `buf`, NUL-terminated; false if it does not fit.
+bool read_file(const char* path, char* buf, size_t size) {
+    const int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    size_t len = 0;
+    ssize_t n;
+    while ((n = ::read(fd, buf + len, size - 1 - len)) > 0) len += static_cast<size_t>(n);
+    ::close(fd);
+    buf[len] = '\0';
+    return n == 0 && len < size - 1;
+}
+
+char g_text[1 << 20]; // mountinfo or cgroup, read in turn; untouched pages cost nothing
+
+// Our own cgroup v2 directory into `out` (the first cgroup2 mount, as procfs::cgroup2_mount,
+// and our path in it), if we may create cgroups there.
+bool own_cgroup(char* out, size_t size) {
+    if (!read_file("/proc/self/mountinfo", g_text, sizeof g_text)) return false;
+    char mount[PATH_MAX] = "";
+    for (char* line = g_text; *line && !mount[0];) {
+        char* eol = ::strchr(line, '\n');
+        if (eol) *eol = '\0';
+        // ID PARENT MAJ:MIN ROOT MOUNT_POINT OPTIONS [FIELDS...] - FSTYPE SOURCE SUPER
+        const char* sep = ::strstr(line, " - cgroup2 ");
+        char point[PATH_MAX];
+        if (sep && ::sscanf(line, "%*s %*s %*s %*s %4095s", point) == 1 && !::strchr(point, '\\'))
+            ::strcpy(mount, point); // (an escaped name is left to the full program)
+        line = eol ? eol + 1 : line + ::strlen(line);
+    }
+    if (!mount[0] || !read_file("/proc/self/cgroup", g_text, sizeof g_text)) return false;
+    const char* own = ::strncmp(g_text, "0::", 3) == 0 ? g_text : ::strstr(g_text, "\n0::");
+    if (!own) return false;
+    own += own == g_text ? 3 : 4;
+    int len = static_cast<int>(::strcspn(own, "\n"));
+    if (len == 1 && own[0] == '/') len = 0; // our cgroup is the root
+    const int n = ::snprintf(out, size, "%s%.*s", mount, len, own);
+    if (n < 0 || static_cast<size_t>(n) >= size - 32) return false;
+    char procs[PATH_MAX + 16];
+    ::snprintf(procs, sizeof procs, "%s/cgroup.procs", out);
+    return ::faccessat(AT_FDCWD, procs, W_OK, AT_EACCESS) == 0;
+}
+
+// rmdir of `path`'s sub-cgroups, deepest first, then of `path` (Cgroup::remove's order).
+bool remove_tree(const char* path) {
+    if (DIR* dir = ::opendir(path)) {
+        while (const dirent* e = ::readdir(dir)) {
+            if (e->d_type != DT_DIR || ::strcmp(e->d_name, ".") == 0 || ::strcmp(e->d_name, "..") == 0) continue;
+            char sub[PATH_MAX];
+            ::snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+            if (!remove_tree(sub) && errno != ENOENT) {
+                ::closedir(dir);
+                return false;
+            }
+        }
+        ::closedir(dir);
+    }
+    return ::rmdir(path) == 0;
+}
+
+// Whether cgroup.events (open as `events`) says "populated 1"; -1 if unreadable.
+int populated(int events) {
+    char buf[256];
+    const ssize_t n = ::pread(events, buf, sizeof buf - 1, 0);
+    if (n < 0) return -1;
+    buf[n] = '\0';
+    const char* p = ::strstr(buf, "populated ");
+    return p ? p[10] == '1' : -1;
+}
+
+// Cgroup::destroy: cgroup.kill once, wait until nothing is left in the subtree, remove it.
+// Says why on stderr when it cannot.
+bool destroy_cgroup(const char* path) {
+    char file[PATH_MAX + 16];
+    ::snprintf(file, sizeof file, "%s/cgroup.events", path);
+    const int events = ::open(file, O_RDONLY | O_CLOEXEC);
+    if (events < 0) {
+        ::dprintf(2, "nsfork: cannot open %s: %s\n", file, ::strerror(errno));
+        return false;
+    }
+    bool killed = false, ok = true;
+    timespec start;
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        const int busy = populated(events);
+        if (busy <= 0) {
+            ok = busy == 0;
+            if (!ok) ::dprintf(2, "nsfork: cannot read %s\n", file);
+            break;
+        }
+        if (!killed) {
+            ::snprintf(file, sizeof file, "%s/cgroup.kill", path);
+            const int kill = ::open(file, O_WRONLY | O_CLOEXEC);
+            if (kill >= 0) (void)!::write(kill, "1", 1);
+            if (kill >= 0) ::close(kill);
+            ::snprintf(file, sizeof file, "%s/cgroup.events", path);
+            killed = true;
+            continue;
+        }
+        timespec now;
+        ::clock_gettime(CLOCK_MONOTONIC, &now);
+        const long left = kDestroyTimeoutMs - ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left <= 0) {
+            ::dprintf(2, "nsfork: cgroup %s still has processes after cgroup.kill\n", path);
+            ok = false;
+            break;
+        }
+        pollfd p{events, POLLPRI, 0};
+        ::poll(&p, 1, static_cast<int>(left));
+    }
+    ::close(events);
+    if (ok && !remove_tree(path)) {
+        ::dprintf(2, "nsfork: cannot remove cgroup %s: %s\n", path, ::strerror(errno));
+        ok = false;
+    }
+    return ok;
+}
+
+// The plan of `argv` in our environment and working directory (shim_plan.h), into `buf`; its
+// size, or 0 when it does not fit one datagram.
+alignas(8) char g_plan[NSFORK_PLAN_MAX];
+
+size_t encode_plan(char** argv, const char* cwd, uint64_t signal_mask, uint64_t ignored) {
+    nsfork_plan header{};
+    header.magic = NSFORK_PLAN_MAGIC;
+    header.stdio = 7; // 0, 1 and 2 come with it
+    header.signal_mask = signal_mask;
+    header.ignored_signals = ignored;
+    size_t at = sizeof header;
+    auto add = [&](const char* s) {
+        const size_t n = ::strlen(s) + 1;
+        if (at + n > sizeof g_plan) return false;
+        ::memcpy(g_plan + at, s, n);
+        at += n;
+        return true;
+    };
+    for (char** a = argv; *a; ++a, ++header.argc)
+        if (!add(*a)) return 0;
+    for (char** e = environ; *e; ++e, ++header.envc)
+        if (!add(*e)) return 0;
+    if (!add(cwd)) return 0;
+    header.size = static_cast<uint32_t>(at - sizeof header);
+    ::memcpy(g_plan, &header, sizeof header);
+    return at;
+}
+
+// What the caller gives its children, which the command gets (bit N-1: signal N), read before
+// we change ours: run.cpp's inherited_signals().
+void inherited_signals(uint64_t* blocked_out, uint64_t* ignored_out) {
+    sigset_t blocked;
+    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
+    for (int sig = 1; sig <= 64 && sig < NSIG; ++sig) {
+        const uint64_t bit = uint64_t{1} << (sig - 1);
+        if (::sigismember(&blocked, sig) == 1) *blocked_out |= bit;
+        struct sigaction action {};
+        if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) *ignored_out |= bit;
+    }
+}
+
+// A launch under way, undone on failure before the command ran.
+struct Launch {
+    char cgroup[PATH_MAX + 32] = "";
+    int cgroup_dir = -1;
+    int pidfd = -1;
+    int channel = -1; // the plan socket: the command's exec report comes back on it
+
+    // Kills and reaps pid 1, removes the leaf: as if nothing had been started.
+    void undo() {
+        if (pidfd >= 0) {
+            (void)sys::pidfd_send_signal(pidfd, SIGKILL);
+            siginfo_t info;
+            while (sys::waitid_pidfd(pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+            }
+            ::close(pidfd);
+        }
+        if (channel >= 0) ::close(channel);
+        if (cgroup_dir >= 0) ::close(cgroup_dir);
+        if (cgroup[0]) (void)destroy_cgroup(cgroup);
+    }
+};
+
+// Starts the command (true once it was exec'd).
+bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored) {
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd)) return false;
+    const size_t plan_size = encode_plan(command, cwd, signal_mask, ignored);
+    if (!plan_size) return false;
+
+    char shim[PATH_MAX + 32]; // where the full program finds it (server/preflight.cpp)
+    ::snprintf(shim, sizeof shim, "%slibexec/nsfork/nsfork-shim", g_prefix);
+    if (::access(shim, X_OK) < 0) return false;
+
+    char own[PATH_MAX];
+    if (!own_cgroup(own, sizeof own)) return false;
+    ::snprintf(l.cgroup, sizeof l.cgroup, "%s/nsfork-%d", own, static_cast<int>(::getpid()));
+    if (::mkdir(l.cgroup, 0755) < 0) {
+        l.cgroup[0] = '\0';
+        return false;
+    }
+    l.cgroup_dir = ::open(l.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (l.cgroup_dir < 0) return false;
+
+    int plan[2], report[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plan) < 0) return false;
+    l.channel = plan[0];
+    if (::pipe2(report, O_CLOEXEC) < 0) {
+        ::close(plan[1]);
+        return false;
+    }
+    const int self = sys::pidfd_open(::getpid(), 0); // the child's parent-death check
+
+    // The shim's command line names its fds as the launcher's table lays them out.
+    constexpr InitFdUse use{.watch_server = false, .plan = true};
+    char options[kInitFdSlotCount][32];
+    char* shim_argv[kInitFdSlotCount + 2] = {shim};
+    size_t argc = 1;
+    for (const InitFdSlot& slot : kInitFdSlots)
+        if (use.uses(slot.role)) {
+            ::snprintf(options[argc - 1], sizeof options[0], "%s%d", slot.shim_option, use.fd_of(slot.role));
+            shim_argv[argc] = options[argc - 1];
+            ++argc;
+        }
+    char* no_env[] = {nullptr};
+    const ChildPlan p{
+        .init_path = shim,
+        .argv = shim_argv,
+        .envp = no_env,
+        .cwd = "/", // the shim starts at the root; the command's directory is in its plan
+        .stdio = {0, 1, 2},
+        .init_fds = {report[1], plan[1], -1, -1},
+        .parent_pidfd = self,
+        .watch_server = false,
+        .make_root_private = true,
+        .mount_proc = true,
+        .pid_max = nullptr,
+        .sched_idle = false,
+        .new_session = false, // our session, a process group of its own
+    };
+    static_assert(kInitFdSlotCount == 4 && InitFdUse{.plan = true}.fd_of(InitFd::plan) == 4);
+    pid_t pid;
+    {
+        sigset_t all, saved; // the child is born with every signal blocked (spawn's AllSignalsBlocked)
+        ::sigfillset(&all);
+        ::sigprocmask(SIG_SETMASK, &all, &saved);
+        const CloneFlags flags =
+            CloneFlags::clear_sighand() | CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace();
+        pid = clone_process({.flags = flags, .cgroup_fd = l.cgroup_dir, .pidfd = &l.pidfd}, [&] { child::run(p); });
+        ::sigprocmask(SIG_SETMASK, &saved, nullptr);
+    }
+    ::close(plan[1]);
+    ::close(report[1]);
+    if (self >= 0) ::close(self);
+    if (pid < 0) {
+        ::close(report[0]);
+        return false;
+    }
+    // The report pipe only says why the shim died before its plan: the full program will say.
+    ::close(report[0]);
+    const int stdio[3] = {0, 1, 2};
+    (void)sys::send_with_fds(l.channel, g_plan, plan_size, stdio, 3);
+    nsfork_exec_report r{};
+    ssize_t n;
+    do n = ::read(l.channel, &r, sizeof r);
+    while (n < 0 && errno == EINTR);
+    return n == sizeof r && r.stage == NSFORK_STAGE_OK;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    find_prefix();
+    if (!ours_to_run(argc, argv)) hand_over(argv);
+
+    uint64_t signal_mask = 0, ignored = 0;
+    inherited_signals(&signal_mask, &ignored); // before we change ours
+    sigset_t forwarded, saved_mask;
+    ::sigemptyset(&forwarded);
+    for (int sig : kForwarded) ::sigaddset(&forwarded, sig);
+    ::sigprocmask(SIG_BLOCK, &forwarded, &saved_mask);
+    struct sigaction pipe_was, chld_was, ignore{}, deflt{};
+    ignore.sa_handler = SIG_IGN;
+    deflt.sa_handler = SIG_DFL;
+    ::sigaction(SIGPIPE, &ignore, &pipe_was); // a closed reader is told by EPIPE
+    ::sigaction(SIGCHLD, &deflt, &chld_was);  // ignored, the kernel would reap pid 1 for us
+    const int sigfd = ::signalfd(-1, &forwarded, SFD_CLOEXEC);
+
+    Launch l;
+    if (sigfd < 0 || !start(l, argv + 3, signal_mask, ignored)) {
+        l.undo();
+        if (sigfd >= 0) ::close(sigfd);
+        ::sigaction(SIGPIPE, &pipe_was, nullptr);
+        ::sigaction(SIGCHLD, &chld_was, nullptr);
+        ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
+        hand_over(argv);
+    }
+    ::close(l.channel);
+    ::close(l.cgroup_dir);
+
+    // Until pid 1 ends: what we are sent goes to it, and the shim passes it on to the command.
+    for (;;) {
+        pollfd fds[2] = {{l.pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (fds[1].revents & POLLIN) {
+            signalfd_siginfo si;
+            if (::read(sigfd, &si, sizeof si) == sizeof si)
+                (void)sys::pidfd_send_signal(l.pidfd, static_cast<int>(si.ssi_signo));
+        }
+        if (fds[0].revents) break;
+    }
+    siginfo_t info{};
+    while (sys::waitid_pidfd(l.pidfd, &info, WEXITED) < 0 && errno == EINTR) {
+    }
+    // pid 1's death ended the namespace; the leaf goes with whatever is still dying in it.
+    if (!destroy_cgroup(l.cgroup)) return NSFORK_EXIT_FAILED;
+    if (info.si_code == CLD_EXITED) return info.si_status;
+    return info.si_status > 0 && info.si_status < 128 ? 128 + info.si_status : 255;
+}
