@@ -5,22 +5,27 @@
 // libstdc++'s start-up and glibc's CPU probes (each CPUID a VM exit). This front is static on
 // musl, like nsfork-shim, and starts in ~0.1 ms.
 //
-// It carries out the commonest command itself, `nsfork run -- CMD [ARG...]` with no other
-// option, as root, without a controlling terminal: the steps of cli/local.cpp with the
-// launcher's own child code (launcher/child.cpp). A cgroup leaf nsfork-PID below our own cgroup
-// v2; clone3 into new pid and mount namespaces, born into it; nsfork-shim as pid 1, given the
-// command in its plan (shim_plan.h) with our stdio, environment, working directory and blocked
-// and ignored signals; our signals forwarded to it; its exit status ours; the leaf killed and
-// removed.
+// It carries out the commonest commands itself:
+// - `nsfork run -- CMD [ARG...]`, as root, without a controlling terminal: the steps of
+//   cli/local.cpp with the launcher's own child code (launcher/child.cpp). A cgroup leaf
+//   nsfork-PID below our own cgroup v2; clone3 into new pid and mount namespaces, born into it;
+//   nsfork-shim as pid 1, given the command in its plan (shim_plan.h) with our stdio,
+//   environment, working directory and blocked and ignored signals; our signals forwarded to
+//   it; its exit status ours; the leaf killed and removed.
+// - `nsfork run --socket S -- CMD [ARG...]`: what cli/run.cpp's run_on_server does, in the wire
+//   protocol's own bytes (cli/front_wire.hpp): Launch with the same settings, our signals
+//   forwarded to the pidfd it hands back, Wait, then Destroy.
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment): any
-// other verb or option, --help, a terminal (job control), rootless (a user namespace first),
-// socket activation, an environment too large for a plan. So does any failure before the
-// command was exec'd, once what it started is gone: nothing of the command has run, and the full
-// program does it all again and says what went wrong in the words it always has.
+// other verb or option, --help, a terminal without a server (job control), rootless without a
+// server (a user namespace first), socket activation, a command too large for one datagram. So
+// does any failure before the command was exec'd, once what it started is gone: nothing of the
+// command has run, and the full program does it all again and says what went wrong in the words
+// it always has.
 #include "base/exit_codes.h"
 #include "base/syscalls.hpp"
 #include "cli/forwarded_signals.h"
+#include "cli/front_wire.hpp"
 #include "launcher/child.hpp"
 
 extern "C" {
@@ -39,6 +44,7 @@ extern "C" {
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,18 +79,21 @@ void find_prefix() {
     ::_exit(NSFORK_EXIT_FAILED);
 }
 
-// Whether this command line and caller are the front's to serve (see the top of the file).
-bool ours_to_run(int argc, char** argv) {
-    if (argc < 4 || ::strcmp(argv[1], "run") != 0 || ::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0')
-        return false;
-    if (::geteuid() != 0 || ::getenv("LISTEN_PID")) return false;
+// Which command lines and callers are the front's to serve (see the top of the file).
+enum class Mode { hand_over, local, server };
+
+Mode mode_of(int argc, char** argv) {
+    if (argc < 4 || ::strcmp(argv[1], "run") != 0 || ::getenv("LISTEN_PID")) return Mode::hand_over;
     for (int fd = 0; fd < 3; ++fd)
-        if (::fcntl(fd, F_GETFD) < 0) return false;
+        if (::fcntl(fd, F_GETFD) < 0) return Mode::hand_over;
+    if (argc >= 6 && ::strcmp(argv[2], "--socket") == 0 && argv[3][0] && ::strcmp(argv[4], "--") == 0 && argv[5][0])
+        return Mode::server;
+    if (::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0' || ::geteuid() != 0) return Mode::hand_over;
     // A controlling terminal: the command takes its foreground, with job control (the full run).
     const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (tty < 0) return true;
+    if (tty < 0) return Mode::local;
     ::close(tty);
-    return false;
+    return Mode::hand_over;
 }
 
 // A whole small file (a /proc one) into `buf`, NUL-terminated; false if it does not fit.
@@ -353,38 +362,139 @@ bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored) {
     return n == sizeof r && r.stage == NSFORK_STAGE_OK;
 }
 
-} // namespace
+// --socket: a connection to the server, and the one request in flight on it. (Its fds are
+// close-on-exec: a hand-over leaves none behind.)
+struct Session {
+    int sock = -1;
+    int pidfd = -1; // the container's init, once launched
+    char id[256] = "";
+    alignas(8) uint8_t buf[NSFORK_MAX_DATAGRAM];
+    bool connect(const char* path) {
+        sockaddr_un addr{};
+        addr.sun_family = AF_UNIX;
+        if (::strlen(path) >= sizeof addr.sun_path) return false;
+        ::strcpy(addr.sun_path, path);
+        sock = ::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        return sock >= 0 && ::connect(sock, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    }
+    bool send(const front_wire::Writer& w, const int* fds, size_t count) {
+        return w.ok() && sys::send_with_fds(sock, buf, w.size(), fds, count) == static_cast<ssize_t>(w.size());
+    }
+    bool send_by_id(uint32_t seq, uint8_t type) {
+        front_wire::Writer w(buf, sizeof buf);
+        w.start_request(seq, type);
+        w.by_id(id);
+        return send(w, nullptr, 0);
+    }
+    // The next reply; its fds (a LaunchReply's) into `fds`. 0 bytes: the server closed.
+    ssize_t receive(int* fds, size_t* count) {
+        int flags = 0;
+        *count = 0;
+        return sys::recv_with_fds(sock, buf, sizeof buf, fds, NSFORK_MAX_PASSED_FDS, count, &flags);
+    }
+};
 
-int main(int argc, char** argv) {
-    find_prefix();
-    if (!ours_to_run(argc, argv)) hand_over(argv);
+Session g_session; // (its buffer is a whole datagram: not on the stack)
 
-    uint64_t signal_mask = 0, ignored = 0;
-    inherited_signals(&signal_mask, &ignored); // before we change ours
-    sigset_t forwarded, saved_mask;
-    ::sigemptyset(&forwarded);
-    for (int sig : kForwarded) ::sigaddset(&forwarded, sig);
-    ::sigprocmask(SIG_BLOCK, &forwarded, &saved_mask);
-    struct sigaction pipe_was, chld_was, ignore{}, deflt{};
-    ignore.sa_handler = SIG_IGN;
-    deflt.sa_handler = SIG_DFL;
-    ::sigaction(SIGPIPE, &ignore, &pipe_was); // a closed reader is told by EPIPE
-    ::sigaction(SIGCHLD, &deflt, &chld_was);  // ignored, the kernel would reap pid 1 for us
-    const int sigfd = ::signalfd(-1, &forwarded, SFD_CLOEXEC);
+// Launches `command` on the server (true once it was exec'd: the LaunchReply came).
+bool launch_on_server(Session& s, const char* socket, char** command, uint64_t signal_mask, uint64_t ignored) {
+    char cwd[PATH_MAX];
+    if (!::getcwd(cwd, sizeof cwd) || !s.connect(socket)) return false;
+    front_wire::Writer w(s.buf, sizeof s.buf);
+    w.start_request(1, front_wire::kLaunch);
+    w.launch(command, environ, cwd, signal_mask, ignored);
+    const int stdio[3] = {0, 1, 2};
+    if (!s.send(w, stdio, 3)) return false;
+    int fds[NSFORK_MAX_PASSED_FDS];
+    size_t count;
+    const ssize_t n = s.receive(fds, &count);
+    bool pidfd_first = false;
+    const front_wire::Reply reply(s.buf, n > 0 ? static_cast<size_t>(n) : 0);
+    const bool launched = reply.seq() == 1 && reply.launched(s.id, sizeof s.id, &pidfd_first) && pidfd_first && count >= 1;
+    for (size_t i = launched ? 1 : 0; i < count; ++i) ::close(fds[i]);
+    if (launched) s.pidfd = fds[0];
+    return launched;
+}
 
-    Launch l;
-    if (sigfd < 0 || !start(l, argv + 3, signal_mask, ignored)) {
-        l.undo();
-        if (sigfd >= 0) ::close(sigfd);
+// After the launch: signals forwarded until the Wait is answered, then Destroy; our exit code.
+int watch_on_server(Session& s, int sigfd) {
+    if (!s.send_by_id(2, front_wire::kWait)) {
+        ::dprintf(2, "nsfork: cannot send a request to the server: %s\n", ::strerror(errno));
+        return NSFORK_EXIT_FAILED;
+    }
+    int32_t code = 0, signal = 0;
+    for (;;) {
+        pollfd fds[2] = {{s.sock, POLLIN, 0}, {sigfd, POLLIN, 0}};
+        if (::poll(fds, 2, -1) < 0) {
+            if (errno == EINTR) continue;
+            return NSFORK_EXIT_FAILED;
+        }
+        if (fds[1].revents & POLLIN) {
+            signalfd_siginfo si;
+            if (::read(sigfd, &si, sizeof si) == sizeof si)
+                (void)sys::pidfd_send_signal(s.pidfd, static_cast<int>(si.ssi_signo));
+        }
+        if (!fds[0].revents) continue;
+        int extra[NSFORK_MAX_PASSED_FDS];
+        size_t count;
+        const ssize_t n = s.receive(extra, &count);
+        for (size_t i = 0; i < count; ++i) ::close(extra[i]);
+        if (n <= 0) {
+            ::dprintf(2, "nsfork: the server closed the connection before container '%s' ended\n", s.id);
+            return NSFORK_EXIT_FAILED;
+        }
+        const front_wire::Reply reply(s.buf, static_cast<size_t>(n));
+        char message[1024];
+        if (reply.seq() == 2 && reply.exited(&code, &signal)) break;
+        if (reply.error(message, sizeof message)) {
+            ::dprintf(2, "nsfork: %s\n", message);
+            return NSFORK_EXIT_FAILED;
+        }
+    }
+    // Forgotten on the server: it was ours alone (its answer changes nothing of ours).
+    if (s.send_by_id(3, front_wire::kDestroy)) {
+        int extra[NSFORK_MAX_PASSED_FDS];
+        size_t count;
+        (void)s.receive(extra, &count);
+        for (size_t i = 0; i < count; ++i) ::close(extra[i]);
+    }
+    if (signal == 0) return code;
+    return signal > 0 && signal < 128 ? 128 + signal : 255;
+}
+
+// Our signals while a command runs: the forwarded ones blocked and read from a signalfd (none
+// lost between launch and wait), SIGPIPE ignored (a closed reader is told by EPIPE), SIGCHLD at
+// its default (ignored, the kernel would reap pid 1 for us); put back before a hand-over.
+struct OwnSignals {
+    sigset_t saved_mask;
+    struct sigaction pipe_was, chld_was;
+    int fd = -1;
+
+    OwnSignals() {
+        sigset_t forwarded;
+        ::sigemptyset(&forwarded);
+        for (int sig : kForwarded) ::sigaddset(&forwarded, sig);
+        ::sigprocmask(SIG_BLOCK, &forwarded, &saved_mask);
+        struct sigaction ignore {}, deflt {};
+        ignore.sa_handler = SIG_IGN;
+        deflt.sa_handler = SIG_DFL;
+        ::sigaction(SIGPIPE, &ignore, &pipe_was);
+        ::sigaction(SIGCHLD, &deflt, &chld_was);
+        fd = ::signalfd(-1, &forwarded, SFD_CLOEXEC);
+    }
+    void restore() {
+        if (fd >= 0) ::close(fd);
         ::sigaction(SIGPIPE, &pipe_was, nullptr);
         ::sigaction(SIGCHLD, &chld_was, nullptr);
         ::sigprocmask(SIG_SETMASK, &saved_mask, nullptr);
-        hand_over(argv);
     }
+};
+
+// Without a server, after the launch: signals forwarded to pid 1 (the shim passes them on to the
+// command) until it ends; its status, once the leaf is gone, is our exit code.
+int watch_local(Launch& l, int sigfd) {
     ::close(l.channel);
     ::close(l.cgroup_dir);
-
-    // Until pid 1 ends: what we are sent goes to it, and the shim passes it on to the command.
     for (;;) {
         pollfd fds[2] = {{l.pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (::poll(fds, 2, -1) < 0) {
@@ -405,4 +515,25 @@ int main(int argc, char** argv) {
     if (!destroy_cgroup(l.cgroup)) return NSFORK_EXIT_FAILED;
     if (info.si_code == CLD_EXITED) return info.si_status;
     return info.si_status > 0 && info.si_status < 128 ? 128 + info.si_status : 255;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    find_prefix();
+    const Mode mode = mode_of(argc, argv);
+    if (mode == Mode::hand_over) hand_over(argv);
+    uint64_t signal_mask = 0, ignored = 0;
+    inherited_signals(&signal_mask, &ignored); // before we change ours
+    OwnSignals own;
+    if (mode == Mode::local) {
+        Launch l;
+        if (own.fd >= 0 && start(l, argv + 3, signal_mask, ignored)) return watch_local(l, own.fd);
+        l.undo();
+    } else {
+        if (own.fd >= 0 && launch_on_server(g_session, argv[3], argv + 5, signal_mask, ignored))
+            return watch_on_server(g_session, own.fd);
+    }
+    own.restore();
+    hand_over(argv);
 }

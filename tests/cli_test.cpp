@@ -303,33 +303,61 @@ TEST_CASE("cli: without --socket no server runs: nsfork-shim is nsfork run's own
     CHECK(::stat(cgroup.c_str(), &st) < 0); // removed with the container
 }
 
-TEST_CASE("cli: the front (bin/nsfork) runs `run -- CMD` itself, hands every other command line to the full program") {
+TEST_CASE("cli: the front (bin/nsfork) runs `run [--socket S] -- CMD` itself, hands every other command line to the full program") {
     require_root();
     const std::string front = std::filesystem::canonical(bin("nsfork")).string();
     const std::string full = std::filesystem::canonical(full_nsfork()).string();
-    // Without a terminal, as root, no option: the front clones the container itself.
-    Started plain = start_cli({"run", "--", probe(), "sleep"});
-    REQUIRE(read_line(plain.out.get()) == "ready");
-    CHECK(exe_of(plain.pid) == front);
-    ::kill(plain.pid, SIGTERM);
-    CHECK(reap_code(plain.pid) == 128 + SIGTERM);
-    // An option: the full program, exec'd in the same process.
-    Started option = start_cli({"run", "--env", "A=1", "--", probe(), "sleep"});
-    REQUIRE(read_line(option.out.get()) == "ready");
-    CHECK(exe_of(option.pid) == full);
-    ::kill(option.pid, SIGTERM);
-    CHECK(reap_code(option.pid) == 128 + SIGTERM);
+    ServerProcess server;
+    struct Case {
+        std::vector<std::string> args;
+        std::string runs_in;
+    };
+    const std::vector<Case> cases = {
+        // Without a terminal, as root, no option: the front clones the container itself.
+        {{"run", "--"}, front},
+        // Through a server: the front speaks the protocol.
+        {{"run", "--socket", server.socket(), "--"}, front},
+        // Another option: the full program, exec'd in the same process.
+        {{"run", "--env", "A=1", "--"}, full},
+        {{"run", "--socket", server.socket(), "--env", "A=1", "--"}, full},
+    };
+    for (const Case& c : cases) {
+        std::string line;
+        for (const auto& a : c.args) line += a + " ";
+        INFO(line);
+        std::vector<std::string> args = c.args;
+        args.insert(args.end(), {probe(), "sleep"});
+        Started run = start_cli(args);
+        REQUIRE(read_line(run.out.get()) == "ready");
+        CHECK(exe_of(run.pid) == c.runs_in);
+        ::kill(run.pid, SIGTERM); // forwarded: the probe dies of it
+        CHECK(reap_code(run.pid) == 128 + SIGTERM);
+    }
+    CHECK(MUST(server.connect().list()).empty()); // each destroyed after its end
 
     // The container is the same either way: what its command sees, its pid 1, its cgroup's place.
     const std::string look = "ps -e -o pid=,comm=; tr '\\0' ' ' </proc/1/cmdline; echo; "
                              "grep -E '^(Sig|Cap|NoNewPrivs|Seccomp|Umask)' /proc/self/status; pwd; ls /proc/self/fd; "
-                             "wc -l </proc/self/mountinfo; env | sort; sed 's/nsfork-[0-9]*/nsfork-PID/' /proc/self/cgroup";
-    auto by_front = nsfork_cli({"run", "--", "sh", "-c", look});
-    auto by_full = run_process({full_nsfork(), "run", "--", "sh", "-c", look});
-    CHECK(by_front.exit_code == 0);
-    CHECK(by_front.err.empty());
-    CHECK(by_front.out == by_full.out);
-    CHECK(by_front.out.find("nsfork-shim --report-fd=3 --plan=4") != std::string::npos);
+                             "wc -l </proc/self/mountinfo; env | sort; "
+                             "sed -E 's/nsfork-[0-9]+/nsfork-PID/; s|/c[0-9]+$|/cN|' /proc/self/cgroup";
+    for (const std::vector<std::string> via : {std::vector<std::string>{}, {"--socket", server.socket()}}) {
+        INFO((via.empty() ? "without a server" : "through nsfork serve"));
+        std::vector<std::string> by_front = {bin("nsfork"), "run"}, by_full = {full_nsfork(), "run"};
+        for (auto* argv : {&by_front, &by_full}) {
+            argv->insert(argv->end(), via.begin(), via.end());
+            argv->insert(argv->end(), {"--", "sh", "-c", look});
+        }
+        auto front_run = run_process(by_front);
+        auto full_run = run_process(by_full);
+        CHECK(front_run.exit_code == 0);
+        CHECK(front_run.err.empty());
+        CHECK(front_run.out == full_run.out);
+        CHECK(front_run.out.find("nsfork-shim --report-fd=3 --plan=4") != std::string::npos);
+    }
+    // A launch the server refuses is the full program's to report, as it always has.
+    auto missing = nsfork_cli({"run", "--socket", server.socket(), "--", "no-such-command-anywhere"});
+    CHECK(missing.exit_code == 127);
+    CHECK(missing.err == "nsfork: cannot execute 'no-such-command-anywhere': No such file or directory\n");
 }
 
 TEST_CASE("cli: the caller's ignored signals and blocked mask reach the command, with and without a server") {
