@@ -1,7 +1,8 @@
 // cli: the whole-process cost a developer sees — `nsfork run` against a running `nsfork serve`
-// (and on its own, without a server) versus `unshare -pf --mount-proc` and bwrap, each spawned
-// by the tiny helper and timed from spawn until reaped; and the same without root: each tool run
-// as uid 65534, in a user namespace of its own.
+// (and on its own, without a server), both carried out by the static front, versus the full
+// program doing the same, `unshare -pf --mount-proc` and bwrap, each spawned by the tiny helper
+// and timed from spawn until reaped; and the same without root: each tool run as uid 65534, in a
+// user namespace of its own.
 #include "scenarios.hpp"
 #include "serve_process.hpp"
 #include "temp_dir.hpp"
@@ -115,6 +116,11 @@ Result<void> run_cli(Context& ctx, Report& r) {
              {ctx.bin("nsfork"), "run", "--socket", serve->socket(), "--", "/bin/true"});
     add_root("nsfork run (no server)", Role::subject, {ctx.bin("nsfork"), "run", "--", "/bin/true"},
              "the static front clones the container itself");
+    // The same through the full program, as every run went before the front (its exec included).
+    const std::string full = ctx.bin("../libexec/nsfork/nsfork");
+    add(group, "full program run --socket", Role::baseline, {full, "run", "--socket", serve->socket(), "--", "/bin/true"},
+        "libexec/nsfork/nsfork, C++ on glibc");
+    add(group, "full program run (no server)", Role::baseline, {full, "run", "--", "/bin/true"});
     if (!unshare.empty()) add_root("unshare -pf --mount-proc", Role::baseline, {unshare, "-pf", "--mount-proc", "/bin/true"});
     else r.skip(S, "unshare", "not installed (util-linux)");
     if (!bwrap.empty())
