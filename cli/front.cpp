@@ -26,6 +26,7 @@
 #include "base/syscalls.hpp"
 #include "cli/forwarded_signals.h"
 #include "cli/front_wire.hpp"
+#include "nsfork/exit_status.hpp"
 #include "launcher/child.hpp"
 
 extern "C" {
@@ -241,19 +242,6 @@ size_t encode_plan(char** argv, const char* cwd, uint64_t signal_mask, uint64_t 
     return at;
 }
 
-// What the caller gives its children, which the command gets (bit N-1: signal N), read before
-// we change ours: run.cpp's inherited_signals().
-void inherited_signals(uint64_t* blocked_out, uint64_t* ignored_out) {
-    sigset_t blocked;
-    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
-    for (int sig = 1; sig <= 64 && sig < NSIG; ++sig) {
-        const uint64_t bit = uint64_t{1} << (sig - 1);
-        if (::sigismember(&blocked, sig) == 1) *blocked_out |= bit;
-        struct sigaction action {};
-        if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) *ignored_out |= bit;
-    }
-}
-
 // A launch under way, undone on failure before the command ran.
 struct Launch {
     char cgroup[PATH_MAX + 32] = "";
@@ -458,8 +446,7 @@ int watch_on_server(Session& s, int sigfd) {
         (void)s.receive(extra, &count);
         for (size_t i = 0; i < count; ++i) ::close(extra[i]);
     }
-    if (signal == 0) return code;
-    return signal > 0 && signal < 128 ? 128 + signal : 255;
+    return ExitStatus{code, signal}.shell_code();
 }
 
 // Our signals while a command runs: the forwarded ones blocked and read from a signalfd (none
@@ -513,8 +500,7 @@ int watch_local(Launch& l, int sigfd) {
     }
     // pid 1's death ended the namespace; the leaf goes with whatever is still dying in it.
     if (!destroy_cgroup(l.cgroup)) return NSFORK_EXIT_FAILED;
-    if (info.si_code == CLD_EXITED) return info.si_status;
-    return info.si_status > 0 && info.si_status < 128 ? 128 + info.si_status : 255;
+    return info.si_code == CLD_EXITED ? info.si_status : ExitStatus{0, info.si_status}.shell_code();
 }
 
 } // namespace
@@ -523,8 +509,8 @@ int main(int argc, char** argv) {
     find_prefix();
     const Mode mode = mode_of(argc, argv);
     if (mode == Mode::hand_over) hand_over(argv);
-    uint64_t signal_mask = 0, ignored = 0;
-    inherited_signals(&signal_mask, &ignored); // before we change ours
+    uint64_t signal_mask, ignored;
+    nsfork_inherited_signals(&signal_mask, &ignored); // before we change ours
     OwnSignals own;
     if (mode == Mode::local) {
         Launch l;

@@ -48,14 +48,7 @@ struct Inherited {
 
 Inherited inherited_signals() {
     Inherited in;
-    sigset_t blocked;
-    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
-    for (int sig = 1; sig <= 64 && sig < NSIG; ++sig) {
-        const std::uint64_t bit = std::uint64_t{1} << (sig - 1);
-        if (::sigismember(&blocked, sig) == 1) in.signal_mask |= bit;
-        struct sigaction action {};
-        if (::sigaction(sig, nullptr, &action) == 0 && action.sa_handler == SIG_IGN) in.ignored_signals |= bit;
-    }
+    nsfork_inherited_signals(&in.signal_mask, &in.ignored_signals);
     return in;
 }
 
