@@ -340,7 +340,7 @@ TEST_CASE("cli: the front (bin/nsfork) runs `run [--socket S] -- CMD` itself, ha
                              "grep -E '^(Sig|Cap|NoNewPrivs|Seccomp|Umask)' /proc/self/status; pwd; ls /proc/self/fd; "
                              "wc -l </proc/self/mountinfo; env | sort; "
                              "sed -E 's/nsfork-[0-9]+/nsfork-PID/; s|/c[0-9]+$|/cN|' /proc/self/cgroup";
-    for (const std::vector<std::string> via : {std::vector<std::string>{}, {"--socket", server.socket()}}) {
+    for (const std::vector<std::string>& via : {std::vector<std::string>{}, {"--socket", server.socket()}}) {
         INFO((via.empty() ? "without a server" : "through nsfork serve"));
         std::vector<std::string> by_front = {bin("nsfork"), "run"}, by_full = {full_nsfork(), "run"};
         for (auto* argv : {&by_front, &by_full}) {
