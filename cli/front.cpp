@@ -335,18 +335,17 @@ bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored) {
     ::close(plan[1]);
     ::close(report[1]);
     if (self >= 0) ::close(self);
-    if (pid < 0) {
-        ::close(report[0]);
-        return false;
-    }
-    // The report pipe only says why the shim died before its plan: the full program will say.
-    ::close(report[0]);
-    const int stdio[3] = {0, 1, 2};
-    (void)sys::send_with_fds(l.channel, g_plan, plan_size, stdio, 3);
     nsfork_exec_report r{};
-    ssize_t n;
-    do n = ::read(l.channel, &r, sizeof r);
-    while (n < 0 && errno == EINTR);
+    ssize_t n = -1;
+    if (pid >= 0) {
+        const int stdio[3] = {0, 1, 2};
+        (void)sys::send_with_fds(l.channel, g_plan, plan_size, stdio, 3);
+        do n = ::read(l.channel, &r, sizeof r);
+        while (n < 0 && errno == EINTR);
+    }
+    // Open until now, as spawn()'s is: the shim's OK on it (it is up) must not meet a closed
+    // pipe, which the shim takes for a launcher gone. Why a shim died the full program will say.
+    ::close(report[0]);
     return n == sizeof r && r.stage == NSFORK_STAGE_OK;
 }
 
