@@ -187,11 +187,12 @@ bool destroy_cgroup(const char* path) {
             break;
         }
         if (!killed) {
-            ::snprintf(file, sizeof file, "%s/cgroup.kill", path);
-            const int kill = ::open(file, O_WRONLY | O_CLOEXEC);
-            if (kill >= 0) (void)!::write(kill, "1", 1);
-            if (kill >= 0) ::close(kill);
-            ::snprintf(file, sizeof file, "%s/cgroup.events", path);
+            char kill_file[PATH_MAX + 16];
+            ::snprintf(kill_file, sizeof kill_file, "%s/cgroup.kill", path);
+            if (const int kill = ::open(kill_file, O_WRONLY | O_CLOEXEC); kill >= 0) {
+                (void)!::write(kill, "1", 1);
+                ::close(kill);
+            }
             killed = true;
             continue;
         }
