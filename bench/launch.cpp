@@ -176,6 +176,14 @@ Result<void> run_launch(Context& ctx, Report& r) {
                           fmt::format("mean over {} launches, from the server's own accounting",
                                       after->launches - before->launches)},
                    {us}, "us");
+        // The same, by phase (LaunchPhase): where that time goes.
+        for (std::size_t i = 0; i < after->launch_phases.ns.size(); ++i) {
+            const auto phase = static_cast<LaunchPhase>(i);
+            const double phase_us = static_cast<double>(after->launch_phases[phase] - before->launch_phases[phase]) /
+                                    1000.0 / static_cast<double>(after->launches - before->launches);
+            add_figure(r, S, {fmt::format("{}, by phase", name), std::string(to_string(phase)), Role::subject, ""},
+                       {phase_us}, "us");
+        }
     }
     r.note(S, "nsfork launches go through the embedded server (start_server_before_threads); baselines run "
               "in a tiny forked helper; all variants alternated round by round, one warm-up round discarded");

@@ -17,6 +17,21 @@ std::string_view to_string(State s) {
     return "unknown";
 }
 
+std::string_view to_string(LaunchPhase p) {
+    switch (p) {
+    case LaunchPhase::parse: return "parse";
+    case LaunchPhase::policy: return "policy";
+    case LaunchPhase::cgroup: return "cgroup";
+    case LaunchPhase::clone_setup: return "clone3 setup";
+    case LaunchPhase::plan: return "plan";
+    case LaunchPhase::table: return "status table";
+    case LaunchPhase::record: return "registry";
+    case LaunchPhase::reply: return "reply";
+    case LaunchPhase::count: break;
+    }
+    return "unknown";
+}
+
 void finish_request(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, wire::Request type,
                     flatbuffers::Offset<void> body) {
     fbb.Finish(wire::CreateRequestMessage(fbb, seq, type, body), kRequestIdentifier);

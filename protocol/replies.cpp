@@ -10,7 +10,8 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
     auto fds = fbb.CreateVector(&role, 1);
     auto pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
                                        s.pool_discarded);
-    auto statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches);
+    auto phases = fbb.CreateVector(s.launch_phases.ns.data(), s.launch_phases.ns.size());
+    auto statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches, phases);
     wire::HelloReplyBuilder b(fbb);
     b.add_version(version);
     b.add_server_pid(s.pid);

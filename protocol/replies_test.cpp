@@ -65,6 +65,7 @@ TEST_CASE("replies: a HelloReply carries the version, pid, pool and launch stati
     s.pool_discarded = 3;
     s.launch_work_ns = 123456789;
     s.launches = 42;
+    for (std::size_t i = 0; i < s.launch_phases.ns.size(); ++i) s.launch_phases.ns[i] = 1000 + i;
     flatbuffers::FlatBufferBuilder fbb;
     write_hello_reply(fbb, 9, s);
     const wire::ReplyMessage& m = verified(fbb);
@@ -83,6 +84,10 @@ TEST_CASE("replies: a HelloReply carries the version, pid, pool and launch stati
     REQUIRE(r->statistics());
     CHECK(r->statistics()->work_ns() == 123456789);
     CHECK(r->statistics()->launches() == 42);
+    REQUIRE(r->statistics()->phase_ns());
+    REQUIRE(r->statistics()->phase_ns()->size() == static_cast<std::size_t>(LaunchPhase::count));
+    for (flatbuffers::uoffset_t i = 0; i < r->statistics()->phase_ns()->size(); ++i)
+        CHECK(r->statistics()->phase_ns()->Get(i) == 1000 + i);
 }
 
 TEST_CASE("replies: a HelloReply says the version negotiated") {

@@ -105,6 +105,9 @@ Result<HelloAnswer> read_hello_reply(OpenedReply& reply) {
     if (const wire::LaunchStatistics* st = (*r)->statistics()) {
         s.launch_work_ns = st->work_ns();
         s.launches = st->launches();
+        if (const auto* phases = st->phase_ns())
+            for (flatbuffers::uoffset_t i = 0; i < phases->size() && i < s.launch_phases.ns.size(); ++i)
+                s.launch_phases.ns[i] = phases->Get(i);
     }
     if (const wire::PoolStatus* p = (*r)->pool()) {
         s.pool_size = p->size();

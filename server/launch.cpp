@@ -16,7 +16,7 @@ using boost::system::error_code;
 
 Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, LaunchSpec& spec,
                                                      std::optional<Cgroup> cgroup,
-                                                     LaunchStatistics& statistics) {
+                                                     LaunchStatistics::Handler& timer) {
     // Until it is handed to the record, a failure's unwinding kills and removes the leaf.
     UniqueFd cgroup_dir;
     if (cgroup) {
@@ -28,26 +28,30 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
     // The command comes as a plan on a socket, as it does for a warm container; a command too
     // large for one datagram has its argv, env and cwd go through the shim's exec instead, its
     // settings and fds still in the plan (plan.hpp).
+    timer.lap(LaunchPhase::clone_setup);
     auto plan = encode_cold_plan(spec);
     if (!plan) { // its settings are refused, which on_launch has checked before
         if (auto ok = check_command_settings(spec); !ok) return std::move(ok).error();
         return Error{Errc::internal, "no plan for the launch of '" + command_name(spec) + "'"};
     }
+    timer.lap(LaunchPhase::plan);
     auto pair = seqpacket_pair();
     if (!pair) return Error{Errc::launch_failed, pair.error().message, pair.error().sys_errno};
     UniqueFd ours = std::move(pair->first), theirs = std::move(pair->second);
     spec.plan_fd = theirs.get();
     Result<Spawned> spawned = Error{};
     {
-        const LaunchStatistics::Clone timing(statistics); // not the server's own work
+        const LaunchStatistics::Clone timing(timer.statistics()); // not the server's own work
         spawned = spawn(spec);
     }
     if (!spawned) return std::move(spawned).error();
     const pid_t pid = spawned->pid;
     theirs.reset();
+    timer.lap(LaunchPhase::clone_setup);
     // Queued for the shim to read once it runs; if it dies first, its setup report says why.
     if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
         spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
+    timer.lap(LaunchPhase::plan);
     auto c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()), Descriptor(io, ours.release()));
     c->setup_report = std::move(spawned->report);
     c->info.pid = pid;

@@ -27,7 +27,7 @@ struct Target {
 // is the caller's. On failure the leaf goes (Cgroup's destructor).
 Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io, LaunchSpec& spec,
                                                      std::optional<Cgroup> cgroup,
-                                                     LaunchStatistics& statistics);
+                                                     LaunchStatistics::Handler& timer);
 
 // A pool entry that took `spec`'s plan, or nullptr when the launch must go cold: no pool, no ready
 // entry, not a top-level container with a namespace of its own, or a plan too large to send.

@@ -33,15 +33,16 @@ void Server::publish(const ContainerRecord& c) { table_->publish(c.info.slot, c.
 void Server::watch_report(const Record& c) {
     c->report->async_wait(Descriptor::wait_read, [this, c](error_code ec) {
         if (ec || !c->report) return;
+        const std::uint64_t start = LaunchStatistics::now_ns();
         auto outcome = exec_outcome(*c);
         if (!outcome && outcome.error().sys_errno == EAGAIN) return watch_report(c); // spurious wake-up
-        finish_launch(*c, std::move(outcome));
+        finish_launch(*c, std::move(outcome), start);
     });
 }
 
 // Answers the Launch once the init reported: exec succeeded, or why not.
-void Server::finish_launch(ContainerRecord& c, Result<void> outcome) {
-    const LaunchStatistics::Handler timer(statistics_);
+void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64_t start) {
+    LaunchStatistics::Handler timer(statistics_, LaunchPhase::reply, start);
     statistics_.answered();
     const Waiter w = *c.launcher;
     c.launcher.reset();
@@ -73,14 +74,17 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome) {
         std::size_t count = 1;
         if (c.terminal) fds[count++] = c.terminal.get();
         if (leaf) fds[count++] = leaf.get();
+        timer.lap(LaunchPhase::reply);
         if (c.exec_reported()) {
             c.info.state = c.wire_state();
             table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
+            timer.lap(LaunchPhase::table);
             write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf));
         } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
             ContainerInfo ran = c.info;
             ran.state = State::running;
             table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
+            timer.lap(LaunchPhase::table);
             write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf));
         }
         return reply(w, fbb, std::span<const int>(fds, count));

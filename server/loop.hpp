@@ -44,7 +44,8 @@ private:
     void add_connection(UniqueFd fd);
 
     void on_hello(Connection& c, std::uint32_t seq);
-    void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds);
+    void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds,
+                   LaunchStatistics::Handler& timer);
     void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
     void on_kill(Connection& c, std::uint32_t seq, const wire::Kill& req);
     Result<void> signal_all(ContainerRecord& c, int sig);
@@ -64,7 +65,7 @@ private:
     void watch_report(const Record& c);
     void watch_exit(const Record& c);
     void watch_emptied(const Record& c);
-    void finish_launch(ContainerRecord& c, Result<void> outcome);
+    void finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64_t start = LaunchStatistics::now_ns());
     void on_exit(const Record& c, ExitStatus status);
     void kill_one(ContainerRecord& c);
     void destroy(ContainerRecord& c);

@@ -61,6 +61,7 @@ void Server::connection_closed(std::uint64_t id) {
 // ---- requests ----
 
 void Server::handle(Connection& conn, Datagram& d) {
+    const std::uint64_t start = LaunchStatistics::now_ns(); // a Launch's parse phase starts here
     std::uint32_t seq = 0;
     auto opened = open_request(std::move(d), opts_.max_request_bytes, seq);
     const Waiter w{conn.id(), seq};
@@ -79,7 +80,10 @@ void Server::handle(Connection& conn, Datagram& d) {
         conn.set_version(*version);
         return on_hello(conn, seq);
     }
-    case wire::Request::Launch: return on_launch(conn, seq, *msg->request_as_Launch(), fds);
+    case wire::Request::Launch: {
+        LaunchStatistics::Handler timer(statistics_, LaunchPhase::record, start);
+        return on_launch(conn, seq, *msg->request_as_Launch(), fds, timer);
+    }
     case wire::Request::Wait: return on_wait(conn, seq, *msg->request_as_Wait());
     case wire::Request::Kill: return on_kill(conn, seq, *msg->request_as_Kill());
     case wire::Request::Destroy: return on_destroy(conn, seq, *msg->request_as_Destroy());
@@ -104,6 +108,7 @@ void Server::on_hello(Connection& c, std::uint32_t seq) {
     status.pool_discarded = pool.discarded;
     status.launch_work_ns = statistics_.work_ns();
     status.launches = statistics_.launches();
+    status.launch_phases = statistics_.phases();
     flatbuffers::FlatBufferBuilder fbb(128);
     write_hello_reply(fbb, seq, status, c.version());
     const int table = table_->fd();
@@ -255,14 +260,14 @@ Result<Target> Server::target(const wire::Launch& req, int join_fd, bool hold) {
 }
 
 void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& req,
-                       std::vector<UniqueFd>& fds) {
-    const LaunchStatistics::Handler timer(statistics_);
+                       std::vector<UniqueFd>& fds, LaunchStatistics::Handler& timer) {
     const Waiter w{conn.id(), seq};
     if (stopping_) return reply_error(w, Error{Errc::unavailable, "the server is shutting down"});
     auto parsed = parse_launch(req, fds);
     if (!parsed) return reply_error(w, parsed.error());
     if (!parsed->id.empty() && registry_.contains(parsed->id))
         return reply_error(w, Error{Errc::duplicate_id, "a container with id '" + parsed->id + "' already exists"});
+    timer.lap(LaunchPhase::parse);
     LaunchSpec* spec = &parsed->spec;
     const std::string& cgroup_name = parsed->cgroup_name;
     if (spec->tty && !opts_.isolation.filesystem)
@@ -285,11 +290,13 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
                                                        "container in cgroups (no writable cgroup v2)"});
     spec->new_pid_namespace = t->where.new_pid_namespace;
     spec->pidns_fd = t->pidns.get();
+    timer.lap(LaunchPhase::policy);
 
     const auto slot = table_->acquire();
     if (!slot)
         return reply_error(w, Error{Errc::unavailable, fmt::format("the server holds {} containers, its "
                                                                    "limit", kStatusTableCapacity)});
+    timer.lap(LaunchPhase::table);
     // A leaf the launch names is made first, so that its failure spends no warm entry.
     const std::string parent_dir(t->where.cgroup_parent);
     std::optional<Cgroup> named;
@@ -300,12 +307,15 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
             return reply_error(w, made.error());
         }
         named.emplace(std::move(*made));
+        timer.lap(LaunchPhase::cgroup);
     }
     // A warm entry starts on its plan at once (take_warm sends it): what follows, its id
     // included, is bookkeeping, kept short, since it delays the shim whenever the plan's
     // wake-up put it on this CPU.
     Record c;
-    if (auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem)) {
+    auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem);
+    timer.lap(LaunchPhase::plan);
+    if (warm) {
         c = std::make_shared<ContainerRecord>(std::move(warm->pidfd), std::move(warm->plan));
         c->info.pid = warm->pid;
         c->info.pidns = warm->pidns;
@@ -321,8 +331,9 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         if (!leaf && !parent_dir.empty()) {
             if (auto made = Cgroup::create(parent_dir, next_cgroup_name())) leaf.emplace(std::move(*made));
             else cold = std::move(made).error();
+            timer.lap(LaunchPhase::cgroup);
         }
-        if (leaf || parent_dir.empty()) cold = launch_cold(io_, *spec, std::move(leaf), statistics_);
+        if (leaf || parent_dir.empty()) cold = launch_cold(io_, *spec, std::move(leaf), timer);
         if (!cold) {
             if (!cgroup_name.empty()) remove_cgroup_parents(parent_dir, cgroup_name); // the leaf went with launch_cold
             table_->release(*slot);
@@ -330,6 +341,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         }
         c = std::move(*cold);
         c->info.pidns = procfs::pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
+        timer.lap(LaunchPhase::clone_setup);
     }
     if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
     ++live_;
@@ -351,7 +363,9 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         t->parent->children.push_back(c->info.id);
     }
     registry_.add(c);
+    timer.lap(LaunchPhase::record);
     publish(*c);
+    timer.lap(LaunchPhase::table);
     spdlog::debug("launch {}: pid {}, pidns {}{}, {}", c->info.id, c->info.pid, c->info.pidns,
                   c->own_pidns ? " (own)" : " (shared)", c->command);
     watch_report(c);

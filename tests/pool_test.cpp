@@ -247,3 +247,40 @@ TEST_CASE("pool: launches the pool cannot serve take the cold path") {
     REQUIRE(client.destroy(top->id()));
     REQUIRE(client.destroy("p"));
 }
+
+TEST_CASE("pool: the server accounts its own work per launch by phase, cold and warm") {
+    require_root();
+    ServerProcess warm_server({"--warm-pool", "1"});
+    ServerProcess cold_server({"--warm-pool", "0"});
+    Client warm = warm_server.connect();
+    Client cold = cold_server.connect();
+    await_pool(warm, [](const ServerStatus& s) { return s.pool_ready == 1; });
+    for (Client* c : {&warm, &cold}) {
+        LaunchOptions o;
+        o.argv = {"/bin/true"};
+        auto ct = c->launch(o);
+        REQUIRE(ct);
+        REQUIRE(c->wait(ct->id()));
+        REQUIRE(c->destroy(ct->id()));
+    }
+    auto phase = [](const ServerStatus& s, LaunchPhase p) { return s.launch_phases[p]; };
+    for (Client* c : {&warm, &cold}) {
+        const ServerStatus s = *c->status();
+        CHECK(s.launches == 1);
+        std::uint64_t sum = 0;
+        for (std::uint64_t ns : s.launch_phases.ns) sum += ns;
+        CHECK(sum == s.launch_work_ns); // every nanosecond in exactly one phase
+        for (LaunchPhase p : {LaunchPhase::parse, LaunchPhase::policy, LaunchPhase::plan, LaunchPhase::table,
+                              LaunchPhase::record, LaunchPhase::reply}) {
+            INFO(to_string(p));
+            CHECK(phase(s, p) > 0);
+        }
+    }
+    const ServerStatus w = *warm.status(), c = *cold.status();
+    CHECK(w.pool_served == 1);
+    // The cold launch made its leaf and its clone3; the warm one had both done ahead.
+    CHECK(phase(c, LaunchPhase::cgroup) > 0);
+    CHECK(phase(c, LaunchPhase::clone_setup) > 0);
+    CHECK(phase(w, LaunchPhase::cgroup) == 0);
+    CHECK(phase(w, LaunchPhase::clone_setup) == 0);
+}

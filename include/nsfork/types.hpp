@@ -6,6 +6,7 @@
 
 #include <sys/types.h>
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -29,12 +30,33 @@ struct ContainerInfo {
     std::string cgroup;              // its cgroup v2 leaf's path; "" without one
 };
 
+// The phases of the server's own work on a launch (statistics, for nsfork-bench).
+enum class LaunchPhase : std::uint8_t {
+    parse,       // the request read, verified and unpacked
+    policy,      // its settings checked and where it goes decided (placement)
+    cgroup,      // its cgroup leaf made (cold) or named
+    clone_setup, // a cold launch's clone3 prepared and followed up (clone3 itself excluded)
+    plan,        // the command's plan encoded and sent to the shim
+    table,       // its status table entry taken and written
+    record,      // the registry, the id, the watches
+    reply,       // the exec report read, the reply built and sent
+    count
+};
+NSFORK_API std::string_view to_string(LaunchPhase p);
+
+// Nanoseconds spent in each phase, summed over the launches answered.
+struct LaunchPhases {
+    std::array<std::uint64_t, static_cast<std::size_t>(LaunchPhase::count)> ns{};
+    std::uint64_t operator[](LaunchPhase p) const { return ns[static_cast<std::size_t>(p)]; }
+};
+
 // What a server says of itself (Hello).
 struct ServerStatus {
     pid_t pid = -1;
     std::uint32_t pool_size = 0, pool_ready = 0, pool_warming = 0;
     std::uint64_t pool_served = 0, pool_discarded = 0;
     std::uint64_t launch_work_ns = 0, launches = 0; // the server's own time on answered launches
+    LaunchPhases launch_phases;                      // launch_work_ns, by phase
 };
 
 } // namespace nsfork
