@@ -86,6 +86,7 @@ Result<void> Server::start(UniqueFd initial) {
         else if (auto ok = listener_->listen(opts_.socket_path); !ok) return fail(std::move(ok).error());
     }
     if (initial) add_connection(std::move(initial));
+    spare_leaves_soon();
 
     signals_.add(SIGINT);
     signals_.add(SIGTERM);

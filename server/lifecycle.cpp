@@ -59,6 +59,7 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64
             c.setup_report.reset();
             c.terminal.reset(); // sent with the reply (or the launch failed): the client's alone
             if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
+            s.spare_leaves_soon();
         }
     } after{*this, c};
     // A hold container's reply carries its cgroup leaf, for the client to fork its process into.

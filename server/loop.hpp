@@ -16,6 +16,7 @@
 #include "server/statistics.hpp"
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <unistd.h>
 
 #include <map>
@@ -61,6 +62,8 @@ private:
     Result<Target> target(const wire::Launch& req, int join_fd, bool hold);
     std::string auto_id();
     std::string next_cgroup_name();
+    std::optional<Cgroup> take_spare_leaf(const std::string& parent);
+    void spare_leaves_soon();
     void publish(const ContainerRecord& c);
     void watch_report(const Record& c);
     void watch_exit(const Record& c);
@@ -98,6 +101,13 @@ private:
     const pid_t own_pid_ = ::getpid(); // the server is its own process from construction on
     const std::string auto_id_prefix_ = "nsfork-" + std::to_string(own_pid_) + "-";
     std::uint64_t next_cgroup_ = 1;
+    // Empty leaves made ahead, below the root, for cold launches: a mkdir off their path. Made
+    // when the server is quiet, as the warm pool refills; never reused (a leaf's statistics
+    // must start at zero with its container).
+    static constexpr std::size_t kSpareLeaves = 2;
+    std::vector<Cgroup> spare_leaves_;
+    boost::asio::steady_timer spare_timer_{io_};
+    bool spare_armed_ = false;
     std::size_t live_ = 0; // containers not yet reaped
     bool stopping_ = false;
     std::size_t launches_in_flight_ = 0; // answered Launch requests pending their exec report

@@ -61,6 +61,8 @@ struct PoolStats {
 
 class WarmPool {
 public:
+    // How long the server must have had no launch in flight before it refills (refill_soon).
+    static constexpr std::chrono::microseconds kQuiet{300};
     struct Config {
         std::uint32_t size = 0;         // ready namespaces to keep; 0: no pool
         std::string shim;
@@ -124,7 +126,6 @@ private:
     boost::asio::steady_timer stale_timer_;
     bool stale_armed_ = false;
     std::uint64_t served_ = 0, discarded_ = 0;
-    static constexpr std::chrono::microseconds kQuiet{300};
     boost::asio::steady_timer quiet_; // refills wait for a quiet moment (refill_soon)
     std::chrono::steady_clock::time_point quiet_from_{}; // not before then
     bool quiet_armed_ = false;

@@ -207,6 +207,32 @@ void Server::on_list(Connection& conn, std::uint32_t seq) {
 // cgroup v2 cannot rename. (The id is in the registry and in List.)
 std::string Server::next_cgroup_name() { return fmt::format("c{}", next_cgroup_++); }
 
+// A spare leaf for a container placed directly below the root, if one is made.
+std::optional<Cgroup> Server::take_spare_leaf(const std::string& parent) {
+    if (spare_leaves_.empty() || !cgroups_.root || parent != cgroups_.root->path()) return std::nullopt;
+    std::optional<Cgroup> leaf(std::move(spare_leaves_.back()));
+    spare_leaves_.pop_back();
+    return leaf;
+}
+
+// Makes the spare leaves once no launch is in flight for WarmPool::kQuiet, as the pool refills.
+// A failure is left to the next cold launch, which makes its leaf itself and says why.
+void Server::spare_leaves_soon() {
+    if (spare_armed_ || stopping_ || !cgroups_.root || spare_leaves_.size() >= kSpareLeaves) return;
+    spare_armed_ = true;
+    spare_timer_.expires_after(WarmPool::kQuiet);
+    spare_timer_.async_wait([this](error_code ec) {
+        spare_armed_ = false;
+        if (ec || stopping_) return;
+        if (launches_in_flight_ > 0) return spare_leaves_soon();
+        while (spare_leaves_.size() < kSpareLeaves) {
+            auto made = Cgroup::create(cgroups_.root->path(), next_cgroup_name());
+            if (!made) return spdlog::debug("no spare cgroup leaf: {}", made.error().message);
+            spare_leaves_.push_back(std::move(*made));
+        }
+    });
+}
+
 // A fresh id for a container that asked for none.
 std::string Server::auto_id() {
     for (;;) { // (no fmt here: on the launch path, cold in cache, its code costs microseconds)
@@ -329,7 +355,8 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         std::optional<Cgroup> leaf = std::move(named);
         Result<Record> cold = Error{};
         if (!leaf && !parent_dir.empty()) {
-            if (auto made = Cgroup::create(parent_dir, next_cgroup_name())) leaf.emplace(std::move(*made));
+            if ((leaf = take_spare_leaf(parent_dir))) {
+            } else if (auto made = Cgroup::create(parent_dir, next_cgroup_name())) leaf.emplace(std::move(*made));
             else cold = std::move(made).error();
             timer.lap(LaunchPhase::cgroup);
         }
@@ -393,6 +420,8 @@ void Server::shutdown(const char* why) {
     spdlog::info("shutting down ({}): destroying {} container(s)", why, registry_.size());
     if (listener_) listener_->close();
     signals_.cancel();
+    spare_timer_.cancel();
+    spare_leaves_.clear(); // removed, empty
     if (pool_) pool_->stop();
     std::vector<std::string> top;
     for (const auto& [id, c] : registry_.all())

@@ -264,6 +264,40 @@ TEST_CASE("cgroup: destroying a container that made sub-cgroups (a process in ea
     CHECK_FALSE(exists(root));
 }
 
+TEST_CASE("cgroup: a cold launch takes an empty leaf the server made ahead, never a used one, and the spares go at exit") {
+    require_root();
+    std::string root;
+    {
+        ServerProcess server({"--warm-pool", "0"});
+        root = testing::default_cgroup_root(server.pid());
+        Client client = server.connect();
+        std::vector<std::string> spares;
+        REQUIRE(testing::eventually([&] { return (spares = sub_cgroup_names(root)).size() == 2; }, std::chrono::seconds(10)));
+        LaunchOptions o;
+        o.id = "ct";
+        o.argv = {probe(), "sleep", "100"};
+        auto ct = client.launch(o);
+        REQUIRE(ct);
+        const std::string leaf = ct->info().cgroup;
+        CHECK(std::find(spares.begin(), spares.end(), leaf.substr(leaf.rfind('/') + 1)) != spares.end());
+        // The container alone in it: its shim and its command.
+        std::ifstream procs(leaf + "/cgroup.procs");
+        std::vector<std::string> pids;
+        for (std::string line; std::getline(procs, line);) pids.push_back(line);
+        CHECK(pids.size() == 2);
+        CHECK(std::find(pids.begin(), pids.end(), std::to_string(ct->pid())) != pids.end());
+        // Another is made once the server is quiet; the used leaf goes with its container.
+        CHECK(testing::eventually([&] { return sub_cgroup_names(root).size() == 3; }, std::chrono::seconds(10)));
+        REQUIRE(client.destroy("ct"));
+        CHECK_FALSE(exists(leaf));
+        const auto left = sub_cgroup_names(root);
+        CHECK(left.size() == 2);
+        CHECK(std::find(left.begin(), left.end(), leaf.substr(leaf.rfind('/') + 1)) == left.end());
+        CHECK(server.stop() == ExitStatus{0, 0});
+    }
+    CHECK_FALSE(exists(root));
+}
+
 TEST_CASE("cgroup: a starting server removes the tree of a SIGKILLed server, sub-cgroups and a process left in it included, and says so") {
     require_root();
     auto dir = Cgroup::create(test_parent(), "nsfork-test-dead-" + std::to_string(::getpid()));
