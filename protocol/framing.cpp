@@ -10,9 +10,18 @@
 
 namespace nsfork {
 
+namespace {
+
+// EAGAIN on a non-blocking socket is the common case, not a failure: no strerror (a locale
+// lookup under a lock) and no allocation (the message fits the string's own buffer).
+Error would_block() { return Error{Errc::internal, "would block", EAGAIN}; }
+
+} // namespace
+
 Result<void> send_datagram(int sock, std::span<const std::uint8_t> bytes, std::span<const int> fds) {
     if (fds.size() > kMaxFds) return Error{Errc::internal, "too many fds for one datagram"};
     if (sys::send_with_fds(sock, bytes.data(), bytes.size(), fds.data(), fds.size()) < 0) {
+        if (errno == EAGAIN) return would_block();
         const Errc code = (errno == EPIPE || errno == ECONNRESET) ? Errc::disconnected : Errc::internal;
         return sys_error(code, "sendmsg failed", errno);
     }
@@ -31,6 +40,7 @@ Result<Datagram> recv_datagram(int sock) {
     // Owned at once, so that no error path below leaks one.
     for (std::size_t i = 0; i < count; ++i) d.fds.emplace_back(fds[i]);
     if (n < 0) {
+        if (errno == EAGAIN) return would_block(); // once per wake-up of the server's read loop
         const Errc code = errno == ECONNRESET ? Errc::disconnected : Errc::internal;
         return sys_error(code, "recvmsg failed", errno);
     }
