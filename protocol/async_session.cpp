@@ -169,8 +169,8 @@ AsyncSession::~AsyncSession() {
 void AsyncSession::hello(CompletionPtr<ServerStatus> done) {
     flatbuffers::FlatBufferBuilder fbb(64);
     const std::uint32_t seq = state_->take_seq();
-    write_hello(fbb, seq);
     State* s = state_.get();
+    write_hello(fbb, seq, !s->table); // two in flight before the first reply both ask: harmless
     state_->submit(fbb, seq, {}, pending(std::move(done), [s](OpenedReply& r) { return keep_hello(r, s->version, s->table); }));
 }
 

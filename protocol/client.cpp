@@ -108,7 +108,7 @@ Result<pid_t> Client::hello() {
 Result<ServerStatus> Client::status() {
     flatbuffers::FlatBufferBuilder fbb(64);
     const std::uint32_t seq = next_seq_++;
-    write_hello(fbb, seq);
+    write_hello(fbb, seq, !table_);
     return call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
 }
 

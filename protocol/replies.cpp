@@ -5,9 +5,9 @@
 namespace nsfork {
 
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& s,
-                       std::uint32_t version) {
+                       std::uint32_t version, bool table) {
     const wire::FdRole role = wire::FdRole::StatusTable;
-    auto fds = fbb.CreateVector(&role, 1);
+    auto fds = fbb.CreateVector(&role, table ? 1 : 0);
     auto pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
                                        s.pool_discarded);
     auto phases = fbb.CreateVector(s.launch_phases.ns.data(), s.launch_phases.ns.size());

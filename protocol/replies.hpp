@@ -15,9 +15,9 @@
 namespace nsfork {
 
 // HelloReply: the `version` negotiated, pid, warm pool and launch statistics of `status`;
-// declares one fd, the status table, which the caller sends with it.
+// with `table`, declares one fd, the status table, which the caller sends with it.
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status,
-                       std::uint32_t version = kProtocolVersion);
+                       std::uint32_t version = kProtocolVersion, bool table = true);
 // LaunchReply for a container that exec'd (or, held, whose holder is ready); declares its pidfd,
 // then with `terminal` its pty's master, with `cgroup` its cgroup leaf: the fds the caller sends
 // with it, in that order.

@@ -5,9 +5,9 @@
 
 namespace nsfork {
 
-void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq) {
+void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, bool status_table) {
     finish_request(fbb, seq, wire::Request::Hello,
-                   wire::CreateHello(fbb, kProtocolVersion, kMinProtocolVersion).Union());
+                   wire::CreateHello(fbb, kProtocolVersion, kMinProtocolVersion, status_table).Union());
 }
 
 namespace {

@@ -44,7 +44,7 @@ private:
     using Record = std::shared_ptr<ContainerRecord>;
     void add_connection(UniqueFd fd);
 
-    void on_hello(Connection& c, std::uint32_t seq);
+    void on_hello(Connection& c, std::uint32_t seq, bool with_table);
     void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds,
                    LaunchStatistics::Handler& timer);
     void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);

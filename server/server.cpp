@@ -78,7 +78,7 @@ void Server::handle(Connection& conn, Datagram& d) {
         auto version = negotiate_version(*msg->request_as_Hello());
         if (!version) return reply_error(w, version.error()); // the connection keeps its version
         conn.set_version(*version);
-        return on_hello(conn, seq);
+        return on_hello(conn, seq, msg->request_as_Hello()->status_table());
     }
     case wire::Request::Launch: {
         LaunchStatistics::Handler timer(statistics_, LaunchPhase::record, start);
@@ -97,7 +97,7 @@ void Server::handle(Connection& conn, Datagram& d) {
     }
 }
 
-void Server::on_hello(Connection& c, std::uint32_t seq) {
+void Server::on_hello(Connection& c, std::uint32_t seq, bool with_table) {
     const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
     ServerStatus status;
     status.pid = own_pid_;
@@ -110,9 +110,9 @@ void Server::on_hello(Connection& c, std::uint32_t seq) {
     status.launches = statistics_.launches();
     status.launch_phases = statistics_.phases();
     flatbuffers::FlatBufferBuilder fbb(128);
-    write_hello_reply(fbb, seq, status, c.version());
+    write_hello_reply(fbb, seq, status, c.version(), with_table);
     const int table = table_->fd();
-    c.send(fbb, std::span<const int>(&table, 1));
+    c.send(fbb, std::span<const int>(&table, with_table ? 1 : 0));
 }
 
 void Server::on_attach(Connection& conn, std::uint32_t seq, const wire::Attach& req) {

@@ -7,6 +7,7 @@
 #include "base/procfs.hpp"
 #include "protocol/body.hpp"
 #include "protocol/messages.hpp"
+#include "protocol/requests.hpp"
 #include "protocol/status_table.hpp"
 
 #include <catch2/catch.hpp>
@@ -191,6 +192,38 @@ TEST_CASE("ipc: the status table gives states and exit statuses without a reques
     CHECK(exited->exit == ExitStatus{3, 0});
     REQUIRE(client.destroy("watched"));
     CHECK_FALSE(client.peek(ct->info())); // its slot no longer holds it
+}
+
+TEST_CASE("ipc: a Hello carries the status table unless the client says it has it, and the client asks for it once") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    auto hello = [&](std::uint32_t seq, bool table) {
+        flatbuffers::FlatBufferBuilder fbb;
+        write_hello(fbb, seq, table);
+        REQUIRE(send_datagram(client.native_handle(), {fbb.GetBufferPointer(), fbb.GetSize()}, {}));
+        auto got = recv_datagram(client.native_handle());
+        REQUIRE(got);
+        const auto* r = flatbuffers::GetRoot<wire::ReplyMessage>(got->bytes.data())->reply_as_HelloReply();
+        REQUIRE(r);
+        const std::size_t roles = r->fds() ? r->fds()->size() : 0;
+        CHECK(roles == got->fds.size()); // what it declares is what it carries
+        return got->fds.size();
+    };
+    CHECK(hello(1, true) == 1);
+    CHECK(hello(2, false) == 0);
+    CHECK(hello(3, true) == 1);
+    // The client: its first Hello maps the table, the next ones take no fd (none is left open).
+    REQUIRE(client.status());
+    REQUIRE(client.status_table());
+    const std::size_t fds = testing::fd_count(::getpid());
+    for (int i = 0; i < 10; ++i) REQUIRE(client.status());
+    CHECK(testing::fd_count(::getpid()) == fds);
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    CHECK(client.peek(ct->info())); // still readable through the one mapping
 }
 
 TEST_CASE("ipc: clients cannot write the status table") {

@@ -248,11 +248,15 @@ class HelloAnswer:
     table_fd: int  # the status table's memfd (owned), or -1
 
 
-def hello(version, min_version):
+def hello(version, min_version, status_table=True):
+    """status_table: whether the reply is to carry the status table's memfd (a client that
+    mapped it already asks for none)."""
     def build(b):
         wire.Hello.Start(b)
         wire.Hello.AddVersion(b, version)
         wire.Hello.AddMinVersion(b, min_version)
+        if not status_table:
+            wire.Hello.AddStatusTable(b, False)
         return wire.Hello.End(b)
 
     @_read

@@ -84,7 +84,7 @@ class AsyncClient(_Connection):
     # --- the requests (Client's, awaited) -----------------------------------------------------
 
     async def hello(self, version=MAX_PROTOCOL_VERSION, min_version=MIN_PROTOCOL_VERSION):
-        return self._hello_answered(await self._call(_wire.hello(version, min_version)))
+        return self._hello_answered(await self._call(_wire.hello(version, min_version, self._table is None)))
 
     async def status(self):
         return await self.hello()

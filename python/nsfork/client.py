@@ -152,7 +152,7 @@ class Client(_Connection):
         """Negotiates the protocol version (the server answers the highest both speak, refuses
         with Error(Protocol) naming both ranges when there is none) and returns the server's
         ServerStatus; maps its status table the first time."""
-        return self._hello_answered(self._call(_wire.hello(version, min_version)))
+        return self._hello_answered(self._call(_wire.hello(version, min_version, self._table is None)))
 
     def status(self):
         """The server's pid, its warm pool and statistics (a Hello)."""

@@ -7,6 +7,7 @@ import struct
 import pytest
 
 import nsfork
+from nsfork import _wire
 from conftest import ENV
 from nsfork import ErrorCode, ExitStatus, State, StatusTable
 from nsfork import status_table as layout
@@ -49,6 +50,15 @@ def test_every_client_maps_the_table_once(server, client):
     first = client.status_table()
     client.hello()
     assert client.status_table() is first
+
+
+def test_a_hello_carries_the_table_only_when_asked(client):
+    """The client asks for the table until it has it; the server sends it only then."""
+    for asked, carried in ((True, 1), (False, 0), (True, 1)):
+        answer = client._call(_wire.hello(nsfork.MAX_PROTOCOL_VERSION, nsfork.MIN_PROTOCOL_VERSION, asked))
+        assert (answer.table_fd >= 0) == bool(carried)
+        if answer.table_fd >= 0:
+            os.close(answer.table_fd)
 
 
 # --- the layout, on a table made here -------------------------------------------------------
