@@ -51,6 +51,7 @@ public:
     // A bare round trip with the helper, timed here (the floor for the ipc scenario).
     Result<std::int64_t> ping();
     const HelperFacts& facts() const { return facts_; }
+    pid_t pid() const { return pid_; }
 
 private:
     Helper(UniqueFd sock, pid_t pid, HelperFacts facts)

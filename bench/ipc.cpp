@@ -6,11 +6,56 @@
 #include "clock.hpp"
 #include "scenarios.hpp"
 
+#include "protocol/framing.hpp"
+#include "protocol/requests.hpp"
+
+#include <sched.h>
+
 namespace nsfork::bench {
+
+namespace {
+
+// Pins this thread, the server and the helper to the CPU this thread is on, and restores their
+// CPUs when it goes. A round trip of a few microseconds is otherwise decided by where the
+// scheduler put each side: across two vCPUs each wake-up of an idle one costs tens of
+// microseconds on these VMs, and either pair (client-server, client-helper) may land either way
+// from run to run. On one CPU both round trips pay the same kernel switches, and what differs is
+// what each side does per message.
+class SameCpu {
+public:
+    SameCpu(std::vector<pid_t> pids) : pids_(std::move(pids)) {
+        pids_.insert(pids_.begin(), 0); // this thread
+        const int cpu = ::sched_getcpu();
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(cpu, &one);
+        for (pid_t pid : pids_) {
+            cpu_set_t was;
+            CPU_ZERO(&was);
+            if (cpu < 0 || ::sched_getaffinity(pid, sizeof was, &was) < 0) was = one;
+            saved_.push_back(was);
+            if (cpu >= 0) ::sched_setaffinity(pid, sizeof one, &one);
+        }
+    }
+    ~SameCpu() {
+        for (std::size_t i = 0; i < pids_.size(); ++i) ::sched_setaffinity(pids_[i], sizeof saved_[i], &saved_[i]);
+    }
+    SameCpu(const SameCpu&) = delete;
+    SameCpu& operator=(const SameCpu&) = delete;
+
+private:
+    std::vector<pid_t> pids_;
+    std::vector<cpu_set_t> saved_;
+};
+
+} // namespace
 
 Result<void> run_ipc(Context& ctx, Report& r) {
     const std::string S = "ipc";
     const std::string group = "request/reply round trip";
+    auto server = ctx.client.status();
+    if (!server) return std::move(server).error();
+    std::optional<SameCpu> pinned(std::in_place, std::vector<pid_t>{server->pid, ctx.helper.pid()});
     std::vector<Variant> v = {
         {"nsfork Client::hello",
          [&]() -> Result<double> {
@@ -30,6 +75,33 @@ Result<void> run_ipc(Context& ctx, Report& r) {
     record(r, S, {{group, "nsfork Client::hello", Role::subject, "flatbuffers both ways, Asio server"},
                   {group, "bare SEQPACKET ping", Role::baseline, "socketpair to the helper, fixed structs"}},
            alternate(ctx.sizes.ipc_rounds, v, 50));
+
+    // What the status table's fd costs a Hello: every Hello carried it before clients said they
+    // had the table; the same round trip otherwise.
+    const std::string with_table = "Hello round trip, the status table's fd in the reply or not";
+    std::vector<Variant> tv = {
+        {"Client::hello (no fd: the client has the table)", v[0].run},
+        {"Hello carrying the status table",
+         [&]() -> Result<double> {
+             const std::int64_t t0 = now_ns();
+             flatbuffers::FlatBufferBuilder fbb(64);
+             write_hello(fbb, 1, true);
+             auto sent = send_datagram(ctx.client.native_handle(), {fbb.GetBufferPointer(), fbb.GetSize()}, {});
+             auto got = sent ? recv_datagram(ctx.client.native_handle()) : Result<Datagram>(std::move(sent).error());
+             if (got) got->fds.clear(); // closed, as the client closes a table it has already
+             const std::int64_t t1 = now_ns();
+             if (!got) return std::move(got).error();
+             return ns_to_us(t1 - t0);
+         }},
+    };
+    record(r, S, {{with_table, "Client::hello (no fd: the client has the table)", Role::subject, ""},
+                  {with_table, "Hello carrying the status table", Role::baseline,
+                   "a raw Hello asking for the table, as every Hello did before"}},
+           alternate(ctx.sizes.ipc_rounds, tv, 50));
+    pinned.reset();
+    r.note(S, "the round trips run with the client thread, the server and the helper pinned to one CPU: across "
+              "vCPUs each wake-up of an idle one costs tens of microseconds here, and where the scheduler puts "
+              "each pair varies from run to run (7 us or 77 us for the same Hello)");
 
     // Launch round trip with a 1 MiB environment (a memfd body: the request is > 64 KiB).
     std::vector<std::string> big_env = {"PATH=/usr/bin:/bin"};
