@@ -17,6 +17,7 @@ flight on one connection. Errors are raised as `nsfork.Error` (its `code` an `Er
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
 
 from ._types import (  # noqa: E402
+    LAUNCH_PHASES,
     MAX_PROTOCOL_VERSION,
     MIN_PROTOCOL_VERSION,
     ContainerInfo,
@@ -37,6 +38,7 @@ __all__ = [
     "Error",
     "ErrorCode",
     "ExitStatus",
+    "LAUNCH_PHASES",
     "MAX_PROTOCOL_VERSION",
     "MIN_PROTOCOL_VERSION",
     "ServerStatus",

@@ -66,6 +66,12 @@ class ServerStatus:
     pool_discarded: int = 0
     launch_work_ns: int = 0             # the server's own time on the launches it answered
     launches: int = 0
+    # launch_work_ns by phase, in LAUNCH_PHASES' order (phases a newer server adds are dropped)
+    launch_phases: tuple = ()
+
+
+# The phases of LaunchStatistics.phase_ns, in order (nsfork::LaunchPhase).
+LAUNCH_PHASES = ("parse", "policy", "cgroup", "clone3 setup", "plan", "status table", "registry", "reply")
 
 
 @dataclass(frozen=True)

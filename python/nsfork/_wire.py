@@ -17,7 +17,7 @@ import flatbuffers
 from . import _generated as wire
 from . import _transport
 from ._errors import Error, protocol_error
-from ._types import ContainerInfo, ErrorCode, ExitStatus, ServerStatus, State
+from ._types import LAUNCH_PHASES, ContainerInfo, ErrorCode, ExitStatus, ServerStatus, State
 
 REQUEST_IDENTIFIER = b"NSFQ"  # bytes 4..7 of every request
 REPLY_IDENTIFIER = b"NSFR"    # bytes 4..7 of every reply
@@ -280,6 +280,8 @@ def hello(version, min_version, status_table=True):
             pool_discarded=pool.Discarded() if pool else 0,
             launch_work_ns=stats.WorkNs() if stats else 0,
             launches=stats.Launches() if stats else 0,
+            launch_phases=tuple(stats.PhaseNs(i) for i in range(min(stats.PhaseNsLength(), len(LAUNCH_PHASES))))
+            if stats else (),
         )
         return HelloAnswer(status, table)
 

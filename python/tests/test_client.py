@@ -274,3 +274,14 @@ def test_connect_to_nothing(tmp_path):
     with pytest.raises(nsfork.Error) as e:
         nsfork.Client.connect(tmp_path / "nobody.sock")
     assert e.value.code == ErrorCode.Disconnected and e.value.errno == errno.ENOENT
+
+
+def test_status_gives_the_servers_launch_work_by_phase(client):
+    with client.launch(["true"], env=ENV) as ct:
+        client.wait(ct)
+        client.destroy(ct)
+    s = client.status()
+    assert s.launches >= 1
+    assert len(s.launch_phases) == len(nsfork.LAUNCH_PHASES)
+    assert sum(s.launch_phases) == s.launch_work_ns
+    assert s.launch_phases[nsfork.LAUNCH_PHASES.index("parse")] > 0
