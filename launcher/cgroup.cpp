@@ -19,6 +19,9 @@ using Clock = std::chrono::steady_clock;
 // rmdir of `path`'s sub-cgroups, deepest first, then of `path`. A sub-cgroup that vanished
 // meanwhile (its own owner removed it) is fine; the first other failure is returned.
 Result<void> remove_tree(const std::string& path) {
+    // Most leaves have no sub-cgroup: the subtree is listed only when rmdir refuses (EBUSY).
+    if (::rmdir(path.c_str()) == 0) return {};
+    if (errno != EBUSY && errno != ENOTEMPTY) return sys_error(Errc::internal, "cannot remove cgroup " + path, errno);
     for (const std::string& sub : sub_cgroup_names(path)) {
         auto removed = remove_tree(path + "/" + sub);
         if (!removed && removed.error().sys_errno != ENOENT) return removed;
@@ -96,6 +99,8 @@ Result<bool> Cgroup::populated() const {
     if (!f) return std::move(f).error();
     return read_populated(f->get(), path_);
 }
+
+Result<bool> Cgroup::populated(int events) const { return read_populated(events, path_); }
 
 Result<UniqueFd> Cgroup::open_events() const { return open_file("cgroup.events", O_RDONLY); }
 

@@ -57,6 +57,8 @@ public:
     Result<void> kill() const;
     // Whether any process is left in it or below ("populated" of cgroup.events).
     Result<bool> populated() const;
+    // The same, read from its open cgroup.events (open_events()).
+    Result<bool> populated(int events) const;
     // An fd to cgroup.events: POLLPRI when "populated" changes.
     Result<UniqueFd> open_events() const;
     // rmdir of its sub-cgroups, depth-first, then of itself; EBUSY while processes remain.

@@ -152,13 +152,19 @@ void Server::watch_emptied(const Record& c) {
             expect(c->drained(), *c, "drained");
             return settle_up(c->info.id);
         }
+        // Empty already, mostly (a namespace's processes are gone once its init can be reaped):
+        // then nothing is watched.
+        if (auto populated = c->cgroup->populated(fd->get()); !populated || !*populated) {
+            expect(c->drained(), *c, "drained");
+            return settle_up(c->info.id);
+        }
         c->events.emplace(io_, fd->release());
     }
     // Armed before the check below, so that a change in between is not missed.
     c->events->async_wait(Descriptor::wait_error, [this, c](error_code ec) {
         if (!ec && !c->is_drained()) watch_emptied(c);
     });
-    auto populated = c->cgroup->populated();
+    auto populated = c->cgroup->populated(c->events->native_handle());
     if (populated && *populated) return;
     expect(c->drained(), *c, "drained");
     c->events.reset();
