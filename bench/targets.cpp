@@ -50,31 +50,37 @@ std::optional<std::pair<double, std::string>> worst_ratio(const std::vector<cons
     return w;
 }
 
+// The target "`name`'s ratio to `baseline` within `bound`" for one figure of the report.
+Target ratio_target(std::string goal, const Figure* f, const std::string& baseline, double bound,
+                    bool at_most, const std::string& if_missed, const std::string& why_not_run) {
+    if (auto x = f ? ratio(*f, baseline) : std::nullopt)
+        return judge(std::move(goal), *x, bound, at_most, fmt::format("{:.2f}x {}", *x, baseline), if_missed);
+    return not_run(std::move(goal), why_not_run);
+}
+
 } // namespace
 
 std::vector<Target> judge_targets(const Report& r) {
     std::vector<Target> out;
 
     { // launch, cold, against the raw floor
-        const std::string goal = "launch p50 <= 1.5x raw floor (cold)";
-        const Figure* f = r.find("launch", "/bin/true, request until exec'd", "nsfork launch");
-        if (auto x = f ? ratio(*f, "raw floor") : std::nullopt)
-            out.push_back(judge(goal, *x, 1.5, true, fmt::format("{:.2f}x raw floor", *x),
-                                "A cold launch also execs nsfork-shim, which then spawns the command, and "
-                                "crosses the socket twice; the warm pool takes clone, "
-                                "mount and the shim's exec off the launch path (KERNEL.md measured ~0.35x)."));
-        else out.push_back(not_run(goal, "launch scenario or raw floor not measured"));
+        out.push_back(ratio_target("launch p50 <= 1.5x raw floor (cold)",
+                                   r.find("launch", "/bin/true, request until exec'd", "nsfork launch"), "raw floor", 1.5,
+                                   true,
+                                   "A cold launch also execs nsfork-shim, which then spawns the command, and "
+                                   "crosses the socket twice; the warm pool takes clone, "
+                                   "mount and the shim's exec off the launch path (KERNEL.md measured ~0.35x).",
+                                   "launch scenario or raw floor not measured"));
     }
     { // launch, warm, against the raw floor
-        const std::string goal = "launch p50 <= 0.5x raw floor (warm pool)";
-        const Figure* f = r.find("launch", "/bin/true, request until exec'd", "nsfork warm launch");
-        if (auto x = f ? ratio(*f, "raw floor") : std::nullopt)
-            out.push_back(judge(goal, *x, 0.5, true, fmt::format("{:.2f}x raw floor", *x),
-                                "A warm launch wakes a process six times (server, shim, the command's "
-                                "vfork child, the shim at its exec, server, client), the raw floor twice "
-                                "(child, parent); on this kind of VM a wake-up on an idle vCPU costs "
-                                "20-35 us. See bench/README.md."));
-        else out.push_back(not_run(goal, "launch scenario or raw floor not measured"));
+        out.push_back(ratio_target("launch p50 <= 0.5x raw floor (warm pool)",
+                                   r.find("launch", "/bin/true, request until exec'd", "nsfork warm launch"),
+                                   "raw floor", 0.5, true,
+                                   "A warm launch wakes a process six times (server, shim, the command's "
+                                   "vfork child, the shim at its exec, server, client), the raw floor twice "
+                                   "(child, parent); on this kind of VM a wake-up on an idle vCPU costs "
+                                   "20-35 us. See bench/README.md.",
+                                   "launch scenario or raw floor not measured"));
     }
     { // fat client: flat
         const std::string goal = "fat-client launch p50 within 1.1x across sizes";
@@ -111,14 +117,13 @@ std::vector<Target> judge_targets(const Report& r) {
                                 "extra work shows directly. The warm pool refills only when the server is quiet, "
                                 "so under saturation most launches are cold."));
         else out.push_back(not_run(goal, "churn scenario not run"));
-        const std::string warm_goal = "churn with the warm pool, 1 in flight >= 1.0x raw floor";
-        const Figure* warm = r.find("churn", "1 in flight (rate per round of 200 launches)", "nsfork warm pool");
-        if (auto x = warm ? ratio(*warm, "raw floor") : std::nullopt)
-            out.push_back(judge(warm_goal, *x, 1.0, false, fmt::format("{:.2f}x raw floor", *x),
-                                "One cycle is a launch, a wait and a destroy: three round trips, the shim's exit "
-                                "and the leaf's removal on top of the floor's clone3 + exec + waitid, and a refill "
-                                "(a clone3 and a leaf) between cycles whenever the pool drained."));
-        else out.push_back(not_run(warm_goal, "churn scenario not run"));
+        out.push_back(ratio_target(
+            "churn with the warm pool, 1 in flight >= 1.0x raw floor",
+            r.find("churn", "1 in flight (rate per round of 200 launches)", "nsfork warm pool"), "raw floor", 1.0, false,
+            "One cycle is a launch, a wait and a destroy: three round trips, the shim's exit and the leaf's removal on "
+            "top of the floor's clone3 + exec + waitid, and a refill (a clone3 and a leaf) between cycles whenever the "
+            "pool drained.",
+            "churn scenario not run"));
     }
     { // destroy
         const std::string goal = "destroy <= 1.1x raw namespace kill at every size";
@@ -168,15 +173,13 @@ std::vector<Target> judge_targets(const Report& r) {
             out.push_back(judge(goal, f->summary.median, 20, true, fmt::format("{:.1f} us", f->summary.median),
                                 "Two flatbuffer builds and verifications plus an epoll wake-up of the Asio loop."));
         else out.push_back(not_run(goal, "ipc scenario not run"));
-        const std::string rt = "request round trip <= 1.2x bare SEQPACKET ping";
-        const Figure* f = r.find("ipc", "request/reply round trip", "nsfork Client::hello");
-        if (auto x = f ? ratio(*f, "bare SEQPACKET ping") : std::nullopt)
-            out.push_back(judge(rt, *x, 1.2, true, fmt::format("{:.2f}x the ping", *x),
-                                "Per message the server makes three syscalls the ping's peer does not (epoll_wait, "
-                                "the read that finds the socket empty, Asio's epoll_ctl re-arm of the descriptor) "
-                                "and each side builds and verifies a FlatBuffer in a heap-allocated builder; both "
-                                "sides pinned to one CPU, as here."));
-        else out.push_back(not_run(rt, "ipc scenario not run"));
+        out.push_back(ratio_target(
+            "request round trip <= 1.2x bare SEQPACKET ping",
+            r.find("ipc", "request/reply round trip", "nsfork Client::hello"), "bare SEQPACKET ping", 1.2, true,
+            "Per message the server makes three syscalls the ping's peer does not (epoll_wait, the read that finds "
+            "the socket empty, Asio's epoll_ctl re-arm of the descriptor) and each side builds and verifies a "
+            "FlatBuffer in a heap-allocated builder; both sides pinned to one CPU, as here.",
+            "ipc scenario not run"));
     }
     { // cli: the front without a server, and the full program through one
         const std::string group = "/bin/true, whole process, spawn until reaped";
