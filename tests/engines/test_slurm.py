@@ -135,7 +135,10 @@ def test_a_running_step_is_listed_and_scancel_destroys_its_container(node, engin
         if srun.poll() is None:
             srun.kill()
             srun.wait()
-    assert "CANCELLED" in err, err
+    # srun saw the cancellation: slurmstepd's "*** STEP ... CANCELLED ***" line, which travels on
+    # the task's stderr and is lost when the task already died of the SIGTERM (seen under load),
+    # or srun's own "Job step aborted" on the abort it is sent.
+    assert "CANCELLED" in err or "Job step aborted" in err, err
     if not trap:
         assert srun.returncode == 143, err  # nsfork-oci run's status: the task died of SIGTERM
     common.wait_for(lambda: not in_pid_namespace(pidns), 20, "the container's processes to go")
