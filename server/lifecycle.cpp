@@ -141,23 +141,24 @@ void Server::on_exit(const Record& c, ExitStatus status) {
 
 // Marks `c` drained once its cgroup has no process left, watching cgroup.events (POLLPRI).
 void Server::watch_emptied(const Record& c) {
-    if (!c->cgroup) {
-        expect(c->drained(), *c, "drained");
-        return settle_up(c->info.id);
-    }
+    if (c->cgroup && still_populated(c)) return; // called again when that changes
+    expect(c->drained(), *c, "drained");
+    c->events.reset();
+    settle_up(c->info.id);
+}
+
+// Whether processes are left in `c`'s cgroup; if so, its cgroup.events is watched for the
+// change. One that cannot be read counts as empty.
+bool Server::still_populated(const Record& c) {
     if (!c->events) {
         auto fd = c->cgroup->open_events();
         if (!fd) {
             spdlog::error("container {}: {}", c->info.id, fd.error().message);
-            expect(c->drained(), *c, "drained");
-            return settle_up(c->info.id);
+            return false;
         }
         // Empty already, mostly (a namespace's processes are gone once its init can be reaped):
         // then nothing is watched.
-        if (auto populated = c->cgroup->populated(fd->get()); !populated || !*populated) {
-            expect(c->drained(), *c, "drained");
-            return settle_up(c->info.id);
-        }
+        if (auto populated = c->cgroup->populated(fd->get()); !populated || !*populated) return false;
         c->events.emplace(io_, fd->release());
     }
     // Armed before the check below, so that a change in between is not missed.
@@ -165,10 +166,7 @@ void Server::watch_emptied(const Record& c) {
         if (!ec && !c->is_drained()) watch_emptied(c);
     });
     auto populated = c->cgroup->populated(c->events->native_handle());
-    if (populated && *populated) return;
-    expect(c->drained(), *c, "drained");
-    c->events.reset();
-    settle_up(c->info.id);
+    return populated && *populated;
 }
 
 // Sends the kill: its own namespace, SIGKILL to pid 1 and the kernel does the rest; shared, the cgroup.

@@ -62,12 +62,13 @@ private:
     Result<Target> target(const wire::Launch& req, int join_fd, bool hold);
     std::string auto_id();
     std::string next_cgroup_name();
-    std::optional<Cgroup> take_spare_leaf(const std::string& parent);
+    Result<Cgroup> new_leaf(const std::string& parent);
     void spare_leaves_soon();
     void publish(const ContainerRecord& c);
     void watch_report(const Record& c);
     void watch_exit(const Record& c);
     void watch_emptied(const Record& c);
+    bool still_populated(const Record& c);
     void finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64_t start = LaunchStatistics::now_ns());
     void on_exit(const Record& c, ExitStatus status);
     void kill_one(ContainerRecord& c);

@@ -207,10 +207,11 @@ void Server::on_list(Connection& conn, std::uint32_t seq) {
 // cgroup v2 cannot rename. (The id is in the registry and in List.)
 std::string Server::next_cgroup_name() { return fmt::format("c{}", next_cgroup_++); }
 
-// A spare leaf for a container placed directly below the root, if one is made.
-std::optional<Cgroup> Server::take_spare_leaf(const std::string& parent) {
-    if (spare_leaves_.empty() || !cgroups_.root || parent != cgroups_.root->path()) return std::nullopt;
-    std::optional<Cgroup> leaf(std::move(spare_leaves_.back()));
+// A fresh leaf below `parent`: a spare made ahead when `parent` is the root, else made now.
+Result<Cgroup> Server::new_leaf(const std::string& parent) {
+    if (spare_leaves_.empty() || !cgroups_.root || parent != cgroups_.root->path())
+        return Cgroup::create(parent, next_cgroup_name());
+    Cgroup leaf = std::move(spare_leaves_.back());
     spare_leaves_.pop_back();
     return leaf;
 }
@@ -355,8 +356,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         std::optional<Cgroup> leaf = std::move(named);
         Result<Record> cold = Error{};
         if (!leaf && !parent_dir.empty()) {
-            if ((leaf = take_spare_leaf(parent_dir))) {
-            } else if (auto made = Cgroup::create(parent_dir, next_cgroup_name())) leaf.emplace(std::move(*made));
+            if (auto made = new_leaf(parent_dir)) leaf.emplace(std::move(*made));
             else cold = std::move(made).error();
             timer.lap(LaunchPhase::cgroup);
         }
