@@ -23,7 +23,7 @@ namespace {
 // what each side does per message.
 class SameCpu {
 public:
-    SameCpu(std::vector<pid_t> pids) : pids_(std::move(pids)) {
+    explicit SameCpu(std::vector<pid_t> pids) : pids_(std::move(pids)) {
         pids_.insert(pids_.begin(), 0); // this thread
         const int cpu = ::sched_getcpu();
         cpu_set_t one;
