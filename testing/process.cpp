@@ -15,6 +15,7 @@
 #include <fstream>
 #include <iterator>
 #include <mutex>
+#include <string_view>
 
 extern char** environ;
 
@@ -115,8 +116,15 @@ std::vector<std::string> lines(const std::string& text) {
 }
 
 bool alive(pid_t pid) {
-    std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    // read(2), not an ifstream: a process that exits between the open and the read fails the read
+    // (ESRCH), which libstdc++'s filebuf throws as an exception out of the caller's /proc scan.
+    char buf[1024];
+    const int fd = ::open(("/proc/" + std::to_string(pid) + "/stat").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    ::close(fd);
+    if (n <= 0) return false;
+    const std::string_view text(buf, static_cast<std::size_t>(n));
     const auto paren = text.rfind(')');
     return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z' && text[paren + 2] != 'X';
 }
