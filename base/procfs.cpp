@@ -1,7 +1,10 @@
 #include "base/procfs.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -70,8 +73,21 @@ std::string cgroup2_path_in(std::string_view text) {
 }
 
 std::string cgroup2_path(pid_t pid) {
-    std::ifstream in(proc_path(pid, "cgroup"));
-    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // read(2), not an ifstream: when the process is reaped between the open and the read, the
+    // read fails (ESRCH), which libstdc++'s filebuf throws, here out of a server's handler.
+    const int fd = ::open(proc_path(pid, "cgroup").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return {};
+    std::string text;
+    char buf[4096];
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) != 0;) {
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) { // gone meanwhile: no path, as for a process gone before the open
+            text.clear();
+            break;
+        }
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(fd);
     return cgroup2_path_in(text);
 }
 
