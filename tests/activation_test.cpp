@@ -74,6 +74,21 @@ UniqueFd connect_raw(const std::string& path, int type) {
     return fd;
 }
 
+// Whether the socket bound at `path` listens (/proc/net/unix: its flags have __SO_ACCEPTCON,
+// 0x10000). systemd-socket-activate binds before it listens, and a connect in between is refused.
+bool listening(const std::string& path) {
+    std::ifstream in("/proc/net/unix");
+    std::string line;
+    std::getline(in, line); // the header
+    while (std::getline(in, line)) {
+        std::istringstream fields(line);
+        std::string num, refs, protocol, flags, type, state, inode, bound;
+        fields >> num >> refs >> protocol >> flags >> type >> state >> inode >> bound;
+        if (bound == path && (std::stoul(flags, nullptr, 16) & 0x10000)) return true;
+    }
+    return false;
+}
+
 // An argument of Activated's `serve_args` that stands for its socket's path.
 const std::string kItsSocket = "{socket}";
 
@@ -93,7 +108,7 @@ public:
         argv.insert(argv.end(), {bin("nsfork"), "serve", "--log-level", "info"});
         for (const std::string& arg : serve_args) argv.push_back(arg == kItsSocket ? socket_ : arg);
         pid_ = MUST(testing::spawn(argv, -1, err.get()));
-        REQUIRE(testing::eventually([&] { return exists(socket_); }));
+        REQUIRE(testing::eventually([&] { return listening(socket_); }));
     }
     ~Activated() { (void)stop(); }
 
