@@ -176,6 +176,9 @@ void AsyncSession::hello(CompletionPtr<ServerStatus> done) {
 
 void AsyncSession::launch(const LaunchOptions& options, CompletionPtr<Container> done) {
     flatbuffers::FlatBufferBuilder fbb(512);
+    // (The end's unasked answer would have no operation to complete: async_wait, async_destroy.)
+    if (options.destroy_on_exit)
+        return done->complete(Error{Errc::bad_request, "destroy_on_exit is for the blocking Client's ended()"});
     const std::uint32_t seq = state_->take_seq();
     auto fds = write_launch(fbb, seq, options);
     if (!fds) return done->complete(std::move(fds).error());

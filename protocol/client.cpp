@@ -184,6 +184,16 @@ Result<ContainerInfo> Client::destroy(const std::string& id) {
     return call(fbb, seq, {}, read_destroy_reply);
 }
 
+Result<ContainerInfo> Client::ended(const Container& c) {
+    if (c.end_seq()) {
+        auto reply = receive(c.end_seq());
+        if (!reply) return std::move(reply).error();
+        return read_destroy_reply(**reply);
+    }
+    if (auto status = wait(c.id()); !status) return std::move(status).error();
+    return destroy(c.id());
+}
+
 Result<std::vector<ContainerInfo>> Client::list() {
     flatbuffers::FlatBufferBuilder fbb(64);
     const std::uint32_t seq = next_seq_++;

@@ -22,12 +22,12 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
 }
 
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
-                        bool terminal, bool cgroup) {
+                        bool terminal, bool cgroup, bool destroy_on_exit) {
     auto ci = write_info(fbb, info);
     std::vector<wire::FdRole> roles{wire::FdRole::Pidfd};
     if (terminal) roles.push_back(wire::FdRole::Terminal);
     if (cgroup) roles.push_back(wire::FdRole::Cgroup);
-    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles));
+    auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles), destroy_on_exit);
     finish_reply(fbb, seq, wire::Reply::LaunchReply, body.Union());
 }
 

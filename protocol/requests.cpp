@@ -48,7 +48,7 @@ Result<std::vector<int>> write_launch(flatbuffers::FlatBufferBuilder& fbb, std::
     auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
                                    o.tie_to_connection, o.pid_max, o.tty, o.kill_group, o.signal_mask,
                                    o.ignored_signals, write_user(fbb, o), o.tty_rows, o.tty_cols, o.hold,
-                                   cgroup_name);
+                                   cgroup_name, o.destroy_on_exit);
     finish_request(fbb, seq, wire::Request::Launch, body.Union());
     return fds;
 }
@@ -150,7 +150,8 @@ Result<Container> read_launch_reply(OpenedReply& reply, bool tty, bool hold) {
         else return Error{Errc::protocol, "Launch reply carried an fd this launch did not ask for"};
     }
     if (tty && !terminal) return Error{Errc::protocol, "Launch reply did not carry a pidfd and a terminal"};
-    return Container(read_info(*(*r)->container()), std::move(got[0]), std::move(terminal), std::move(cgroup));
+    const std::uint32_t end_seq = (*r)->destroy_on_exit() ? reply.message->seq() : 0;
+    return Container(read_info(*(*r)->container()), std::move(got[0]), std::move(terminal), std::move(cgroup), end_seq);
 }
 
 Result<ExitStatus> read_wait_reply(OpenedReply& reply) {

@@ -104,6 +104,8 @@ public:
     std::vector<Waiter> waiters;      // Wait requests
     std::vector<Waiter> destroyers;   // Destroy requests
     std::uint64_t tied_to = 0;        // the connection whose end destroys it (0: none)
+    bool destroy_on_exit = false;     // destroyed when its init ends; the Launch's waiter, once
+                                      // answered, is among the destroyers
     // A hold container (info.held): its main process once adopted (Adopt), watched for exit,
     // which ends the container; signals for the container go to it. Not our child: the client's.
     std::optional<Descriptor> main;

@@ -76,17 +76,18 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64
         if (c.terminal) fds[count++] = c.terminal.get();
         if (leaf) fds[count++] = leaf.get();
         timer.lap(LaunchPhase::reply);
+        if (c.destroy_on_exit) c.destroyers.push_back(w); // answered again when it is gone
         if (c.exec_reported()) {
             c.info.state = c.wire_state();
             table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
             timer.lap(LaunchPhase::table);
-            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf));
+            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf), c.destroy_on_exit);
         } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
             ContainerInfo ran = c.info;
             ran.state = State::running;
             table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
             timer.lap(LaunchPhase::table);
-            write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf));
+            write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf), c.destroy_on_exit);
         }
         return reply(w, fbb, std::span<const int>(fds, count));
     }
@@ -136,6 +137,7 @@ void Server::on_exit(const Record& c, ExitStatus status) {
     if (c->cgroup && !c->own_pidns) (void)c->cgroup->kill();
     for (const std::string& child : c->children)
         if (auto n = registry_.find(child)) registry_.kill(*n, kill_);
+    if (c->destroy_on_exit) destroy(*c); // forgotten once it and its nest settled
     watch_emptied(c);
 }
 

@@ -385,6 +385,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     c->info.slot = *slot;
     // A hold container is tied until adopted: a runtime killed half-way leaves nothing behind.
     if (req.tie_to_connection() || spec->hold) c->tied_to = conn.id();
+    c->destroy_on_exit = req.destroy_on_exit();
     if (t->parent) {
         c->info.parent = t->parent->info.id;
         t->parent->children.push_back(c->info.id);

@@ -53,6 +53,7 @@ Bytes launch_request(std::uint32_t seq, const LaunchFields& f) {
     if (f.parent) fbb.AddOffset(wire::Launch::VT_PARENT, parent);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_SHARE_PID_NAMESPACE, f.share_pid_namespace, 0);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_TIE_TO_CONNECTION, f.tie_to_connection, 0);
+    fbb.AddElement<std::uint8_t>(wire::Launch::VT_DESTROY_ON_EXIT, f.destroy_on_exit, 0);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_TTY, f.tty, 0);
     fbb.AddElement<std::uint8_t>(wire::Launch::VT_KILL_GROUP, f.kill_group, 0);
     fbb.AddElement<std::uint64_t>(wire::Launch::VT_SIGNAL_MASK, f.signal_mask, 0);

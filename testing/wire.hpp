@@ -43,6 +43,7 @@ struct LaunchFields {
     std::optional<std::string> parent;
     bool share_pid_namespace = false;
     bool tie_to_connection = false;
+    bool destroy_on_exit = false;
     bool tty = false;
     bool kill_group = false;
     std::uint64_t signal_mask = 0;

@@ -169,7 +169,7 @@ TEST_CASE("async client: errors are values with the server's code and message, a
     asio::io_context io;
     AsyncClient client = connect(io, server);
     std::optional<Result<ExitStatus>> unknown;
-    std::optional<Result<Container>> empty_argv, too_many_fds;
+    std::optional<Result<Container>> empty_argv, too_many_fds, whole_run;
     bool returned = false;
     client.async_wait("nobody", [&](Result<ExitStatus> r) { unknown.emplace(std::move(r)); });
     client.async_launch(command("empty", {}), [&](Result<Container> r) { empty_argv.emplace(std::move(r)); });
@@ -180,6 +180,10 @@ TEST_CASE("async client: errors are values with the server's code and message, a
         CHECK(returned);
         too_many_fds.emplace(std::move(r));
     });
+    // Its unasked last answer would have no operation to complete: refused, with the reason.
+    LaunchOptions whole = command("whole", {probe(), "exit", "0"});
+    whole.destroy_on_exit = true;
+    client.async_launch(whole, [&](Result<Container> r) { whole_run.emplace(std::move(r)); });
     returned = true;
     io.run();
     REQUIRE(unknown);
@@ -192,6 +196,10 @@ TEST_CASE("async client: errors are values with the server's code and message, a
     REQUIRE(too_many_fds);
     REQUIRE_FALSE(*too_many_fds);
     CHECK(too_many_fds->error().code == Errc::bad_request);
+    REQUIRE(whole_run);
+    REQUIRE_FALSE(*whole_run);
+    CHECK(whole_run->error().code == Errc::bad_request);
+    CHECK_THAT(whole_run->error().message, Catch::Contains("destroy_on_exit"));
 
     std::optional<Result<std::vector<ContainerInfo>>> listed;
     client.async_list([&](auto r) { listed.emplace(std::move(r)); });

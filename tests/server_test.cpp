@@ -385,3 +385,145 @@ TEST_CASE("server: a reply whose fds cannot be kept for a slow client becomes an
     CHECK(m->seq() == kHellos + 1);
     CHECK(m->reply_as_HelloReply());
 }
+
+// ---- one request for a whole run (Launch{destroy_on_exit}) ----
+
+TEST_CASE("server: a Launch with destroy_on_exit is answered again once its container ended and is gone, nested ones with it") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Client other = server.connect();
+    Pipe in;
+    LaunchOptions o = command("whole-run", {"/bin/sh", "-c", "read line; exit 3"});
+    o.stdio = {in.read.get(), -1, -1};
+    o.destroy_on_exit = true;
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    in.read.reset();
+    CHECK(ct->end_seq() != 0);
+    LaunchOptions inner = command("whole-run-inner", {probe(), "sleep"});
+    inner.parent = "whole-run";
+    auto nested = client.launch(inner);
+    REQUIRE(nested);
+    // Until it ends, an ordinary container.
+    CHECK(MUST(other.list()).size() == 2);
+    in.write.reset(); // the shell reads EOF and exits 3
+    auto gone = client.ended(*ct);
+    REQUIRE(gone);
+    CHECK(gone->id == "whole-run");
+    CHECK(gone->exit == ExitStatus{3, 0});
+    CHECK(gone->state == State::destroyed);
+    // Forgotten, with what was nested in it; their processes and cgroup leaves are gone.
+    CHECK(MUST(other.list()).empty());
+    CHECK_FALSE(alive(nested->pid()));
+    if (!ct->info().cgroup.empty()) {
+        CHECK(::access(ct->info().cgroup.c_str(), F_OK) != 0);
+        CHECK(::access(nested->info().cgroup.c_str(), F_OK) != 0);
+    }
+    // Without it, ended() waits and destroys.
+    auto plain = client.launch(command("", {probe(), "exit", "7"}));
+    REQUIRE(plain);
+    CHECK(plain->end_seq() == 0);
+    auto plain_gone = client.ended(*plain);
+    REQUIRE(plain_gone);
+    CHECK(plain_gone->exit == ExitStatus{7, 0});
+    CHECK(MUST(other.list()).empty());
+}
+
+TEST_CASE("server: on the wire, destroy_on_exit gets a LaunchReply that says so, one DestroyReply on the same seq, then nothing, and a failed launch only its error") {
+    require_root();
+    ServerProcess server;
+    testing::RawConnection conn = raw_connection(server.socket());
+    auto next = [&](std::chrono::milliseconds limit = std::chrono::seconds(10)) { return conn.receive(limit); };
+
+    testing::LaunchFields f;
+    f.id = "raw-run";
+    f.argv = std::vector<std::string>{probe(), "exit", "5"};
+    f.destroy_on_exit = true;
+    REQUIRE(conn.send(testing::launch_request(1, f)) == 0);
+    auto launched = next();
+    REQUIRE(launched);
+    const wire::ReplyMessage* m = verify_reply(launched->bytes);
+    REQUIRE(m);
+    CHECK(m->seq() == 1);
+    REQUIRE(m->reply_as_LaunchReply());
+    CHECK(m->reply_as_LaunchReply()->destroy_on_exit());
+    CHECK(launched->fds.size() == 1);
+    auto gone = next();
+    REQUIRE(gone);
+    m = verify_reply(gone->bytes);
+    REQUIRE(m);
+    CHECK(m->seq() == 1);
+    REQUIRE(m->reply_as_DestroyReply());
+    const ContainerInfo info = read_info(*m->reply_as_DestroyReply()->container());
+    CHECK(info.id == "raw-run");
+    CHECK(info.exit == ExitStatus{5, 0});
+    CHECK(info.state == State::destroyed);
+    CHECK(next(std::chrono::milliseconds(300)).error().code == Errc::unavailable);
+
+    f.id = "raw-fail";
+    f.argv = std::vector<std::string>{"/nonexistent/command"};
+    REQUIRE(conn.send(testing::launch_request(2, f)) == 0);
+    auto failed = next();
+    REQUIRE(failed);
+    m = verify_reply(failed->bytes);
+    REQUIRE(m);
+    CHECK(m->seq() == 2);
+    REQUIRE(m->reply_as_Error());
+    CHECK(read_error(*m->reply_as_Error()).code == Errc::exec_failed);
+    CHECK(next(std::chrono::milliseconds(300)).error().code == Errc::unavailable);
+
+    // Without the field, the reply promises nothing.
+    f.id = "raw-plain";
+    f.argv = std::vector<std::string>{"/bin/true"};
+    f.destroy_on_exit = false;
+    REQUIRE(conn.send(testing::launch_request(3, f)) == 0);
+    auto plain = next();
+    REQUIRE(plain);
+    m = verify_reply(plain->bytes);
+    REQUIRE(m);
+    REQUIRE(m->reply_as_LaunchReply());
+    CHECK_FALSE(m->reply_as_LaunchReply()->destroy_on_exit());
+    REQUIRE(conn.send(testing::destroy_request(4, "raw-plain")) == 0);
+    auto destroyed = next();
+    REQUIRE(destroyed);
+    m = verify_reply(destroyed->bytes);
+    REQUIRE(m);
+    CHECK(m->seq() == 4);
+    CHECK(m->reply_as_DestroyReply());
+}
+
+TEST_CASE("server: a destroy_on_exit container destroyed by another client answers both, and one whose connection closed is still destroyed at its end") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    Client other = server.connect();
+    LaunchOptions o = command("run-destroyed", {probe(), "sleep"});
+    o.destroy_on_exit = true;
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    auto by_other = other.destroy("run-destroyed");
+    REQUIRE(by_other);
+    CHECK(by_other->exit == ExitStatus{0, SIGKILL});
+    auto gone = client.ended(*ct);
+    REQUIRE(gone);
+    CHECK(gone->exit == ExitStatus{0, SIGKILL});
+    CHECK(gone->state == State::destroyed);
+
+    Pipe in;
+    std::string leaf;
+    {
+        Client leaving = server.connect();
+        LaunchOptions l = command("run-orphaned", {"/bin/sh", "-c", "read line"});
+        l.stdio = {in.read.get(), -1, -1};
+        l.destroy_on_exit = true;
+        auto launched = leaving.launch(l);
+        REQUIRE(launched);
+        leaf = launched->info().cgroup;
+        in.read.reset();
+    } // the connection closes; the container, not tied to it, runs on
+    CHECK(MUST(other.list()).size() == 1);
+    in.write.reset();
+    CHECK(testing::eventually([&] { return MUST(other.list()).empty(); }));
+    if (!leaf.empty()) CHECK(::access(leaf.c_str(), F_OK) != 0);
+}

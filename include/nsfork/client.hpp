@@ -58,6 +58,9 @@ struct LaunchOptions {
     bool hold = false;
     std::string cgroup_name;              // its leaf's path below the server's container tree
                                           // ("": the server names it)
+    // One request for the whole run: the server destroys the container once its init ended
+    // and says so unasked; Client::ended() has its last description (no Wait, no Destroy).
+    bool destroy_on_exit = false;
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.
@@ -65,9 +68,10 @@ struct LaunchOptions {
 // A tty launch also hands over its pseudo-terminal's master, which the server does not keep.
 class Container {
 public:
-    Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {}, UniqueFd cgroup = {})
+    Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {}, UniqueFd cgroup = {},
+              std::uint32_t end_seq = 0)
         : info_(std::move(info)), pidfd_(std::move(pidfd)), terminal_(std::move(terminal)),
-          cgroup_(std::move(cgroup)) {}
+          cgroup_(std::move(cgroup)), end_seq_(end_seq) {}
 
     const std::string& id() const { return info_.id; }
     int pidfd() const { return pidfd_.get(); }
@@ -84,12 +88,16 @@ public:
     // into it (clone3 CLONE_INTO_CGROUP).
     int cgroup() const { return cgroup_.get(); }
     UniqueFd release_cgroup() { return std::move(cgroup_); }
+    // Whether the server destroys it at its end and will say so (LaunchOptions::destroy_on_exit,
+    // from a server that knows it): the Launch's seq, answered again then; 0 if not.
+    std::uint32_t end_seq() const { return end_seq_; }
 
 private:
     ContainerInfo info_;
     UniqueFd pidfd_;
     UniqueFd terminal_;
     UniqueFd cgroup_;
+    std::uint32_t end_seq_ = 0;
 };
 
 class NSFORK_API Client {
@@ -120,6 +128,11 @@ public:
     // Kills every process of the container, waits until they are gone and forgets it.
     // Returns its final description (exit status included).
     Result<ContainerInfo> destroy(const std::string& id);
+    // Blocks until the container ended and is gone; its last description, exit status in it.
+    // Launched with LaunchOptions::destroy_on_exit, that is the server's second answer to the
+    // Launch (Container::end_seq()): no request is sent, and a caller with its own event loop may
+    // poll native_handle() for it first. Otherwise: wait(), then destroy().
+    Result<ContainerInfo> ended(const Container& c);
     Result<std::vector<ContainerInfo>> list();
     // Round trip with no work: negotiates the protocol version (this client speaks
     // kMinProtocolVersion..kProtocolVersion, 1..2), and the server's pid. Maps the server's

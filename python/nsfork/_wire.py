@@ -296,7 +296,7 @@ def launch(argv, *, env=None, cwd=None, id=None, stdin=None, stdout=None, stderr
            parent=None, share_pid_namespace=False, join_pidns=None, tie_to_connection=False,
            pid_max=0, tty=False, tty_size=None, kill_group=False, signal_mask=0, ignored_signals=0,
            uid=None, gid=None, groups=None, extra_fds=(), hold=False, cgroup_name=None,
-           container=None):
+           destroy_on_exit=False, container=None):
     """The Launch request (Client.launch documents the options); `container` makes the answer
     from (info, pidfd, terminal, cgroup)."""
     if isinstance(env, Mapping):
@@ -363,6 +363,7 @@ def launch(argv, *, env=None, cwd=None, id=None, stdin=None, stdout=None, stderr
         L.AddHold(b, hold)
         if cgroup_ is not None:
             L.AddCgroupName(b, cgroup_)
+        L.AddDestroyOnExit(b, destroy_on_exit)
         return L.End(b)
 
     @_read
@@ -384,7 +385,10 @@ def launch(argv, *, env=None, cwd=None, id=None, stdin=None, stdout=None, stderr
             raise protocol_error("Launch reply did not carry a pidfd and a terminal")
         info = _info(r.Container())
         pick = {role: reply.take(i) for role, i in taken.items()}
-        return container(info, reply.take(0), pick.get(Role.Terminal, -1), pick.get(Role.Cgroup, -1))
+        made = container(info, reply.take(0), pick.get(Role.Terminal, -1), pick.get(Role.Cgroup, -1))
+        if r.DestroyOnExit():  # the server answers this seq again when the container is gone
+            made.end_seq = reply.seq
+        return made
 
     return Call(wire.Request.Request.Launch, build, fds, read)
 

@@ -91,6 +91,8 @@ class AsyncClient(_Connection):
 
     async def launch(self, argv, **options):
         """Client.launch's options; the Container once its command was exec'd."""
+        if options.get("destroy_on_exit"):  # its unasked last answer would have no one to go to
+            raise Error(ErrorCode.BadRequest, "destroy_on_exit is for the blocking Client's ended()")
         return await self._call(_wire.launch(argv, container=Container, **options))
 
     async def wait(self, container):

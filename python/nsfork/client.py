@@ -24,6 +24,7 @@ class Container:
         self.pidfd = pidfd
         self.terminal = terminal  # a tty launch's pseudo-terminal master, else -1
         self.cgroup = cgroup      # a hold launch's cgroup v2 leaf (a directory fd), else -1
+        self.end_seq = 0          # launched destroy_on_exit: the Launch's seq, answered again at its end
 
     @property
     def id(self):
@@ -172,6 +173,8 @@ class Client(_Connection):
           tty: a pseudo-terminal of its own (Container.terminal is the master), tty_size=(rows,
                cols). kill_group, signal_mask, ignored_signals (bit N-1: signal N).
           uid, gid, groups: whom it runs as. hold, cgroup_name: a hold container (README).
+          destroy_on_exit: one request for the whole run: the server destroys it when its init
+               ends and says so unasked; ended() returns that (no wait, no destroy).
         """
         return self._call(_wire.launch(argv, container=Container, **options))
 
@@ -189,6 +192,20 @@ class Client(_Connection):
         """Kills every process of the container, waits until they are gone and forgets it;
         returns its final ContainerInfo."""
         return self._call(_wire.destroy(container))
+
+    def ended(self, container):
+        """Blocks until the Container ended and is gone; its last ContainerInfo (its exit in
+        it). Launched with destroy_on_exit, that is the server's second answer to the launch and
+        nothing is sent (select() on the client first, if you like); otherwise wait(), then
+        destroy()."""
+        if not container.end_seq:
+            self.wait(container)
+            return self.destroy(container)
+        reply = self._receive(container.end_seq)
+        try:
+            return _wire.destroy(container).read(reply)
+        finally:
+            reply.close()
 
     def list(self):
         """Every container of the server, as ContainerInfo."""

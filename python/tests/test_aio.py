@@ -210,3 +210,15 @@ def test_the_blocking_client_keeps_early_replies():
         theirs.send(error_reply(first, b"NSFR", message=b"first"))
         assert _wire.read_error(client._receive(first)).message == "first"
         assert _wire.read_error(client._receive(second)).message == "second"
+
+
+def test_destroy_on_exit_is_refused_with_its_reason(server):
+    async def main():
+        async with await AsyncClient.connect(server.socket) as client:
+            with pytest.raises(nsfork.Error) as e:
+                await client.launch(["true"], env=ENV, destroy_on_exit=True)
+            assert e.value.code == ErrorCode.BadRequest
+            assert "destroy_on_exit" in e.value.message
+            assert await client.list() == []
+
+    run(main())

@@ -262,6 +262,22 @@ def test_tied_to_the_connection(server, client):
     assert eventually(lambda: "py-tied" not in [info.id for info in client.list()])
 
 
+def test_destroy_on_exit_is_one_request_for_the_whole_run(client):
+    """The launch is answered again when the container ended and is gone: ended() sends nothing
+    and returns its last ContainerInfo; without the option it waits and destroys."""
+    with client.launch(["sh", "-c", "exit 4"], env=ENV, id="py-run", destroy_on_exit=True) as ct:
+        assert ct.end_seq != 0
+        info = client.ended(ct)
+    assert info.id == "py-run"
+    assert info.exit == ExitStatus(4, 0)
+    assert info.state == State.Destroyed
+    assert "py-run" not in [i.id for i in client.list()]
+    with client.launch(["sh", "-c", "exit 6"], env=ENV, id="py-plain") as plain:
+        assert plain.end_seq == 0
+        assert client.ended(plain).exit == ExitStatus(6, 0)
+    assert client.list() == []
+
+
 def test_a_closed_client_refuses_politely(server):
     c = server.connect()
     c.close()
