@@ -13,8 +13,9 @@
 //   environment, working directory and blocked and ignored signals; our signals forwarded to
 //   it; its exit status ours; the leaf killed and removed.
 // - `nsfork run --socket S -- CMD [ARG...]`: what cli/run.cpp's run_on_server does, in the wire
-//   protocol's own bytes (cli/front_wire.hpp): Launch with the same settings, our signals
-//   forwarded to the pidfd it hands back, Wait, then Destroy.
+//   protocol's own bytes (cli/front_wire.hpp): one Launch with the same settings and
+//   destroy_on_exit, our signals forwarded to the pidfd it hands back until the server's
+//   DestroyReply says the container is gone (from an older server: Wait, then Destroy).
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment): any
 // other verb or option, --help, a terminal without a server (job control), rootless without a
@@ -356,6 +357,7 @@ struct Session {
     int sock = -1;
     int pidfd = -1; // the container's init, once launched
     char id[256] = "";
+    bool destroyed_on_exit = false; // the server answers the Launch again when the container is gone
     alignas(8) uint8_t buf[NSFORK_MAX_DATAGRAM];
     bool connect(const char* path) {
         sockaddr_un addr{};
@@ -390,7 +392,7 @@ bool launch_on_server(Session& s, const char* socket, char** command, uint64_t s
     if (!::getcwd(cwd, sizeof cwd) || !s.connect(socket)) return false;
     front_wire::Writer w(s.buf, sizeof s.buf);
     w.start_request(1, front_wire::kLaunch);
-    w.launch(command, environ, cwd, signal_mask, ignored);
+    w.launch(command, environ, cwd, signal_mask, ignored, true); // one request for the whole run
     const int stdio[3] = {0, 1, 2};
     if (!s.send(w, stdio, 3)) return false;
     int fds[NSFORK_MAX_PASSED_FDS];
@@ -398,15 +400,19 @@ bool launch_on_server(Session& s, const char* socket, char** command, uint64_t s
     const ssize_t n = s.receive(fds, &count);
     bool pidfd_first = false;
     const front_wire::Reply reply(s.buf, n > 0 ? static_cast<size_t>(n) : 0);
-    const bool launched = reply.seq() == 1 && reply.launched(s.id, sizeof s.id, &pidfd_first) && pidfd_first && count >= 1;
+    const bool launched = reply.seq() == 1 && reply.launched(s.id, sizeof s.id, &pidfd_first, &s.destroyed_on_exit) &&
+                          pidfd_first && count >= 1;
     for (size_t i = launched ? 1 : 0; i < count; ++i) ::close(fds[i]);
     if (launched) s.pidfd = fds[0];
     return launched;
 }
 
-// After the launch: signals forwarded until the Wait is answered, then Destroy; our exit code.
+// After the launch: signals forwarded until the container is gone, which the server says unasked
+// (destroy_on_exit); from a server before that, until a Wait is answered, then Destroy. Our exit
+// code.
 int watch_on_server(Session& s, int sigfd) {
-    if (!s.send_by_id(2, front_wire::kWait)) {
+    const uint32_t end_seq = s.destroyed_on_exit ? 1 : 2;
+    if (!s.destroyed_on_exit && !s.send_by_id(2, front_wire::kWait)) {
         ::dprintf(2, "nsfork: cannot send a request to the server: %s\n", ::strerror(errno));
         return NSFORK_EXIT_FAILED;
     }
@@ -433,14 +439,14 @@ int watch_on_server(Session& s, int sigfd) {
         }
         const front_wire::Reply reply(s.buf, static_cast<size_t>(n));
         char message[1024];
-        if (reply.seq() == 2 && reply.exited(&code, &signal)) break;
+        if (reply.seq() == end_seq && reply.exited(&code, &signal)) break;
         if (reply.error(message, sizeof message)) {
             ::dprintf(2, "nsfork: %s\n", message);
             return NSFORK_EXIT_FAILED;
         }
     }
     // Forgotten on the server: it was ours alone (its answer changes nothing of ours).
-    if (s.send_by_id(3, front_wire::kDestroy)) {
+    if (!s.destroyed_on_exit && s.send_by_id(3, front_wire::kDestroy)) {
         int extra[NSFORK_MAX_PASSED_FDS];
         size_t count;
         (void)s.receive(extra, &count);

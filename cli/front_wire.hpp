@@ -42,16 +42,20 @@ public:
         patch_i32(root_, static_cast<int32_t>(root_ - vtable));
     }
 
-    // Launch{argv, env, cwd, fds: [Stdin, Stdout, Stderr], signal_mask, ignored_signals}.
-    void launch(char* const* argv, char* const* env, const char* cwd, uint64_t signal_mask, uint64_t ignored) {
-        // Fields 1..4 (argv, env, cwd, fds) and 11, 12 (signal_mask, ignored_signals) of 13.
-        const uint16_t offsets[13] = {0, 4, 8, 12, 16, 0, 0, 0, 0, 0, 0, 24, 32};
-        const size_t vtable = put_vtable(13, 40, offsets);
+    // Launch{argv, env, cwd, fds: [Stdin, Stdout, Stderr], signal_mask, ignored_signals,
+    // destroy_on_exit}.
+    void launch(char* const* argv, char* const* env, const char* cwd, uint64_t signal_mask, uint64_t ignored,
+                bool destroy_on_exit) {
+        // Fields 1..4 (argv, env, cwd, fds), 11, 12 (signal_mask, ignored_signals) and 18
+        // (destroy_on_exit) of 19.
+        const uint16_t offsets[19] = {0, 4, 8, 12, 16, 0, 0, 0, 0, 0, 0, 24, 32, 0, 0, 0, 0, 0, 40};
+        const size_t vtable = put_vtable(19, 44, offsets);
         start_table(vtable, 8);
         const size_t argv_slot = put_u32(0), env_slot = put_u32(0), cwd_slot = put_u32(0), fds_slot = put_u32(0);
         put_u32(0); // padding to 8
         put_u64(signal_mask);
         put_u64(ignored);
+        put_u32(destroy_on_exit ? 1 : 0); // the bool, then padding
         string_vector(argv_slot, argv);
         string_vector(env_slot, env);
         string(cwd_slot, cwd);
@@ -153,20 +157,22 @@ public:
     uint32_t seq() const { return seq_; }
     uint8_t type() const { return type_; } // 0: not a reply this reads
 
-    // LaunchReply: the container's id (into `id`, NUL-terminated) and whether the first fd is
-    // its Pidfd.
-    bool launched(char* id, size_t size, bool* pidfd_first) const {
+    // LaunchReply: the container's id (into `id`, NUL-terminated), whether the first fd is its
+    // Pidfd, and whether a DestroyReply will follow (destroy_on_exit).
+    bool launched(char* id, size_t size, bool* pidfd_first, bool* destroy_on_exit) const {
         size_t info, roles;
         uint32_t n;
-        uint8_t first;
+        uint8_t first, destroys = 0;
         if (type_ != kLaunchReply || !table(body_, 0, &info) || !string(info, 0, id, size)) return false;
         *pidfd_first = vector(body_, 1, &roles, &n) && n >= 1 && u8(roles, &first) && first == kRolePidfd;
+        *destroy_on_exit = scalar(body_, 2, &destroys) && destroys != 0;
         return true;
     }
-    // WaitReply: the exit status (code, signal).
+    // WaitReply or DestroyReply: the exit status (code, signal), when it has one.
     bool exited(int32_t* code, int32_t* signal) const {
         size_t info, status;
-        if (type_ != kWaitReply || !table(body_, 0, &info) || !field(info, 5, 8, &status)) return false;
+        if ((type_ != kWaitReply && type_ != kDestroyReply) || !table(body_, 0, &info) || !field(info, 5, 8, &status))
+            return false;
         return i32(status, code) && i32(status + 4, signal);
     }
     // Error: its message (truncated to `size`).

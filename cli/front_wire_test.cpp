@@ -44,7 +44,7 @@ ContainerInfo info(const std::string& id) {
 
 } // namespace
 
-TEST_CASE("front wire: its Launch verifies and parses as the server reads it, stdio, environment, cwd and signals") {
+TEST_CASE("front wire: its Launch verifies and parses as the server reads it, stdio, environment, cwd, signals and destroy_on_exit") {
     alignas(8) std::uint8_t buf[NSFORK_MAX_DATAGRAM];
     char a0[] = "/bin/echo", a1[] = "a b", a2[] = "";
     char* argv[] = {a0, a1, a2, nullptr};
@@ -52,7 +52,7 @@ TEST_CASE("front wire: its Launch verifies and parses as the server reads it, st
     char* env[] = {e0, e1, nullptr};
     front_wire::Writer w(buf, sizeof buf);
     w.start_request(7, front_wire::kLaunch);
-    w.launch(argv, env, "/tmp", 0x8001, 0x2);
+    w.launch(argv, env, "/tmp", 0x8001, 0x2, true);
     REQUIRE(w.ok());
     const std::span<const std::uint8_t> bytes(buf, w.size());
     CHECK(identify(bytes) == Identified::request);
@@ -73,6 +73,7 @@ TEST_CASE("front wire: its Launch verifies and parses as the server reads it, st
     CHECK_FALSE(r->spec.tty);
     CHECK_FALSE(r->spec.uid);
     CHECK(r->spec.extra_fds.empty());
+    CHECK(m->request_as_Launch()->destroy_on_exit());
     // Declared three fds: without them the server refuses it.
     CHECK_FALSE(parse_launch(*m->request_as_Launch(), {}));
 }
@@ -95,20 +96,21 @@ TEST_CASE("front wire: Wait and Destroy verify with their id, an empty environme
     char* no_env[] = {nullptr};
     front_wire::Writer empty(buf, sizeof buf);
     empty.start_request(1, front_wire::kLaunch);
-    empty.launch(argv, no_env, "/", 0, 0);
+    empty.launch(argv, no_env, "/", 0, 0, false);
     const wire::RequestMessage* m = verify_request({buf, empty.size()});
     REQUIRE(m);
     CHECK(parse_launch(*m->request_as_Launch(), three_fds()));
+    CHECK_FALSE(m->request_as_Launch()->destroy_on_exit());
 
     std::string big(70000, 'x');
     char* huge[] = {big.data(), nullptr};
     front_wire::Writer over(buf, sizeof buf);
     over.start_request(1, front_wire::kLaunch);
-    over.launch(huge, no_env, "/", 0, 0);
+    over.launch(huge, no_env, "/", 0, 0, true);
     CHECK_FALSE(over.ok());
 }
 
-TEST_CASE("front wire: reads the server's LaunchReply, WaitReply and Error, and nothing from a truncated one") {
+TEST_CASE("front wire: reads the server's LaunchReply, WaitReply, DestroyReply and Error, and nothing from a truncated one") {
     const auto launched = reply(1, wire::Reply::LaunchReply, [](flatbuffers::FlatBufferBuilder& fbb) {
         const auto c = write_info(fbb, info("nsfork-99-1"));
         const auto roles = fbb.CreateVector(std::vector<wire::FdRole>{wire::FdRole::Pidfd});
@@ -117,10 +119,18 @@ TEST_CASE("front wire: reads the server's LaunchReply, WaitReply and Error, and 
     const front_wire::Reply l(launched.data(), launched.size());
     CHECK(l.seq() == 1);
     char id[256];
-    bool pidfd_first = false;
-    REQUIRE(l.launched(id, sizeof id, &pidfd_first));
+    bool pidfd_first = false, destroys = true;
+    REQUIRE(l.launched(id, sizeof id, &pidfd_first, &destroys));
     CHECK(std::string(id) == "nsfork-99-1");
     CHECK(pidfd_first);
+    CHECK_FALSE(destroys); // a server that does not say it will: Wait and Destroy
+    const auto promised = reply(1, wire::Reply::LaunchReply, [](flatbuffers::FlatBufferBuilder& fbb) {
+        const auto c = write_info(fbb, info("nsfork-99-1"));
+        const auto roles = fbb.CreateVector(std::vector<wire::FdRole>{wire::FdRole::Pidfd});
+        return wire::CreateLaunchReply(fbb, c, roles, true).Union();
+    });
+    REQUIRE(front_wire::Reply(promised.data(), promised.size()).launched(id, sizeof id, &pidfd_first, &destroys));
+    CHECK(destroys);
     std::int32_t code = -1, signal = -1;
     CHECK_FALSE(l.exited(&code, &signal));
 
@@ -133,6 +143,15 @@ TEST_CASE("front wire: reads the server's LaunchReply, WaitReply and Error, and 
     CHECK(code == 0);
     CHECK(signal == SIGTERM);
 
+    const auto gone = reply(1, wire::Reply::DestroyReply, [](flatbuffers::FlatBufferBuilder& fbb) {
+        ContainerInfo i = info("nsfork-99-1");
+        i.exit = ExitStatus{3, 0};
+        return wire::CreateDestroyReply(fbb, write_info(fbb, i)).Union();
+    });
+    REQUIRE(front_wire::Reply(gone.data(), gone.size()).exited(&code, &signal));
+    CHECK(code == 3);
+    CHECK(signal == 0);
+
     const auto failed = reply(1, wire::Reply::Error, [](flatbuffers::FlatBufferBuilder& fbb) {
         return wire::CreateError(fbb, wire::ErrorCode::ExecFailed, fbb.CreateString("cannot execute 'x'"), ENOENT).Union();
     });
@@ -140,7 +159,7 @@ TEST_CASE("front wire: reads the server's LaunchReply, WaitReply and Error, and 
     char message[64];
     REQUIRE(e.error(message, sizeof message));
     CHECK(std::string(message) == "cannot execute 'x'");
-    CHECK_FALSE(e.launched(id, sizeof id, &pidfd_first));
+    CHECK_FALSE(e.launched(id, sizeof id, &pidfd_first, &destroys));
 
     // Every prefix of a reply reads as nothing or as far as it goes, never past its end.
     for (std::size_t n = 0; n < waited.size(); ++n) {

@@ -338,6 +338,7 @@ Result<Outcome> run_on_server(const RunOptions& o, LaunchOptions lo, Client& cli
     }
     // Our death, SIGKILL included, closes the connection: the server then destroys it.
     lo.tie_to_connection = o.die_with_parent;
+    lo.destroy_on_exit = !o.detach; // one request: the server says when it is gone
     auto ct = client.launch(lo);
     if (!ct) return std::move(ct).error();
     Outcome out;
@@ -349,7 +350,9 @@ Result<Outcome> run_on_server(const RunOptions& o, LaunchOptions lo, Client& cli
     Relayed relayed;
     if (o.tty)
         if (auto ok = relayed.start(ct->release_terminal()); !ok) return std::move(ok).error();
-    auto seq = client.send_wait(ct->id());
+    // From a server that does not destroy it at its end: a Wait now, a Destroy after.
+    Result<std::uint32_t> seq = 0u;
+    if (!ct->end_seq()) seq = client.send_wait(ct->id());
     if (!seq) return std::move(seq).error();
     Watch watch{.end_fd = client.native_handle(),
                 .sigfd = sigfd,
@@ -364,6 +367,14 @@ Result<Outcome> run_on_server(const RunOptions& o, LaunchOptions lo, Client& cli
         if (!gone) return std::move(gone).error();
         out.info = *gone;
         out.status = gone->exit.value_or(ExitStatus{0, SIGKILL});
+        return out;
+    }
+    if (ct->end_seq()) {
+        auto gone = client.ended(*ct);
+        if (!gone) return std::move(gone).error();
+        if (!gone->exit) return Error{Errc::protocol, "the server's last word on container '" + ct->id() + "' has no exit status"};
+        out.info = *gone;
+        out.status = *gone->exit;
         return out;
     }
     auto status = client.receive_wait(*seq);

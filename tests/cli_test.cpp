@@ -2,6 +2,12 @@
 #include "harness.hpp"
 
 #include "base/procfs.hpp"
+#include "base/syscalls.hpp"
+#include "base/unix_socket.hpp"
+#include "protocol/framing.hpp"
+#include "protocol/messages.hpp"
+#include "protocol/replies.hpp"
+#include "testing/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
@@ -13,6 +19,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <sys/socket.h>
+#include <thread>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -90,7 +98,108 @@ std::string comm_of(pid_t pid) {
     return comm;
 }
 
+// A stand-in server for one connection, to see which requests a `run --socket` makes. It answers
+// a Launch with a pidfd (of this test process: nothing signals it) and, as the server does, says
+// it destroys the container at its end and then does so (exit code 9) — or, `older`, as a server
+// from before destroy_on_exit, says nothing of it and answers a Wait and a Destroy.
+class RecordingServer {
+public:
+    explicit RecordingServer(bool older) : dir_(MUST(testing::TempDir::create("recording"))), older_(older) {
+        socket_ = dir_.path() + "/s.sock";
+        listener_.reset(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+        const sockaddr_un addr = MUST(unix_address(socket_));
+        REQUIRE(::bind(listener_.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+        REQUIRE(::listen(listener_.get(), 1) == 0);
+        thread_ = std::thread([this] { serve(); });
+    }
+    ~RecordingServer() {
+        // An accept still waiting (the client never came) takes this connection, and its end.
+        if (auto poke = detail::connect_socket(socket_); !poke) WARN(poke.error().message);
+        thread_.join();
+    }
+    const std::string& socket() const { return socket_; }
+    // The requests it got, once the client closed the connection.
+    std::vector<std::string> seen() {
+        thread_.join();
+        thread_ = std::thread([] {});
+        return seen_;
+    }
+
+private:
+    void serve() {
+        UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        if (!conn) return;
+        const UniqueFd pidfd(sys::pidfd_open(::getpid(), 0));
+        ContainerInfo info;
+        info.id = "recorded-1";
+        info.pid = ::getpid();
+        info.state = State::running;
+        auto answer = [&](auto write, std::span<const int> fds = {}) {
+            flatbuffers::FlatBufferBuilder fbb;
+            write(fbb);
+            (void)send_datagram(conn.get(), {fbb.GetBufferPointer(), fbb.GetSize()}, fds);
+        };
+        for (;;) {
+            auto got = recv_datagram(conn.get());
+            if (!got || got->bytes.empty()) return; // the client closed
+            const wire::RequestMessage* m = verify_request(got->bytes);
+            if (!m) return seen_.push_back("unverifiable");
+            const std::uint32_t seq = m->seq();
+            switch (m->request_type()) {
+            case wire::Request::Launch: {
+                const bool promised = !older_ && m->request_as_Launch()->destroy_on_exit();
+                seen_.push_back(m->request_as_Launch()->destroy_on_exit() ? "Launch{destroy_on_exit}" : "Launch");
+                const int fd = pidfd.get();
+                answer([&](auto& fbb) { write_launch_reply(fbb, seq, info, false, false, promised); }, {&fd, 1});
+                info.exit = ExitStatus{9, 0};
+                info.state = State::destroyed;
+                if (promised) answer([&](auto& fbb) { write_destroy_reply(fbb, seq, info); });
+                break;
+            }
+            case wire::Request::Wait:
+                seen_.push_back("Wait");
+                answer([&](auto& fbb) { write_wait_reply(fbb, seq, info); });
+                break;
+            case wire::Request::Destroy:
+                seen_.push_back("Destroy");
+                answer([&](auto& fbb) { write_destroy_reply(fbb, seq, info); });
+                break;
+            default:
+                seen_.push_back(wire::EnumNameRequest(m->request_type()));
+                answer([&](auto& fbb) { write_error_reply(fbb, seq, Error{Errc::bad_request, "not in this test"}); });
+            }
+        }
+    }
+
+    testing::TempDir dir_;
+    bool older_;
+    std::string socket_;
+    UniqueFd listener_;
+    std::thread thread_;
+    std::vector<std::string> seen_;
+};
+
 } // namespace
+
+TEST_CASE("cli: run --socket makes one request for the whole run, and with a server before destroy_on_exit a Launch, a Wait and a Destroy") {
+    for (const std::string& program : {bin("nsfork"), full_nsfork()}) {
+        INFO(program);
+        {
+            RecordingServer current(false);
+            auto r = run_process({program, "run", "--socket", current.socket(), "--", "/bin/true"});
+            CHECK(r.exit_code == 9); // the exit code in the server's last word
+            CHECK(r.err.empty());
+            CHECK(current.seen() == std::vector<std::string>{"Launch{destroy_on_exit}"});
+        }
+        {
+            RecordingServer older(true);
+            auto r = run_process({program, "run", "--socket", older.socket(), "--", "/bin/true"});
+            CHECK(r.exit_code == 9);
+            CHECK(r.err.empty());
+            CHECK(older.seen() == std::vector<std::string>{"Launch{destroy_on_exit}", "Wait", "Destroy"});
+        }
+    }
+}
 
 TEST_CASE("cli: nsfork run -- ps -ef shows an isolated process list") {
     require_root();
