@@ -8,7 +8,9 @@
 
 #include <cerrno>
 #include <deque>
+#include <iterator>
 #include <map>
+#include <optional>
 
 namespace nsfork::detail {
 
@@ -49,6 +51,13 @@ struct Queued {
 
 bool would_block(const Error& e) { return e.sys_errno == EAGAIN || e.sys_errno == EWOULDBLOCK; }
 
+// The second answer of a Launch with destroy_on_exit (its DestroyReply, at the container's end),
+// kept under the Launch's seq until ended() takes it; ended() may come before or after it.
+struct End {
+    CompletionPtr<ContainerInfo> waiter;          // ended() asked first
+    std::optional<Result<ContainerInfo>> result;  // it came first (or the connection ended)
+};
+
 } // namespace
 
 struct AsyncSession::State {
@@ -57,12 +66,13 @@ struct AsyncSession::State {
     std::uint32_t version = 1;
     std::optional<StatusTableReader> table;
     std::map<std::uint32_t, std::unique_ptr<Pending>> pending; // sent or queued, not answered
+    std::map<std::uint32_t, End> ends;                          // launched destroy_on_exit, not ended()
     std::deque<Queued> queue;                                   // not sent yet, in order
     std::optional<Error> closed;                                // why, once closed
 
     // A seq for a new request: never 0 (the server's own), nor one still in flight.
     std::uint32_t take_seq() {
-        while (next_seq == 0 || pending.count(next_seq)) ++next_seq;
+        while (next_seq == 0 || pending.count(next_seq) || ends.count(next_seq)) ++next_seq;
         return next_seq++;
     }
 
@@ -121,7 +131,10 @@ struct AsyncSession::State {
             }
             if (auto refusal = server_refusal(*got)) return close(*refusal);
             auto it = pending.find(got->message->seq());
-            if (it == pending.end()) continue; // an answer to nothing we asked: dropped
+            if (it == pending.end()) {
+                if (auto end = ends.find(got->message->seq()); end != ends.end()) settle(end, read_destroy_reply(*got));
+                continue; // else an answer to nothing we asked: dropped
+            }
             std::unique_ptr<Pending> p = std::move(it->second);
             pending.erase(it);
             p->answer(*got);
@@ -150,6 +163,22 @@ struct AsyncSession::State {
         auto failing = std::move(pending);
         pending.clear();
         for (auto& [seq, p] : failing) p->fail(why);
+        for (auto it = ends.begin(); it != ends.end();) {
+            auto next = std::next(it);
+            if (!it->second.result) settle(it, why);
+            it = next;
+        }
+    }
+
+    // A container's end came (or can no longer come): to ended()'s caller, or kept for it.
+    void settle(std::map<std::uint32_t, End>::iterator end, Result<ContainerInfo> result) {
+        if (!end->second.waiter) {
+            end->second.result = std::move(result);
+            return;
+        }
+        CompletionPtr<ContainerInfo> waiter = std::move(end->second.waiter);
+        ends.erase(end);
+        waiter->complete(std::move(result));
     }
 
 };
@@ -176,16 +205,52 @@ void AsyncSession::hello(CompletionPtr<ServerStatus> done) {
 
 void AsyncSession::launch(const LaunchOptions& options, CompletionPtr<Container> done) {
     flatbuffers::FlatBufferBuilder fbb(512);
-    // (The end's unasked answer would have no operation to complete: async_wait, async_destroy.)
-    if (options.destroy_on_exit)
-        return done->complete(Error{Errc::bad_request, "destroy_on_exit is for the blocking Client's ended()"});
     const std::uint32_t seq = state_->take_seq();
     auto fds = write_launch(fbb, seq, options);
     if (!fds) return done->complete(std::move(fds).error());
+    State* s = state_.get();
     state_->submit(fbb, seq, *fds,
-                   pending(std::move(done), [tty = options.tty, hold = options.hold](OpenedReply& r) {
-                       return read_launch_reply(r, tty, hold);
+                   pending(std::move(done), [s, tty = options.tty, hold = options.hold](OpenedReply& r) {
+                       auto ct = read_launch_reply(r, tty, hold);
+                       // Read before the next datagram: the end cannot come unnoticed.
+                       if (ct && ct->end_seq()) s->ends.emplace(ct->end_seq(), End{});
+                       return ct;
                    }));
+}
+
+namespace {
+
+// ended() of a container the server does not destroy at its end: a Wait, then a Destroy.
+class WaitThenDestroy final : public Completion<ExitStatus> {
+public:
+    WaitThenDestroy(AsyncSession& session, std::string id, CompletionPtr<ContainerInfo> done)
+        : session_(session), id_(std::move(id)), done_(std::move(done)) {}
+    void complete(Result<ExitStatus> status) override {
+        if (!status) return done_->complete(std::move(status).error());
+        session_.destroy(id_, std::move(done_)); // (the session's own: it calls nothing back)
+    }
+
+private:
+    AsyncSession& session_;
+    std::string id_;
+    CompletionPtr<ContainerInfo> done_;
+};
+
+} // namespace
+
+void AsyncSession::ended(const std::string& id, std::uint32_t end_seq, CompletionPtr<ContainerInfo> done) {
+    if (!end_seq) return wait(id, std::make_unique<WaitThenDestroy>(*this, id, std::move(done)));
+    auto end = state_->ends.find(end_seq);
+    if (end == state_->ends.end() || end->second.waiter)
+        return done->complete(Error{Errc::bad_request, "container '" + id +
+                                                           "': its end was asked for already, or it was not launched "
+                                                           "with destroy_on_exit on this connection"});
+    if (end->second.result) {
+        Result<ContainerInfo> result = std::move(*end->second.result);
+        state_->ends.erase(end);
+        return done->complete(std::move(result));
+    }
+    end->second.waiter = std::move(done);
 }
 
 void AsyncSession::wait(const std::string& id, CompletionPtr<ExitStatus> done) {
@@ -225,7 +290,13 @@ void AsyncSession::attach(const std::string& id, CompletionPtr<Container> done) 
 
 void AsyncSession::on_readable() { state_->read_all(); }
 void AsyncSession::on_writable() { state_->flush(); }
-bool AsyncSession::wants_read() const { return !state_->closed && !state_->pending.empty(); }
+bool AsyncSession::wants_read() const {
+    if (state_->closed) return false;
+    if (!state_->pending.empty()) return true;
+    for (const auto& [seq, end] : state_->ends)
+        if (end.waiter) return true;
+    return false;
+}
 bool AsyncSession::wants_write() const { return !state_->closed && !state_->queue.empty(); }
 void AsyncSession::close(const Error& why) { state_->close(why); }
 bool AsyncSession::closed() const { return state_->closed.has_value(); }

@@ -15,7 +15,9 @@
 #include <catch2/catch.hpp>
 
 #include <csignal>
+#include <chrono>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
@@ -169,7 +171,7 @@ TEST_CASE("async client: errors are values with the server's code and message, a
     asio::io_context io;
     AsyncClient client = connect(io, server);
     std::optional<Result<ExitStatus>> unknown;
-    std::optional<Result<Container>> empty_argv, too_many_fds, whole_run;
+    std::optional<Result<Container>> empty_argv, too_many_fds;
     bool returned = false;
     client.async_wait("nobody", [&](Result<ExitStatus> r) { unknown.emplace(std::move(r)); });
     client.async_launch(command("empty", {}), [&](Result<Container> r) { empty_argv.emplace(std::move(r)); });
@@ -180,10 +182,6 @@ TEST_CASE("async client: errors are values with the server's code and message, a
         CHECK(returned);
         too_many_fds.emplace(std::move(r));
     });
-    // Its unasked last answer would have no operation to complete: refused, with the reason.
-    LaunchOptions whole = command("whole", {probe(), "exit", "0"});
-    whole.destroy_on_exit = true;
-    client.async_launch(whole, [&](Result<Container> r) { whole_run.emplace(std::move(r)); });
     returned = true;
     io.run();
     REQUIRE(unknown);
@@ -196,10 +194,6 @@ TEST_CASE("async client: errors are values with the server's code and message, a
     REQUIRE(too_many_fds);
     REQUIRE_FALSE(*too_many_fds);
     CHECK(too_many_fds->error().code == Errc::bad_request);
-    REQUIRE(whole_run);
-    REQUIRE_FALSE(*whole_run);
-    CHECK(whole_run->error().code == Errc::bad_request);
-    CHECK_THAT(whole_run->error().message, Catch::Contains("destroy_on_exit"));
 
     std::optional<Result<std::vector<ContainerInfo>>> listed;
     client.async_list([&](auto r) { listed.emplace(std::move(r)); });
@@ -321,4 +315,66 @@ TEST_CASE("async client: destroyed with operations pending, it completes them ca
     // The server goes on with the container (not tied to the connection) for the next client.
     Client next = server.connect();
     MUST(next.destroy("long"));
+}
+
+TEST_CASE("async client: destroy_on_exit ends complete async_ended whether they came before or after it, and without the option async_ended waits and destroys") {
+    require_root();
+    ServerProcess server;
+    asio::io_context io;
+    AsyncClient client = connect(io, server);
+    Pipe in;
+    LaunchOptions quick = command("quick", {probe(), "exit", "3"});
+    quick.destroy_on_exit = true;
+    LaunchOptions held = command("held", {"/bin/sh", "-c", "read line; exit 4"});
+    held.stdio = {in.read.get(), -1, -1};
+    held.destroy_on_exit = true;
+    auto first = client.async_launch(quick, asio::use_future);
+    auto second = client.async_launch(held, asio::use_future);
+    io.run();
+    Container q = MUST(first.get()), h = MUST(second.get());
+    in.read.reset();
+    CHECK(q.end_seq() != 0);
+    CHECK(h.end_seq() != 0);
+    // The quick one ends and is forgotten before anyone asks (the List's answer follows its end).
+    CHECK(testing::eventually([&] {
+        auto listed = client.async_list(asio::use_future);
+        io.restart();
+        io.run();
+        auto all = MUST(listed.get());
+        return all.size() == 1 && all[0].id == "held";
+    }));
+    auto q_end = client.async_ended(q, asio::use_future);
+    auto h_end = client.async_ended(h, asio::use_future);
+    io.restart();
+    io.run_for(std::chrono::milliseconds(100)); // the held one has not ended: its end is awaited
+    CHECK(h_end.wait_for(std::chrono::seconds(0)) == std::future_status::timeout);
+    in.write.reset();
+    io.restart();
+    io.run();
+    ContainerInfo q_gone = MUST(q_end.get()), h_gone = MUST(h_end.get());
+    CHECK(q_gone.exit == ExitStatus{3, 0});
+    CHECK(q_gone.state == State::destroyed);
+    CHECK(h_gone.exit == ExitStatus{4, 0});
+    CHECK(h_gone.state == State::destroyed);
+    // Once per container.
+    auto again = client.async_ended(q, asio::use_future);
+    io.restart();
+    io.run();
+    auto twice = again.get();
+    REQUIRE_FALSE(twice);
+    CHECK(twice.error().code == Errc::bad_request);
+    // Without the option: a Wait, then a Destroy.
+    auto plain = client.async_launch(command("plain", {probe(), "exit", "5"}), asio::use_future);
+    io.restart();
+    io.run();
+    Container p = MUST(plain.get());
+    CHECK(p.end_seq() == 0);
+    auto p_end = client.async_ended(p, asio::use_future);
+    io.restart();
+    io.run();
+    CHECK(MUST(p_end.get()).exit == ExitStatus{5, 0});
+    auto left = client.async_list(asio::use_future);
+    io.restart();
+    io.run();
+    CHECK(MUST(left.get()).empty());
 }

@@ -157,6 +157,17 @@ public:
                                            s.destroy(id, std::move(done));
                                        });
     }
+    // Completes once the container ended and is gone, with its last description (exit status in
+    // it). Launched with LaunchOptions::destroy_on_exit, that is the server's second answer to
+    // the Launch: nothing is sent, whether the end came before this call or comes after. Otherwise
+    // a Wait, then a Destroy. Once per container.           Completion: void(Result<ContainerInfo>)
+    template <class Token>
+    auto async_ended(const Container& container, Token&& token) {
+        return initiate<ContainerInfo>(std::forward<Token>(token),
+                                       [id = container.id(), seq = container.end_seq()](detail::AsyncSession& s, auto done) {
+                                           s.ended(id, seq, std::move(done));
+                                       });
+    }
     // Every container of the server.         Completion: void(Result<std::vector<ContainerInfo>>)
     template <class Token>
     auto async_list(Token&& token) {

@@ -424,14 +424,14 @@ def kill(target, signal, all):
     return Call(wire.Request.Request.Kill, build, (), read)
 
 
+@_read
+def read_destroy_reply(reply):
+    """A DestroyReply's ContainerInfo: a Destroy's answer, or a destroy_on_exit launch's last."""
+    return _info(_as(reply, wire.DestroyReply.DestroyReply).Container())
+
+
 def destroy(target):
-    ident = _id_of(target)
-
-    @_read
-    def read(reply):
-        return _info(_as(reply, wire.DestroyReply.DestroyReply).Container())
-
-    return Call(wire.Request.Request.Destroy, _by_id(wire.Destroy, ident), (), read)
+    return Call(wire.Request.Request.Destroy, _by_id(wire.Destroy, _id_of(target)), (), read_destroy_reply)
 
 
 def list_():

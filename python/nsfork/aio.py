@@ -46,6 +46,7 @@ class AsyncClient(_Connection):
         self._sock = sock
         self._next_seq = 1
         self._pending = {}                     # seq -> (Call, Future)
+        self._ends = {}                        # seq -> Future: a destroy_on_exit launch's last answer
         self._outbox = collections.deque()     # _Outgoing, in order
         self._ended = None                     # the Error every call gets once the connection ended
         self._said = None                      # the server's last Error on seq 0
@@ -91,8 +92,6 @@ class AsyncClient(_Connection):
 
     async def launch(self, argv, **options):
         """Client.launch's options; the Container once its command was exec'd."""
-        if options.get("destroy_on_exit"):  # its unasked last answer would have no one to go to
-            raise Error(ErrorCode.BadRequest, "destroy_on_exit is for the blocking Client's ended()")
         return await self._call(_wire.launch(argv, container=Container, **options))
 
     async def wait(self, container):
@@ -103,6 +102,23 @@ class AsyncClient(_Connection):
 
     async def destroy(self, container):
         return await self._call(_wire.destroy(container))
+
+    async def ended(self, container):
+        """Client.ended: the Container's last ContainerInfo once it ended and is gone. Launched
+        with destroy_on_exit, the server's second answer to the launch (nothing is sent, whether
+        it came before this call or comes after); otherwise wait(), then destroy(). Once per
+        container."""
+        if not container.end_seq:
+            await self.wait(container)
+            return await self.destroy(container)
+        end = self._ends.get(container.end_seq)
+        if end is None:
+            raise Error(ErrorCode.BadRequest, f"container {container.id!r}: its end was asked for already, "
+                                              "or it was not launched with destroy_on_exit on this connection")
+        try:
+            return await end
+        finally:
+            self._ends.pop(container.end_seq, None)
 
     async def list(self):
         return await self._call(_wire.list_())
@@ -214,10 +230,22 @@ class AsyncClient(_Connection):
             self._said = _wire.read_error(reply)
             return
         call, future = self._pending.pop(reply.seq, (None, None))
-        if future is None or future.done():  # unasked for, or its caller was cancelled
+        if future is None:
+            end = self._ends.get(reply.seq)  # a destroy_on_exit container's end, or unasked for
+            if end is not None and not end.done():
+                self._settle(end, lambda: _wire.read_destroy_reply(reply))
             return
+        if future.done():  # its caller was cancelled
+            return
+        self._settle(future, lambda: call.read(reply))
+        ended_seq = getattr(future.result(), "end_seq", 0) if not future.exception() else 0
+        if ended_seq:  # (read before the next datagram: the end cannot come unnoticed)
+            self._ends[ended_seq] = self._loop.create_future()
+
+    @staticmethod
+    def _settle(future, read):
         try:
-            future.set_result(call.read(reply))
+            future.set_result(read())
         except Exception as e:  # an Error, or a bug of ours: the caller hears of it either way
             future.set_exception(e)
 
@@ -240,3 +268,7 @@ class AsyncClient(_Connection):
             self._outbox.popleft().close()
         for seq in list(self._pending):
             self._fail(seq, self._ended)
+        for end in self._ends.values():
+            if not end.done():
+                end.set_exception(Error(error.code, error.message, error.errno))
+                end.exception()  # retrieved: a launch whose end nobody awaits logs nothing

@@ -203,7 +203,7 @@ class Client(_Connection):
             return self.destroy(container)
         reply = self._receive(container.end_seq)
         try:
-            return _wire.destroy(container).read(reply)
+            return _wire.read_destroy_reply(reply)
         finally:
             reply.close()
 

@@ -212,13 +212,40 @@ def test_the_blocking_client_keeps_early_replies():
         assert _wire.read_error(client._receive(second)).message == "second"
 
 
-def test_destroy_on_exit_is_refused_with_its_reason(server):
+def test_destroy_on_exit_ends_come_unasked_before_or_after_ended_is_awaited(server):
     async def main():
         async with await AsyncClient.connect(server.socket) as client:
-            with pytest.raises(nsfork.Error) as e:
-                await client.launch(["true"], env=ENV, destroy_on_exit=True)
-            assert e.value.code == ErrorCode.BadRequest
-            assert "destroy_on_exit" in e.value.message
-            assert await client.list() == []
+            r, w = os.pipe()
+            try:
+                early = await client.launch(["sh", "-c", "exit 3"], env=ENV, destroy_on_exit=True)
+                late = await client.launch(["sh", "-c", "read x; exit 4"], env=ENV, stdin=r, destroy_on_exit=True)
+                os.close(r)
+                r = -1
+                with early, late:
+                    assert early.end_seq and late.end_seq
+                    # The first ends before anyone asks: its answer, read before the List's
+                    # that no longer shows it, is kept.
+                    for _ in range(500):
+                        if early.id not in [i.id for i in await client.list()]:
+                            break
+                        await asyncio.sleep(0.01)
+                    assert client._ends[early.end_seq].done()
+                    # The second is asked for first.
+                    pending = asyncio.ensure_future(client.ended(late))
+                    await asyncio.sleep(0.05)
+                    assert not pending.done()
+                    os.close(w)
+                    w = -1
+                    first, second = await client.ended(early), await pending
+                    assert (first.exit, first.state) == (ExitStatus(3, 0), State.Destroyed)
+                    assert (second.exit, second.state) == (ExitStatus(4, 0), State.Destroyed)
+                    with pytest.raises(nsfork.Error) as e:
+                        await client.ended(early)
+                    assert e.value.code == ErrorCode.BadRequest
+                assert await client.list() == []
+            finally:
+                for fd in (r, w):
+                    if fd >= 0:
+                        os.close(fd)
 
     run(main())

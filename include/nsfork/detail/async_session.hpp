@@ -51,6 +51,10 @@ public:
     void wait(const std::string& id, CompletionPtr<ExitStatus> done);
     void kill(const std::string& id, int signal, bool all, CompletionPtr<void> done);
     void destroy(const std::string& id, CompletionPtr<ContainerInfo> done);
+    // A container's last description once it ended and is gone: launched with destroy_on_exit
+    // (its Container's end_seq(), not 0), the server's second answer to its Launch, nothing sent;
+    // otherwise a Wait, then a Destroy.
+    void ended(const std::string& id, std::uint32_t end_seq, CompletionPtr<ContainerInfo> done);
     void list(CompletionPtr<std::vector<ContainerInfo>> done);
     void attach(const std::string& id, CompletionPtr<Container> done);
 
