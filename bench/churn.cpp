@@ -2,6 +2,8 @@
 // 1, 2, 8 and 32 in flight, against the raw floor at the same parallelism (clone3 + exec +
 // waitid, N in flight, in the tiny helper). The blocking client needs a thread and a connection
 // per launch in flight; the asynchronous one keeps them all on one connection and one thread.
+// Each cycle is one request (Launch{destroy_on_exit}, its end answered unasked); one variant
+// keeps the three of before (Launch, Wait, Destroy) to show what that saves.
 #include "clock.hpp"
 #include "scenarios.hpp"
 
@@ -21,14 +23,23 @@ namespace nsfork::bench {
 
 namespace {
 
-// One client's share of a round: launch, wait, destroy until the shared budget is spent.
-Result<void> churn_worker(Client& c, std::atomic<int>& budget) {
+// How a cycle asks: one request (destroy_on_exit), or a Launch, a Wait and a Destroy.
+enum class Requests { one, three };
+
+LaunchOptions churn_options(Requests requests) {
+    LaunchOptions o = launch_options({"/bin/true"});
+    o.destroy_on_exit = requests == Requests::one;
+    return o;
+}
+
+// One client's share of a round: launch, end observed, forgotten, until the shared budget is spent.
+Result<void> churn_worker(Client& c, std::atomic<int>& budget, Requests requests) {
+    const LaunchOptions o = churn_options(requests);
     while (budget.fetch_sub(1) > 0) {
-        auto ct = c.launch(launch_options({"/bin/true"}));
+        auto ct = c.launch(o);
         if (!ct) return std::move(ct).error();
-        auto status = c.wait(ct->id());
-        if (!status) return std::move(status).error();
-        auto gone = c.destroy(ct->id());
+        if (requests == Requests::one && !ct->end_seq()) return Error{Errc::protocol, "the server ignored destroy_on_exit"};
+        auto gone = c.ended(*ct); // with three requests: a Wait and a Destroy
         if (!gone) return std::move(gone).error();
     }
     return {};
@@ -37,7 +48,7 @@ Result<void> churn_worker(Client& c, std::atomic<int>& budget) {
 // `launches` end-to-end launches through the server with `parallel` outstanding: one thread
 // and one connection per outstanding launch (one Client is one blocking connection). Returns
 // launches per second, timed from the moment every thread is connected and released.
-Result<double> nsfork_round(const std::string& socket, int parallel, int launches) {
+Result<double> nsfork_round(const std::string& socket, int parallel, int launches, Requests requests = Requests::one) {
     std::vector<Client> clients;
     for (int i = 0; i < parallel; ++i) {
         auto c = Client::connect(socket);
@@ -52,7 +63,7 @@ Result<double> nsfork_round(const std::string& socket, int parallel, int launche
     for (Client& c : clients)
         threads.emplace_back([&] {
             go.wait();
-            if (auto ok = churn_worker(c, budget); !ok) {
+            if (auto ok = churn_worker(c, budget, requests); !ok) {
                 std::lock_guard lock(m);
                 if (!failure) failure = ok.error();
             }
@@ -65,7 +76,7 @@ Result<double> nsfork_round(const std::string& socket, int parallel, int launche
     return launches / (static_cast<double>(t1 - t0) / 1e9);
 }
 
-// One launch after another on an AsyncClient — launch, wait, destroy, then the next — until the
+// One launch after another on an AsyncClient — launch, its end, then the next — until the
 // shared budget is spent; as many of these chains run at once as launches are to be in flight.
 class AsyncChain {
 public:
@@ -75,14 +86,11 @@ public:
     void next() {
         if (failure_ || budget_ == 0) return;
         --budget_;
-        c_.async_launch(launch_options({"/bin/true"}), [this](Result<Container> ct) {
+        c_.async_launch(churn_options(Requests::one), [this](Result<Container> ct) {
             if (!ct) return fail(std::move(ct).error());
-            c_.async_wait(ct->id(), [this, id = ct->id()](Result<ExitStatus> status) {
-                if (!status) return fail(std::move(status).error());
-                c_.async_destroy(id, [this](Result<ContainerInfo> gone) {
-                    if (!gone) return fail(std::move(gone).error());
-                    next();
-                });
+            c_.async_ended(*ct, [this](Result<ContainerInfo> gone) {
+                if (!gone) return fail(std::move(gone).error());
+                next();
             });
         });
     }
@@ -125,6 +133,8 @@ Result<void> run_churn(Context& ctx, Report& r) {
         std::vector<Variant> v = {
             {"nsfork", [&, parallel] { return nsfork_round(ctx.socket, parallel, launches); }},
             {"nsfork warm pool", [&, parallel] { return nsfork_round(ctx.warm_socket, parallel, launches); }},
+            {"nsfork warm pool, 3 requests",
+             [&, parallel] { return nsfork_round(ctx.warm_socket, parallel, launches, Requests::three); }},
             {"nsfork async", [&, parallel] { return nsfork_async_round(ctx.socket, parallel, launches); }},
             {"nsfork async warm pool", [&, parallel] { return nsfork_async_round(ctx.warm_socket, parallel, launches); }},
             {"raw floor", [&, parallel]() -> Result<double> {
@@ -134,8 +144,9 @@ Result<void> run_churn(Context& ctx, Report& r) {
              }},
         };
         record(r, S,
-               {{group, "nsfork", Role::subject, "launch + wait + destroy"},
+               {{group, "nsfork", Role::subject, "launch until forgotten: one request (destroy_on_exit)"},
                 {group, "nsfork warm pool", Role::subject, "the same, against a server with a warm pool of 4"},
+                {group, "nsfork warm pool, 3 requests", Role::subject, "the same as Launch, Wait and Destroy"},
                 {group, "nsfork async", Role::subject, "the same on one AsyncClient connection, one thread"},
                 {group, "nsfork async warm pool", Role::subject, "AsyncClient, against the warm pool server"},
                 {group, "raw floor", Role::baseline, "clone3 + exec + waitid"}},

@@ -120,9 +120,9 @@ std::vector<Target> judge_targets(const Report& r) {
         out.push_back(ratio_target(
             "churn with the warm pool, 1 in flight >= 1.0x raw floor",
             r.find("churn", "1 in flight (rate per round of 200 launches)", "nsfork warm pool"), "raw floor", 1.0, false,
-            "One cycle is a launch, a wait and a destroy: three round trips, the shim's exit and the leaf's removal on "
-            "top of the floor's clone3 + exec + waitid, and a refill (a clone3 and a leaf) between cycles whenever the "
-            "pool drained.",
+            "One cycle is one request (Launch{destroy_on_exit}) and its two answers, the shim's exit and the leaf's "
+            "removal on top of the floor's clone3 + exec + waitid, and a refill (a clone3 and a leaf) between cycles "
+            "whenever the pool drained.",
             "churn scenario not run"));
     }
     { // destroy
