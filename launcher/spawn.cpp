@@ -11,6 +11,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <optional>
 #include <string>
 
@@ -91,6 +92,9 @@ private:
     std::vector<char*> argv_;
     std::vector<char*> envp_;
 };
+
+// child::run's stack under spawn_process: its deepest frames hold a few fds and a report.
+constexpr std::size_t kChildStackSize = 32 * 1024;
 
 // Blocks every signal for the lifetime of the object, so the child is born with a full mask.
 class AllSignalsBlocked {
@@ -267,8 +271,11 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
         int pidfd = -1;
         pid_t pid;
         {
+            // The child's stack, while it runs in our memory: it has exec'd (or died) by the
+            // time spawn_process returns. (child::run never waits for us.)
+            alignas(16) std::byte stack[kChildStackSize];
             AllSignalsBlocked blocked;
-            pid = clone_process({.flags = flags, .cgroup_fd = spec.cgroup_fd, .pidfd = &pidfd},
+            pid = spawn_process({.flags = flags, .cgroup_fd = spec.cgroup_fd, .pidfd = &pidfd}, stack,
                                 [&] { child::run(plan); });
         }
         if (pid < 0) return sys_error(Errc::launch_failed, "clone3 failed", errno);

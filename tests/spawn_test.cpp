@@ -2,6 +2,7 @@
 #include "harness.hpp"
 #include "base/procfs.hpp"
 #include "base/pidfd.hpp"
+#include "launcher/clone.hpp"
 #include "launcher/spawn.hpp"
 
 #include <catch2/catch.hpp>
@@ -13,6 +14,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <ctime>
+#include <cstddef>
 
 using namespace nsfork;
 using namespace nsfork::test;
@@ -240,4 +243,46 @@ TEST_CASE("spawn: a command's name in messages is argv[0], or the init's path be
     CHECK(command_name(spec) == "/usr/libexec/nsfork-shim");
     spec.argv = {"sh", "-c", "true"};
     CHECK(command_name(spec) == "sh");
+}
+
+namespace {
+volatile int g_written_by_child = 0; // spawn_process's child writes here, in our memory
+} // namespace
+
+TEST_CASE("spawn: spawn_process runs the child in our memory on its own stack, and returns once it has exec'd") {
+    // No namespaces: this is about the clone itself, and needs no privilege.
+    g_written_by_child = 0;
+    alignas(16) std::byte stack[16 * 1024];
+    int pidfd = -1;
+    const char* argv[] = {"/bin/sh", "-c", "exit 7", nullptr};
+    timespec start{}, end{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    const pid_t pid = spawn_process({.flags = CloneFlags::clear_sighand(), .pidfd = &pidfd}, stack, [&] {
+        const timespec pause{0, 100'000'000}; // we sleep meanwhile: the clone returns after the exec
+        ::nanosleep(&pause, nullptr);
+        g_written_by_child = 42;
+        ::execv(argv[0], const_cast<char* const*>(argv));
+        ::_exit(99);
+    });
+    ::clock_gettime(CLOCK_MONOTONIC, &end);
+    REQUIRE(pid > 0);
+    UniqueFd owned(pidfd);
+    CHECK(pid_of_pidfd(pidfd) == pid);
+    const auto waited_ms = (end.tv_sec - start.tv_sec) * 1000 + (end.tv_nsec - start.tv_nsec) / 1'000'000;
+    CHECK(waited_ms >= 100);
+#if NSFORK_SHARED_MEMORY_CLONE
+    CHECK(g_written_by_child == 42); // the same memory, not a copy
+#else
+    CHECK(g_written_by_child == 0); // this build clones fork-like (sanitizers, not x86-64)
+#endif
+    auto status = reap(pidfd);
+    REQUIRE(status);
+    CHECK(*status == ExitStatus{7, 0});
+
+    // A clone3 that fails returns -1 with its errno (a cgroup fd that is not a directory).
+    const UniqueFd not_a_cgroup(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+    errno = 0;
+    CHECK(spawn_process({.flags = CloneFlags::clear_sighand(), .cgroup_fd = not_a_cgroup.get()}, stack,
+                        [] { ::_exit(0); }) == -1);
+    CHECK(errno != 0);
 }
