@@ -110,10 +110,17 @@ long status_field(pid_t pid, std::string_view key) { return field(proc_path(pid,
 
 int thread_count() { return static_cast<int>(status_field(0, "Threads")); }
 
+// readlink, not stat: the link's text ("pid:[INODE]") comes from the namespace itself, while a
+// stat makes the namespace's nsfs dentry (and drops it once unused): 20-40 µs the first time for
+// a process here, against ~5 for the readlink.
 ino_t pid_namespace_inode(pid_t pid) {
-    struct stat st;
-    if (::stat(proc_path(pid, "ns/pid").c_str(), &st) < 0) return 0;
-    return st.st_ino;
+    char link[64];
+    const ssize_t n = ::readlink(proc_path(pid, "ns/pid").c_str(), link, sizeof link - 1);
+    if (n <= 0) return 0;
+    link[n] = '\0';
+    unsigned long long inode = 0;
+    if (std::sscanf(link, "pid:[%llu]", &inode) != 1) return 0;
+    return static_cast<ino_t>(inode);
 }
 
 } // namespace nsfork::procfs

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace nsfork;
@@ -36,6 +37,10 @@ TEST_CASE("procfs: the caller's own status fields and pid namespace") {
     CHECK(procfs::status_field(0, "NoSuchKey") == -1);
     CHECK(procfs::pid_namespace_inode(0) != 0);
     CHECK(procfs::pid_namespace_inode(0) == procfs::pid_namespace_inode(::getpid()));
+    struct stat st {}; // the inode the namespace's file has (read from its link's text)
+    REQUIRE(::stat("/proc/self/ns/pid", &st) == 0);
+    CHECK(procfs::pid_namespace_inode(0) == st.st_ino);
+    CHECK(procfs::pid_namespace_inode(-2) == 0); // no such process
     CHECK(procfs::mounts().size() > 0);
     CHECK(procfs::mount_points("proc").size() > 0);
 }
