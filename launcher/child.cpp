@@ -68,6 +68,9 @@ void fail(int report_fd, nsfork_stage stage, int error) noexcept {
 
 void run(const ChildPlan& p) noexcept {
     const int report = p.init_fds[0];
+    // Born on the parent's CPU (OnThisCpu in spawn.cpp); from here on anywhere it may run. (A
+    // failure leaves it pinned, which costs speed only.)
+    if (p.affinity) (void)::sched_setaffinity(0, sizeof *p.affinity, p.affinity);
     if (p.sched_idle) {
         const sched_param idle{};
         if (::sched_setscheduler(0, SCHED_IDLE, &idle) < 0) fail(report, NSFORK_STAGE_SCHED, errno);

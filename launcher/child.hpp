@@ -4,6 +4,8 @@
 
 #include "launcher/clone.hpp"
 
+#include <sched.h>
+
 #include <cstddef>
 #include <type_traits>
 
@@ -80,6 +82,7 @@ struct ChildPlan {
     const char* pid_max;      // decimal, written to the new namespace's pid_max; nullptr: none
     bool sched_idle;
     bool new_session;         // a session of its own; else a process group of its own
+    const cpu_set_t* affinity = nullptr; // set first: the parent pinned itself, and so us, for the clone
 };
 static_assert(std::is_trivially_destructible_v<ChildPlan>);
 

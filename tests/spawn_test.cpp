@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <fcntl.h>
+#include <sched.h>
 #include <linux/nsfs.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
@@ -81,6 +82,30 @@ TEST_CASE("spawn: the container holds only fds 0, 1 and 2") {
     auto spec = probe_spec({"fds"}, out.write.get());
     auto [text, status] = spawn_and_collect(spec, out);
     CHECK(lines(text) == std::vector<std::string>{"0", "1", "2"});
+}
+
+TEST_CASE("spawn: the container may run on every CPU we may, though it is cloned on ours, and we are unpinned after") {
+    require_root();
+    cpu_set_t ours;
+    REQUIRE(::sched_getaffinity(0, sizeof ours, &ours) == 0);
+    auto allowed = [](const std::string& status) {
+        const auto at = status.find("Cpus_allowed_list:");
+        return at == std::string::npos ? std::string() : status.substr(at, status.find('\n', at) - at);
+    };
+    const std::string expected = allowed(read_all(UniqueFd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC)).get()));
+    REQUIRE_FALSE(expected.empty());
+    Pipe out;
+    LaunchSpec spec;
+    spec.init_path = NSFORK_SHIM_PATH;
+    spec.argv = {"/bin/cat", "/proc/self/status"};
+    spec.env = {kPath};
+    spec.stdio = {-1, out.write.get(), -1};
+    auto [text, status] = spawn_and_collect(spec, out);
+    CHECK(status == ExitStatus{0, 0});
+    CHECK(allowed(text) == expected);
+    cpu_set_t after;
+    REQUIRE(::sched_getaffinity(0, sizeof after, &after) == 0);
+    CHECK(CPU_EQUAL(&after, &ours));
 }
 
 TEST_CASE("spawn: environment, argv and cwd are exactly the plan's") {
