@@ -97,36 +97,6 @@ private:
 // child::run's stack under spawn_process: its deepest frames hold a few fds and a report.
 constexpr std::size_t kChildStackSize = 32 * 1024;
 
-// Pins the calling thread to the CPU it runs on for the object's lifetime, so that a child cloned
-// meanwhile starts there too; the affinity it had is restore()'s. A new task goes to the idlest
-// CPU, and waking an idle vCPU costs tens of µs on these VMs: under spawn_process that came
-// twice per launch, once for the child's start and once for our wake-up after its exec. Pinned,
-// the child runs on our CPU the moment we sleep in the vfork wait, and wakes us where we were.
-// (Measured, bench `launch`: a cold launch until exec'd 1.7-2.0x the raw floor -> 0.9-1.0x.)
-class OnThisCpu {
-public:
-    OnThisCpu() noexcept {
-        if (::sched_getaffinity(0, sizeof saved_, &saved_) < 0 || CPU_COUNT(&saved_) < 2) return;
-        const int cpu = ::sched_getcpu();
-        if (cpu < 0) return;
-        cpu_set_t one;
-        CPU_ZERO(&one);
-        CPU_SET(cpu, &one);
-        pinned_ = ::sched_setaffinity(0, sizeof one, &one) == 0;
-    }
-    ~OnThisCpu() {
-        if (pinned_) (void)::sched_setaffinity(0, sizeof saved_, &saved_);
-    }
-    OnThisCpu(const OnThisCpu&) = delete;
-    OnThisCpu& operator=(const OnThisCpu&) = delete;
-    // The affinity to go back to (for a child born pinned), or nullptr if nothing was pinned.
-    const cpu_set_t* restore() const { return pinned_ ? &saved_ : nullptr; }
-
-private:
-    cpu_set_t saved_;
-    bool pinned_ = false;
-};
-
 // Blocks every signal for the lifetime of the object, so the child is born with a full mask.
 class AllSignalsBlocked {
 public:

@@ -448,7 +448,7 @@ TEST_CASE("cli: the front (bin/nsfork) runs `run [--socket S] -- CMD` itself, ha
     const std::string look = "ps -e -o pid=,comm=; tr '\\0' ' ' </proc/1/cmdline; echo; "
                              // (not SigQ, the uid's queued signals host-wide, nor the mount count, which
                              // follows the host's mounts, which tests beside this one change)
-                             "grep -E '^(Sig(Blk|Ign|Cgt)|Cap|NoNewPrivs|Seccomp|Umask)' /proc/self/status; pwd; "
+                             "grep -E '^(Sig(Blk|Ign|Cgt)|Cap|NoNewPrivs|Seccomp|Umask|Cpus_allowed_list)' /proc/self/status; pwd; "
                              "ls /proc/self/fd; env | sort; "
                              "sed -E 's/nsfork-[0-9]+/nsfork-PID/; s|/c[0-9]+$|/cN|' /proc/self/cgroup";
     for (const std::vector<std::string>& via : {std::vector<std::string>{}, {"--socket", server.socket()}}) {
@@ -464,6 +464,10 @@ TEST_CASE("cli: the front (bin/nsfork) runs `run [--socket S] -- CMD` itself, ha
         CHECK(front_run.err.empty());
         CHECK(front_run.out == full_run.out);
         CHECK(front_run.out.find("nsfork-shim --report-fd=3 --plan=4") != std::string::npos);
+        // Cloned on the cloner's CPU (OnThisCpu), it runs wherever we may.
+        std::string own = read_all(UniqueFd(::open("/proc/self/status", O_RDONLY | O_CLOEXEC)).get());
+        own = own.substr(own.find("Cpus_allowed_list:"));
+        CHECK(front_run.out.find(own.substr(0, own.find('\n') + 1)) != std::string::npos);
     }
     // A launch the server refuses is the full program's to report, as it always has.
     auto missing = nsfork_cli({"run", "--socket", server.socket(), "--", "no-such-command-anywhere"});
