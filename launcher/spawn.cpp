@@ -272,15 +272,19 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
         int pidfd = -1;
         pid_t pid;
         {
-            // The child's stack, while it runs in our memory: it has exec'd (or died) by the
-            // time spawn_process returns. (child::run never waits for us.)
-            alignas(16) std::byte stack[kChildStackSize];
             AllSignalsBlocked blocked;
-            OnThisCpu pinned;
-            ChildPlan p = plan;
-            p.affinity = pinned.restore(); // the child's first act
-            pid = spawn_process({.flags = flags, .cgroup_fd = spec.cgroup_fd, .pidfd = &pidfd}, stack,
-                                [&] { child::run(p); });
+            const CloneOptions o{.flags = flags, .cgroup_fd = spec.cgroup_fd, .pidfd = &pidfd};
+            if (spec.awaited) {
+                // Its stack while it runs in our memory: it has exec'd (or died) by the time
+                // spawn_process returns (child::run never waits for us).
+                alignas(16) std::byte stack[kChildStackSize];
+                OnThisCpu pinned;
+                ChildPlan p = plan;
+                p.affinity = pinned.restore(); // the child's first act
+                pid = spawn_process(o, stack, [&] { child::run(p); });
+            } else {
+                pid = clone_process(o, [&] { child::run(plan); });
+            }
         }
         if (pid < 0) return sys_error(Errc::launch_failed, "clone3 failed", errno);
         return Spawned{UniqueFd(pidfd), pid, std::move(report_read)};

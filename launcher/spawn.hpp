@@ -33,6 +33,10 @@ struct LaunchSpec {
     int pidns_fd = -1;                  // base pid namespace (ours or below), -1: ours. With
                                         // new_pid_namespace the new one is made its child.
     bool new_mount_namespace = true;    // required to mount /proc without touching the host
+    // Someone waits for this process (a launch): it is cloned in our memory, and we sleep until
+    // it has exec'd (spawn_process). Not awaited (a warm pool entry, made ahead): cloned
+    // fork-like, which keeps us busy for the clone alone and so answers others sooner.
+    bool awaited = true;
     bool mount_proc = true;             // mount a fresh /proc (needs new_mount_namespace)
     int cgroup_fd = -1;                 // cgroup v2 directory to be born into, -1: the caller's
     std::uint32_t pid_max = 0;          // with a new pid namespace: its own pid_max (Linux 6.14+),

@@ -289,6 +289,7 @@ void WarmPool::refill() {
     spec.init_path = config_.shim;
     spec.plan_fd = theirs.get();
     spec.cgroup_fd = cgroup_dir.get();
+    spec.awaited = false;
     // Until ready (watch_ready), unless the server could not give it its own policy back then
     // (without root: no CAP_SYS_NICE, RLIMIT_NICE 0), which would discard every entry.
     static const bool may_leave_idle = may_leave_sched_idle(); // fixed for the server's life
