@@ -189,14 +189,16 @@ std::vector<Target> judge_targets(const Report& r) {
              "its cgroup read and the leaf's mkdir 104, clone3 of new pid and mount namespaces 132, until the command "
              "is exec'd (/ private, /proc mounted, nsfork-shim exec'd, its plan, its vfork) 308, until pid 1 ends (the "
              "command's exec, start-up and exit: /bin/true alone is ~600 us here, its glibc's CPUID probes each a VM "
-             "exit) 568, the leaf removed 82. Kernel work and the command, in unshare's time too; unshare makes no "
-             "leaf and runs no init. Below 0.6x takes a namespace made ahead (--socket, a server's warm pool)."},
+             "exit) 568, the leaf removed 82; since, the clone runs in the front's memory, pinned to its CPU (0.92-0.94x "
+             "of that front, alternated). Kernel work and the command, in unshare's time too; unshare makes no leaf and "
+             "runs no init. Below 0.6x takes a namespace made ahead (--socket, a server's warm pool)."},
             {"nsfork run --socket (running server)",
              "Timed inside the front against a server with its default pool of 2 (medians, bench/README.md): start to "
              "connect 61 us, connect 52, Launch until its reply from a warm entry 340, then until the WaitReply "
              "760-930 (the command's exec, start-up and exit, the shim reaping it and exiting, the server seeing "
-             "pid 1 end), Destroy's round trip 124. The command's ~600 us are in unshare's 1.8 ms too: 0.6x would "
-             "leave ~0.5 ms for all that is not the command."},
+             "pid 1 end), Destroy's round trip 124; since, one request (Launch{destroy_on_exit}, its end answered "
+             "unasked) replaces the Wait and the Destroy (0.95-0.96x of that front, alternated). The command's ~600 us "
+             "are in unshare's 1.8 ms too: 0.6x would leave ~0.5 ms for all that is not the command."},
         };
         for (const auto& [name, why] : rows) {
             const std::string goal = std::string("whole-process ") + name + " <= 0.6x unshare";
@@ -212,8 +214,9 @@ std::vector<Target> judge_targets(const Report& r) {
                                  "nsfork run (rootless)");
         if (auto x = f ? ratio(*f, "unshare -rpf --mount-proc") : std::nullopt)
             out.push_back(judge(goal, *x, 1.0, true, fmt::format("{:.2f}x unshare -rpf", *x),
-                                "Without root the front hands the run to the full program (a user namespace "
-                                "first): its own exec and start-up (C++ on glibc, ~2.5 ms), then the launch."));
+                                "Without root the front makes the user namespace itself (as base/userns.cpp does: "
+                                "root inside, mapped to the user), then runs as with root; setpriv's exec is in "
+                                "every row of this group."));
         else out.push_back(not_run(goal, "cli scenario's rootless rows or unshare not measured"));
     }
     { // oci: against crun, or runc where crun did not run

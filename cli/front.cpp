@@ -6,9 +6,11 @@
 // musl, like nsfork-shim, and starts in ~0.1 ms.
 //
 // It carries out the commonest commands itself:
-// - `nsfork run -- CMD [ARG...]`, as root, without a controlling terminal: the steps of
-//   cli/local.cpp with the launcher's own child code (launcher/child.cpp). A cgroup leaf
-//   nsfork-PID below our own cgroup v2; clone3 into new pid and mount namespaces, born into it;
+// - `nsfork run -- CMD [ARG...]`, without a controlling terminal: the steps of cli/local.cpp
+//   with the launcher's own child code (launcher/child.cpp). Without root, a user namespace
+//   first, in which we are root (base/userns.cpp's mapping). A cgroup leaf nsfork-PID below our
+//   own cgroup v2 (without root, only in a cgroup delegated to us: else none, as the full program
+//   does); clone3 into new pid and mount namespaces, born into it;
 //   nsfork-shim as pid 1, given the command in its plan (shim_plan.h) with our stdio,
 //   environment, working directory and blocked and ignored signals; our signals forwarded to
 //   it; its exit status ours; the leaf killed and removed.
@@ -18,11 +20,11 @@
 //   DestroyReply says the container is gone (from an older server: Wait, then Destroy).
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment): any
-// other verb or option, --help, a terminal without a server (job control), rootless without a
-// server (a user namespace first), socket activation, a command too large for one datagram. So
-// does any failure before the command was exec'd, once what it started is gone: nothing of the
-// command has run, and the full program does it all again and says what went wrong in the words
-// it always has.
+// other verb or option, --help, a terminal without a server (job control), socket activation, a
+// command too large for one datagram, a user namespace it cannot make. So does any failure
+// before the command was exec'd, once what it started is gone: nothing of the command has run,
+// and the full program does it all again and says what went wrong in the words it always has
+// (without root, from inside the user namespace made by then, in which it is root).
 #include "base/exit_codes.h"
 #include "base/syscalls.hpp"
 #include "cli/forwarded_signals.h"
@@ -43,6 +45,8 @@ extern "C" {
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -90,7 +94,7 @@ Mode mode_of(int argc, char** argv) {
         if (::fcntl(fd, F_GETFD) < 0) return Mode::hand_over;
     if (argc >= 6 && ::strcmp(argv[2], "--socket") == 0 && argv[3][0] && ::strcmp(argv[4], "--") == 0 && argv[5][0])
         return Mode::server;
-    if (::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0' || ::geteuid() != 0) return Mode::hand_over;
+    if (::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0') return Mode::hand_over;
     // A controlling terminal: the command takes its foreground, with job control (the full run).
     const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (tty < 0) return Mode::local;
@@ -108,6 +112,37 @@ bool read_file(const char* path, char* buf, size_t size) {
     ::close(fd);
     buf[len] = '\0';
     return n == 0 && len < size - 1;
+}
+
+// Writes `text` to a /proc/self file in one write(2), as the kernel requires of the id maps.
+bool write_proc(const char* path, const char* text) {
+    const int fd = ::open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return false;
+    const size_t len = ::strlen(text);
+    const bool ok = ::write(fd, text, len) == static_cast<ssize_t>(len);
+    ::close(fd);
+    return ok;
+}
+
+// Without root: a user namespace of our own in which we are root, as base/userns.cpp makes it
+// for the full program. False, with nothing changed, where the full program had better try and
+// say why (the unshare refused: a limit, a setting, a seccomp filter; a process not dumpable,
+// whose maps could not be written; Ubuntu's AppArmor, which would take the namespace's
+// capabilities); false after the unshare only if a map cannot be written, which the kernel
+// allows a dumpable process for its own ids.
+bool enter_user_namespace() {
+    const uid_t uid = ::geteuid();
+    const gid_t gid = ::getegid();
+    if (::prctl(PR_GET_DUMPABLE) != 1) return false;
+    char setting[8];
+    if (read_file("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", setting, sizeof setting) && setting[0] == '1')
+        return false;
+    if (::unshare(CLONE_NEWUSER) < 0) return false;
+    char map[64];
+    ::snprintf(map, sizeof map, "0 %u 1\n", static_cast<unsigned>(uid));
+    if (!write_proc("/proc/self/uid_map", map) || !write_proc("/proc/self/setgroups", "deny")) return false;
+    ::snprintf(map, sizeof map, "0 %u 1\n", static_cast<unsigned>(gid));
+    return write_proc("/proc/self/gid_map", map);
 }
 
 char g_text[1 << 20]; // mountinfo or cgroup, read in turn; untouched pages cost nothing
@@ -266,8 +301,9 @@ struct Launch {
     }
 };
 
-// Starts the command (true once it was exec'd).
-bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored) {
+// Starts the command (true once it was exec'd). Without root (`rootless`) a cgroup we may not
+// write is no reason to give up: the container then has no leaf, as with the full program.
+bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored, bool rootless) {
     char cwd[PATH_MAX];
     if (!::getcwd(cwd, sizeof cwd)) return false;
     const size_t plan_size = encode_plan(command, cwd, signal_mask, ignored);
@@ -278,14 +314,17 @@ bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored) {
     if (::access(shim, X_OK) < 0) return false;
 
     char own[PATH_MAX];
-    if (!own_cgroup(own, sizeof own)) return false;
-    ::snprintf(l.cgroup, sizeof l.cgroup, "%s/nsfork-%d", own, static_cast<int>(::getpid()));
-    if (::mkdir(l.cgroup, 0755) < 0) {
-        l.cgroup[0] = '\0';
+    if (own_cgroup(own, sizeof own)) {
+        ::snprintf(l.cgroup, sizeof l.cgroup, "%s/nsfork-%d", own, static_cast<int>(::getpid()));
+        if (::mkdir(l.cgroup, 0755) < 0) {
+            l.cgroup[0] = '\0';
+            return false;
+        }
+        l.cgroup_dir = ::open(l.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (l.cgroup_dir < 0) return false;
+    } else if (!rootless) {
         return false;
     }
-    l.cgroup_dir = ::open(l.cgroup, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (l.cgroup_dir < 0) return false;
 
     int plan[2], report[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, plan) < 0) return false;
@@ -491,7 +530,7 @@ struct OwnSignals {
 // command) until it ends; its status, once the leaf is gone, is our exit code.
 int watch_local(Launch& l, int sigfd) {
     ::close(l.channel);
-    ::close(l.cgroup_dir);
+    if (l.cgroup_dir >= 0) ::close(l.cgroup_dir);
     for (;;) {
         pollfd fds[2] = {{l.pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
         if (::poll(fds, 2, -1) < 0) {
@@ -509,7 +548,7 @@ int watch_local(Launch& l, int sigfd) {
     while (sys::waitid_pidfd(l.pidfd, &info, WEXITED) < 0 && errno == EINTR) {
     }
     // pid 1's death ended the namespace; the leaf goes with whatever is still dying in it.
-    if (!destroy_cgroup(l.cgroup)) return NSFORK_EXIT_FAILED;
+    if (l.cgroup[0] && !destroy_cgroup(l.cgroup)) return NSFORK_EXIT_FAILED;
     return info.si_code == CLD_EXITED ? info.si_status : ExitStatus{0, info.si_status}.shell_code();
 }
 
@@ -523,8 +562,15 @@ int main(int argc, char** argv) {
     nsfork_inherited_signals(&signal_mask, &ignored); // before we change ours
     OwnSignals own;
     if (mode == Mode::local) {
+        // Without root, a user namespace first. (Entered, a failure later hands the run over
+        // from inside it: the full program, root there, does the same without a second one.)
+        const bool rootless = ::geteuid() != 0;
+        if (rootless && !enter_user_namespace()) {
+            own.restore();
+            hand_over(argv);
+        }
         Launch l;
-        if (own.fd >= 0 && start(l, argv + 3, signal_mask, ignored)) return watch_local(l, own.fd);
+        if (own.fd >= 0 && start(l, argv + 3, signal_mask, ignored, rootless)) return watch_local(l, own.fd);
         l.undo();
     } else {
         if (own.fd >= 0 && launch_on_server(g_session, argv[3], argv + 5, signal_mask, ignored))

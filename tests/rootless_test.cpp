@@ -188,6 +188,30 @@ TEST_CASE("rootless: nsfork run -- ps as a user shows the shim as pid 1 and only
     CHECK(contains(rows[1], "2 root     ps"));
 }
 
+TEST_CASE("rootless: the front runs nsfork run -- CMD itself, in a user namespace it made, and hands anything else over") {
+    require_root();
+    UserBinaries bins;
+    const std::string front = std::filesystem::canonical(bins.nsfork()).string();
+    Pipe out;
+    auto pid = testing::spawn(as_user({bins.nsfork(), "run", "--", bins.probe(), "sleep"}), out.write.get());
+    REQUIRE(pid);
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
+    std::error_code ec;
+    CHECK(std::filesystem::read_symlink("/proc/" + std::to_string(*pid) + "/exe", ec).string() == front);
+    const ino_t userns = user_namespace_of(*pid);
+    CHECK(userns != 0);
+    CHECK(userns != kInitialUserNamespace);
+    ::kill(*pid, SIGTERM); // forwarded: the probe dies of it
+    int status = 0;
+    REQUIRE(::waitpid(*pid, &status, 0) == *pid);
+    CHECK(testing::shell_code(status) == 128 + SIGTERM);
+    // An option the front does not serve: the full program, which makes its own namespace.
+    auto full = run_as_user({bins.nsfork(), "run", "--map-current-user", "--", "id", "-u"});
+    CHECK(full.exit_code == 0);
+    CHECK(full.out == "65534\n");
+}
+
 TEST_CASE("rootless: nsfork run exits with the command's code, 127 for a missing command, 128+N for signal N") {
     require_root();
     UserBinaries bins;
