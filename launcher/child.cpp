@@ -68,8 +68,8 @@ void fail(int report_fd, nsfork_stage stage, int error) noexcept {
 
 void run(const ChildPlan& p) noexcept {
     const int report = p.init_fds[0];
-    // Born on the parent's CPU (OnThisCpu in spawn.cpp); from here on anywhere it may run. (A
-    // failure leaves it pinned, which costs speed only.)
+    // Born on the parent's CPU (OnThisCpu, launcher/clone.hpp); from here on anywhere it may run.
+    // (A failure leaves it pinned, which costs speed only.)
     if (p.affinity) (void)::sched_setaffinity(0, sizeof *p.affinity, p.affinity);
     if (p.sched_idle) {
         const sched_param idle{};

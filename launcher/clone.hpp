@@ -164,7 +164,8 @@ inline long clone3_calling(sys::CloneArgs* args, int (*fn)(void*), void* arg) no
 // clone_process, but the child runs in our memory, on `stack`, and we sleep until it has exec'd
 // or exited (CLONE_VM | CLONE_VFORK, what posix_spawn does). Nothing of ours is copied at the
 // clone, nor torn down again at the child's exec: for the server here that is ~70 µs less in
-// clone3 and ~300 µs less until a short command has ended (KERNEL.md). The child may make
+// clone3 and ~300 µs less until a short command has ended (bench/README.md, "Where a cold
+// launch's time goes"). The child may make
 // system calls and use its stack only: every other byte it writes is ours — errno too, which is
 // not to be trusted after a successful call. It must not wait for us (we are asleep). `stack`
 // is the caller's until this returns (16-byte aligned end; a few KiB are used).
