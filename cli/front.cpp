@@ -371,10 +371,7 @@ bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored, bo
         const CloneFlags flags =
             CloneFlags::clear_sighand() | CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace();
         alignas(16) static std::byte stack[32 * 1024]; // the child's, until it has exec'd
-        OnThisCpu pinned; // as spawn() does (launcher/clone.hpp)
-        ChildPlan q = p;
-        q.affinity = pinned.restore();
-        pid = spawn_process({.flags = flags, .cgroup_fd = l.cgroup_dir, .pidfd = &l.pidfd}, stack, [&] { child::run(q); });
+        pid = child::spawn({.flags = flags, .cgroup_fd = l.cgroup_dir, .pidfd = &l.pidfd}, stack, p); // as spawn() does
         ::sigprocmask(SIG_SETMASK, &saved, nullptr);
     }
     ::close(plan[1]);

@@ -103,6 +103,13 @@ void run(const ChildPlan& p) noexcept {
     fail(kFirstInitFd, NSFORK_STAGE_EXEC_SHIM, errno);
 }
 
+pid_t spawn(const CloneOptions& o, std::span<std::byte> stack, const ChildPlan& p) noexcept {
+    OnThisCpu pinned;
+    ChildPlan pinned_plan = p;
+    pinned_plan.affinity = pinned.restore(); // the child's first act
+    return spawn_process(o, stack, [&] { run(pinned_plan); });
+}
+
 namespace {
 
 // Sends `pidfd` on `sock` tagged `tag`; false if it could not.

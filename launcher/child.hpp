@@ -7,6 +7,7 @@
 #include <sched.h>
 
 #include <cstddef>
+#include <span>
 #include <type_traits>
 
 extern "C" {
@@ -107,6 +108,11 @@ inline constexpr char kIntermediatePidfd = 'i'; // the second intermediate's, to
 // exits. A new namespace can only be made from inside its parent: then a second intermediate,
 // born there (also the launcher's child, its pidfd sent too), clones the init.
 [[noreturn]] void intermediate(const ChildPlan& p, CloneFlags flags, int cgroup_fd, int pidns_fd, int sock) noexcept;
+
+// Clones the process that runs `p` as spawn_process does (in our memory, on `stack`, we asleep
+// until its exec), pinned to our CPU for the clone with the child restoring our affinity first
+// (OnThisCpu). The server's spawn() and the front's `run` share it. Returns spawn_process's.
+pid_t spawn(const CloneOptions& o, std::span<std::byte> stack, const ChildPlan& p) noexcept;
 
 } // namespace child
 

@@ -278,10 +278,7 @@ Result<Spawned> spawn(const LaunchSpec& spec) {
                 // Its stack while it runs in our memory: it has exec'd (or died) by the time
                 // spawn_process returns (child::run never waits for us).
                 alignas(16) std::byte stack[kChildStackSize];
-                OnThisCpu pinned;
-                ChildPlan p = plan;
-                p.affinity = pinned.restore(); // the child's first act
-                pid = spawn_process(o, stack, [&] { child::run(p); });
+                pid = child::spawn(o, stack, plan);
             } else {
                 pid = clone_process(o, [&] { child::run(plan); });
             }
