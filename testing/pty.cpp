@@ -73,7 +73,9 @@ bool readable(int fd, Clock::time_point deadline) {
     if (job < 0) ::_exit(123);
     if (job == 0) exec_job(argv, options);
     ::setpgid(job, job); // both sides, so that neither order of the two races
-    if (options.foreground) ::tcsetpgrp(0, job);
+    // The terminal, though, the job takes itself, before its exec: given here as well, it could
+    // come after nsfork run had passed the foreground on to its command, and take it back from
+    // under it (its `read` then stopped it with SIGTTIN, once in a full suite).
     if (::write(statuses, &job, sizeof job) != sizeof job) ::_exit(124);
 
     bool ended = false;
