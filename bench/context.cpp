@@ -90,7 +90,7 @@ Result<double> helper_us(Helper& h, HelperOp op, const std::vector<std::string>&
 void settle_pool(Client& c) {
     for (int i = 0; i < 2000; ++i) {
         auto s = c.status();
-        if (!s || (s->pool_ready == s->pool_size && s->pool_warming == 0)) return;
+        if (!s || (s->pool_ready == s->pool_size && s->pool_warming == 0 && s->namespaces_pending == 0)) return;
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
 }

@@ -9,7 +9,7 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
     const wire::FdRole role = wire::FdRole::StatusTable;
     auto fds = fbb.CreateVector(&role, table ? 1 : 0);
     auto pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
-                                       s.pool_discarded);
+                                       s.pool_discarded, s.namespaces_pending);
     auto phases = fbb.CreateVector(s.launch_phases.ns.data(), s.launch_phases.ns.size());
     auto statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches, phases);
     wire::HelloReplyBuilder b(fbb);
@@ -22,11 +22,14 @@ void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, c
 }
 
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
-                        bool terminal, bool cgroup, bool destroy_on_exit) {
+                        bool terminal, bool cgroup, bool destroy_on_exit, bool device_program,
+                        std::size_t namespaces) {
     auto ci = write_info(fbb, info);
     std::vector<wire::FdRole> roles{wire::FdRole::Pidfd};
     if (terminal) roles.push_back(wire::FdRole::Terminal);
     if (cgroup) roles.push_back(wire::FdRole::Cgroup);
+    if (device_program) roles.push_back(wire::FdRole::DeviceProgram);
+    roles.insert(roles.end(), namespaces, wire::FdRole::Namespace);
     auto body = wire::CreateLaunchReply(fbb, ci, fbb.CreateVector(roles), destroy_on_exit);
     finish_reply(fbb, seq, wire::Reply::LaunchReply, body.Union());
 }

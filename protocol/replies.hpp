@@ -19,10 +19,12 @@ namespace nsfork {
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status,
                        std::uint32_t version = kProtocolVersion, bool table = true);
 // LaunchReply for a container that exec'd (or, held, whose holder is ready); declares its pidfd,
-// then with `terminal` its pty's master, with `cgroup` its cgroup leaf: the fds the caller sends
-// with it, in that order. `destroy_on_exit`: a DestroyReply on `seq` will follow.
+// then with `terminal` its pty's master, with `cgroup` its cgroup leaf, with `device_program` a
+// hold launch's loaded program, then `namespaces` namespaces made ahead: the fds the caller
+// sends with it, in that order. `destroy_on_exit`: a DestroyReply on `seq` will follow.
 void write_launch_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info,
-                        bool terminal = false, bool cgroup = false, bool destroy_on_exit = false);
+                        bool terminal = false, bool cgroup = false, bool destroy_on_exit = false,
+                        bool device_program = false, std::size_t namespaces = 0);
 // AttachReply; declares one fd, the container's pidfd, sent with it.
 void write_attach_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ContainerInfo& info);
 // WaitReply for a container that ended.

@@ -45,10 +45,11 @@ Result<std::vector<int>> write_launch(flatbuffers::FlatBufferBuilder& fbb, std::
     auto fd_roles = fbb.CreateVector(roles);
     auto parent = o.parent.empty() ? 0 : fbb.CreateString(o.parent);
     auto cgroup_name = o.cgroup_name.empty() ? 0 : fbb.CreateString(o.cgroup_name);
+    auto device_program = o.device_program.empty() ? 0 : fbb.CreateVector(o.device_program);
     auto body = wire::CreateLaunch(fbb, id, argv, env, cwd, fd_roles, parent, o.share_pid_namespace,
                                    o.tie_to_connection, o.pid_max, o.tty, o.kill_group, o.signal_mask,
                                    o.ignored_signals, write_user(fbb, o), o.tty_rows, o.tty_cols, o.hold,
-                                   cgroup_name, o.destroy_on_exit);
+                                   cgroup_name, o.destroy_on_exit, device_program, o.new_namespaces);
     finish_request(fbb, seq, wire::Request::Launch, body.Union());
     return fds;
 }
@@ -115,6 +116,7 @@ Result<HelloAnswer> read_hello_reply(OpenedReply& reply) {
         s.pool_warming = p->warming();
         s.pool_served = p->served();
         s.pool_discarded = p->discarded();
+        s.namespaces_pending = p->namespaces_pending();
     }
     if (reply.datagram.fds.size() == 1) a.table = std::move(reply.datagram.fds[0]);
     return a;
@@ -143,15 +145,21 @@ Result<Container> read_launch_reply(OpenedReply& reply, bool tty, bool hold) {
     if (got.empty() || roles->Get(0) != wire::FdRole::Pidfd)
         return Error{Errc::protocol, "Launch reply did not carry a pidfd first"};
     UniqueFd terminal, cgroup;
+    HoldExtras extras;
     for (std::size_t i = 1; i < got.size(); ++i) {
         const wire::FdRole role = roles->Get(static_cast<flatbuffers::uoffset_t>(i));
         if (role == wire::FdRole::Terminal && tty && !terminal) terminal = std::move(got[i]);
         else if (role == wire::FdRole::Cgroup && hold && !cgroup) cgroup = std::move(got[i]);
+        else if (role == wire::FdRole::DeviceProgram && hold && !extras.device_program)
+            extras.device_program = std::move(got[i]);
+        else if (role == wire::FdRole::Namespace && hold && extras.namespaces.size() < 3)
+            extras.namespaces.push_back(std::move(got[i]));
         else return Error{Errc::protocol, "Launch reply carried an fd this launch did not ask for"};
     }
     if (tty && !terminal) return Error{Errc::protocol, "Launch reply did not carry a pidfd and a terminal"};
     const std::uint32_t end_seq = (*r)->destroy_on_exit() ? reply.message->seq() : 0;
-    return Container(read_info(*(*r)->container()), std::move(got[0]), std::move(terminal), std::move(cgroup), end_seq);
+    return Container(read_info(*(*r)->container()), std::move(got[0]), std::move(terminal), std::move(cgroup), end_seq,
+                     std::move(extras));
 }
 
 Result<ExitStatus> read_wait_reply(OpenedReply& reply) {

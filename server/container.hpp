@@ -111,6 +111,10 @@ public:
     std::optional<Descriptor> main;
     std::string named_cgroup_under;   // with a cgroup_name: the directory it is relative to (the
                                       // parents between, made for it, go once empty)
+    bool setting_up = false;          // a hold container launched, its main process not yet
+                                      // adopted: its runtime is setting that process up
+    UniqueFd device_program;          // a hold launch's, loaded, for its reply ...
+    std::vector<UniqueFd> namespaces; // ... and the namespaces made ahead for it (net, ipc, uts)
 
 private:
     Phase phase_ = Phase::starting;

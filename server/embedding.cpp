@@ -65,6 +65,7 @@ Result<void> Server::start(UniqueFd initial) {
         cgroups_ = setup_cgroup_root(opts_.cgroup_root);
     }
     const std::string root_path = cgroups_.root ? cgroups_.root->path() : std::string();
+    device_programs_.emplace(root_path);
     facts_ = ServerFacts{.own_pidns = host_.own_pidns_ino,
                          .isolation = opts_.isolation,
                          .disallow_sharing_agent_pidns = opts_.disallow_sharing_agent_pidns,
@@ -75,7 +76,8 @@ Result<void> Server::start(UniqueFd initial) {
     if (opts_.warm_pool > 0 && opts_.isolation.pid && opts_.isolation.filesystem) {
         pool_.emplace(io_,
                       WarmPool::Config{opts_.warm_pool, host_.shim, cgroups_.root ? &*cgroups_.root : nullptr,
-                                       [this] { return launches_in_flight_ > 0; }, [this] { return next_cgroup_name(); }},
+                                       [this] { return launches_in_flight_ > 0 || holds_setting_up_ > 0; },
+                                       [this] { return next_cgroup_name(); }},
                       [this] { maybe_stop(); });
         pool_->start();
     }

@@ -110,6 +110,7 @@ void Server::on_adopt(Connection& conn, std::uint32_t seq, const wire::Adopt& re
     c->tied_to = 0; // it ends with its main process now, no longer with a connection
     watch_main(c);
     spdlog::debug("container {}: adopted pid {}", c->info.id, pid_of_pidfd(c->main->native_handle()));
+    set_up(*c);
     flatbuffers::FlatBufferBuilder fbb(64);
     write_adopt_reply(fbb, seq);
     reply(w, fbb);
@@ -122,6 +123,7 @@ void Server::watch_main(const Record& c) {
     c->main->async_wait(Descriptor::wait_read, [this, c](error_code ec) {
         if (ec || c->has_ended()) return;
         spdlog::debug("container {}: its main process ended", c->info.id);
+        last_activity_ns_ = LaunchStatistics::now_ns(); // its end is work for us: the namespaces wait
         registry_.kill(*c, kill_);
     });
 }

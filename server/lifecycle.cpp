@@ -58,6 +58,8 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64
             c.report.reset();
             c.setup_report.reset();
             c.terminal.reset(); // sent with the reply (or the launch failed): the client's alone
+            c.device_program.reset(); // the same
+            c.namespaces.clear();
             if (s.pool_) s.pool_->refill_soon(); // once the server is quiet (pool.cpp)
             s.spare_leaves_soon();
         }
@@ -71,23 +73,27 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64
     }
     if (outcome && !c.kill_sent()) {
         flatbuffers::FlatBufferBuilder fbb(256);
-        int fds[3] = {c.pidfd.native_handle()};
+        int fds[7] = {c.pidfd.native_handle()};
         std::size_t count = 1;
         if (c.terminal) fds[count++] = c.terminal.get();
         if (leaf) fds[count++] = leaf.get();
+        if (c.device_program) fds[count++] = c.device_program.get();
+        for (const UniqueFd& ns : c.namespaces) fds[count++] = ns.get(); // at most 3 (net, ipc, uts)
         timer.lap(LaunchPhase::reply);
         if (c.destroy_on_exit) c.destroyers.push_back(w); // answered again when it is gone
         if (c.exec_reported()) {
             c.info.state = c.wire_state();
             table_->publish(c.info.slot, c.info, StatusTableWriter::Wake::later); // seen before the reply
             timer.lap(LaunchPhase::table);
-            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf), c.destroy_on_exit);
+            write_launch_reply(fbb, w.seq, c.info, bool(c.terminal), bool(leaf), c.destroy_on_exit,
+                               bool(c.device_program), c.namespaces.size());
         } else { // it exec'd and was reaped before its report was read: on_exit goes on from here
             ContainerInfo ran = c.info;
             ran.state = State::running;
             table_->publish(ran.slot, ran, StatusTableWriter::Wake::later);
             timer.lap(LaunchPhase::table);
-            write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf), c.destroy_on_exit);
+            write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf), c.destroy_on_exit,
+                               bool(c.device_program), c.namespaces.size());
         }
         return reply(w, fbb, std::span<const int>(fds, count));
     }
@@ -114,6 +120,8 @@ void Server::watch_exit(const Record& c) {
 
 void Server::on_exit(const Record& c, ExitStatus status) {
     --live_;
+    last_activity_ns_ = LaunchStatistics::now_ns();
+    set_up(*c);
     expect(c->reaped(), *c, "reaped");
     c->main.reset(); // a hold container's main process: its end matters no more
     // The first process is gone, so is every writer of the report pipe: the read cannot block.
@@ -186,6 +194,7 @@ void Server::settle_up(const std::string& id) {
 
 // What forgetting a container releases: its cgroup, its status table slot; its Destroys are answered.
 void Server::forget_one(ContainerRecord& c) {
+    last_activity_ns_ = LaunchStatistics::now_ns();
     if (c.cgroup) {
         if (auto ok = c.cgroup->remove(); !ok) spdlog::warn("container {}: {}", c.info.id, ok.error().message);
         else if (!c.named_cgroup_under.empty())

@@ -8,11 +8,13 @@
 #include "protocol/status_table.hpp"
 #include "server/connection.hpp"
 #include "server/container.hpp"
+#include "server/device_programs.hpp"
 #include "server/launch.hpp"
 #include "server/listener.hpp"
 #include "server/pool.hpp"
 #include "server/preflight.hpp"
 #include "server/server.hpp"
+#include "server/spare_namespaces.hpp"
 #include "server/statistics.hpp"
 
 #include <boost/asio/signal_set.hpp>
@@ -64,6 +66,7 @@ private:
     std::string next_cgroup_name();
     Result<Cgroup> new_leaf(const std::string& parent);
     void spare_leaves_soon();
+    void spare_namespaces_soon(std::chrono::nanoseconds delay = kNamespaceIdle);
     void publish(const ContainerRecord& c);
     void watch_report(const Record& c);
     void watch_exit(const Record& c);
@@ -107,6 +110,20 @@ private:
     // must start at zero with its container).
     static constexpr std::size_t kSpareLeaves = 2;
     std::vector<Cgroup> spare_leaves_;
+    SpareNamespaces spare_namespaces_; // for hold launches, made when the server is idle
+    static constexpr std::chrono::milliseconds kNamespaceIdle{2};
+    boost::asio::steady_timer namespaces_timer_{io_};
+    bool namespaces_armed_ = false;
+    std::uint64_t last_activity_ns_ = 0; // the last request, or container's end (LaunchStatistics::now_ns)
+    // Hold containers whose runtime is setting up their process (launched, not adopted): while
+    // there are any, neither the pool refills nor namespaces are made, which would compete with
+    // that set-up (an engine's create) for the CPUs and the kernel's locks.
+    // A runtime still at it after kSetUpGrace (stopped, or very slow) no longer holds them back.
+    std::size_t holds_setting_up_ = 0;
+    static constexpr std::chrono::milliseconds kSetUpGrace{200};
+    boost::asio::steady_timer set_up_timer_{io_};
+    void set_up(ContainerRecord& c);
+    std::optional<DevicePrograms> device_programs_; // hold launches' device programs, loaded
     boost::asio::steady_timer spare_timer_{io_};
     bool spare_armed_ = false;
     std::size_t live_ = 0; // containers not yet reaped

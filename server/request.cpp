@@ -153,10 +153,30 @@ Result<LaunchRequest> parse_launch(const wire::Launch& req, const std::vector<Un
         if (auto ok = check_cgroup_name(req.cgroup_name()->string_view()); !ok) return std::move(ok).error();
         out.cgroup_name = req.cgroup_name()->str();
     }
+    if (!req.hold() && req.device_program())
+        return Error{Errc::bad_request, "device_program is a hold launch's; this launch is not one"};
+    if (!req.hold() && req.new_namespaces())
+        return Error{Errc::bad_request, "new_namespaces is a hold launch's; this launch is not one"};
     if (req.hold()) {
         if (auto ok = check_hold(req, spec); !ok) return std::move(ok).error();
         spec.hold = true;
         spec.pid_max = req.pid_max();
+        if (const auto* program = req.device_program()) {
+            if (program->size() == 0 || program->size() % kDeviceInstructionBytes != 0)
+                return Error{Errc::bad_request, fmt::format("device_program has {} bytes: not a whole number of "
+                                                            "{}-byte instructions", program->size(),
+                                                            kDeviceInstructionBytes)};
+            if (program->size() > kMaxDeviceInstructions * kDeviceInstructionBytes)
+                return Error{Errc::bad_request, fmt::format("device_program has {} instructions, more than {}",
+                                                            program->size() / kDeviceInstructionBytes,
+                                                            kMaxDeviceInstructions)};
+            out.device_program = {program->data(), program->size()};
+        }
+        if (const std::uint32_t unknown = req.new_namespaces() & ~kSpareNamespaceTypes)
+            return Error{Errc::bad_request, fmt::format("new_namespaces {:#x} has flags other than CLONE_NEWNET, "
+                                                        "CLONE_NEWIPC and CLONE_NEWUTS: {:#x}",
+                                                        req.new_namespaces(), unknown)};
+        out.new_namespaces = req.new_namespaces();
         return out;
     }
     if (req.argv()->size() == 0) return Error{Errc::bad_request, "argv is empty: no command to run"};

@@ -7,7 +7,10 @@
 #include "launcher/spawn.hpp"
 #include "protocol/nsfork_generated.h"
 
+#include <sched.h>
+
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,7 +24,17 @@ struct LaunchRequest {
     int join_fd = -1;  // a pid namespace fd or pidfd to join, borrowed from the datagram
     std::string cgroup_name; // a hold launch's leaf, relative (checked with check_cgroup_name);
                              // empty: the server names it
+    std::span<const std::uint8_t> device_program; // a hold launch's, borrowed from the message:
+                                                  // whole instructions, at most kMaxDeviceInstructions
+    std::uint32_t new_namespaces = 0;             // a hold launch's: within kSpareNamespaceTypes
 };
+
+// A hold launch's device program: struct bpf_insn is 8 bytes; the kernel's limit for a program
+// without CAP_BPF is 4096 of them, plenty for any device list.
+inline constexpr std::size_t kDeviceInstructionBytes = 8;
+inline constexpr std::size_t kMaxDeviceInstructions = 4096;
+// The namespaces a hold launch may ask to be made ahead (new_namespaces).
+inline constexpr std::uint32_t kSpareNamespaceTypes = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
 
 // Most bytes of a cgroup_name, and of each of its components (NAME_MAX).
 inline constexpr std::size_t kMaxCgroupName = 1024;

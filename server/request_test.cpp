@@ -399,6 +399,32 @@ TEST_CASE("parse_launch refuses a cgroup_name on a Launch that is not a hold") {
     CHECK(r.error().message == "cgroup_name names a hold launch's leaf; this launch is not one");
 }
 
+TEST_CASE("parse_launch takes a hold Launch's device program of whole instructions and its namespaces to make ahead") {
+    auto parse = [](std::size_t program_bytes, std::uint32_t namespaces) {
+        flatbuffers::FlatBufferBuilder fbb;
+        auto argv = fbb.CreateVectorOfStrings(std::vector<std::string>{});
+        auto program = fbb.CreateVector(std::vector<std::uint8_t>(program_bytes, 0));
+        wire::LaunchBuilder b(fbb);
+        b.add_argv(argv);
+        b.add_hold(true);
+        b.add_device_program(program);
+        b.add_new_namespaces(namespaces);
+        auto launch = b.Finish();
+        fbb.Finish(wire::CreateRequestMessage(fbb, 1, wire::Request::Launch, launch.Union()));
+        auto r = parse_launch(*verify_request({fbb.GetBufferPointer(), fbb.GetSize()})->request_as_Launch(), {});
+        // The program is borrowed from the message: checked here, while it lives.
+        if (r) CHECK(r->device_program.size() == program_bytes);
+        return r ? std::string() : r.error().message;
+    };
+    CHECK(parse(16, CLONE_NEWNET | CLONE_NEWUTS).empty());
+    CHECK(parse(8 * 4096, CLONE_NEWIPC).empty());
+    CHECK(parse(0, 0) == "device_program has 0 bytes: not a whole number of 8-byte instructions");
+    CHECK(parse(12, 0) == "device_program has 12 bytes: not a whole number of 8-byte instructions");
+    CHECK(parse(8 * 4097, 0) == "device_program has 4097 instructions, more than 4096");
+    CHECK(parse(8, CLONE_NEWUSER) == "new_namespaces 0x10000000 has flags other than CLONE_NEWNET, CLONE_NEWIPC and "
+                                     "CLONE_NEWUTS: 0x10000000");
+}
+
 namespace {
 
 // negotiate_version of a Hello offering [min_version, version] (min_version 0: left out).

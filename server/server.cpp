@@ -62,6 +62,7 @@ void Server::connection_closed(std::uint64_t id) {
 
 void Server::handle(Connection& conn, Datagram& d) {
     const std::uint64_t start = LaunchStatistics::now_ns(); // a Launch's parse phase starts here
+    last_activity_ns_ = start;
     std::uint32_t seq = 0;
     auto opened = open_request(std::move(d), opts_.max_request_bytes, seq);
     const Waiter w{conn.id(), seq};
@@ -106,6 +107,7 @@ void Server::on_hello(Connection& c, std::uint32_t seq, bool with_table) {
     status.pool_warming = pool.warming;
     status.pool_served = pool.served;
     status.pool_discarded = pool.discarded;
+    status.namespaces_pending = static_cast<std::uint32_t>(spare_namespaces_.pending());
     status.launch_work_ns = statistics_.work_ns();
     status.launches = statistics_.launches();
     status.launch_phases = statistics_.phases();
@@ -219,6 +221,7 @@ Result<Cgroup> Server::new_leaf(const std::string& parent) {
 // Makes the spare leaves once no launch is in flight for WarmPool::kQuiet, as the pool refills.
 // A failure is left to the next cold launch, which makes its leaf itself and says why.
 void Server::spare_leaves_soon() {
+    spare_namespaces_soon();
     if (spare_armed_ || stopping_ || !cgroups_.root || spare_leaves_.size() >= kSpareLeaves) return;
     spare_armed_ = true;
     spare_timer_.expires_after(WarmPool::kQuiet);
@@ -232,6 +235,36 @@ void Server::spare_leaves_soon() {
             spare_leaves_.push_back(std::move(*made));
         }
     });
+}
+
+// Makes the namespaces hold launches asked for once the server has been idle (no request at
+// all) for kNamespaceIdle, one at a time (a network namespace takes ~0.5 ms of the kernel's time,
+// and contends for its locks with a container being set up, mounting sysfs and proc: measured,
+// making them right after a launch slowed that container's set-up by more than they saved).
+// Not while a hold container's runtime is setting up its process (launched, not yet adopted).
+// A server that is never idle makes none: its hold launches' processes unshare as before.
+void Server::spare_namespaces_soon(std::chrono::nanoseconds delay) {
+    if (namespaces_armed_ || stopping_ || !spare_namespaces_.wanted()) return;
+    namespaces_armed_ = true;
+    namespaces_timer_.expires_after(delay);
+    namespaces_timer_.async_wait([this](error_code ec) {
+        namespaces_armed_ = false;
+        if (ec || stopping_) return;
+        const auto idle = std::chrono::nanoseconds(LaunchStatistics::now_ns() - last_activity_ns_);
+        if (idle < kNamespaceIdle) return spare_namespaces_soon(kNamespaceIdle - idle);
+        if (launches_in_flight_ > 0 || holds_setting_up_ > 0) return; // set_up() and finish_launch ask again
+        if (spare_namespaces_.make_one()) spare_namespaces_soon(std::chrono::nanoseconds(0));
+    });
+}
+
+// A hold container's runtime is done setting up its process (adopted), or the container ended:
+// what waited for that may go on.
+void Server::set_up(ContainerRecord& c) {
+    if (!c.setting_up) return;
+    c.setting_up = false;
+    if (--holds_setting_up_ > 0) return;
+    if (pool_) pool_->refill_soon();
+    spare_namespaces_soon();
 }
 
 // A fresh id for a container that asked for none.
@@ -310,6 +343,14 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     // Refused here, before a warm entry or a cgroup leaf is spent on it.
     if (auto ok = check_command_settings(*spec); !ok) return reply_error(w, ok.error());
     if (auto ok = check_init_privilege(*spec); !ok) return reply_error(w, ok.error());
+    // A hold launch's device program, loaded (or found loaded): a refused one spends nothing.
+    UniqueFd device_program;
+    if (!parsed->device_program.empty()) {
+        auto program = device_programs_->get(parsed->device_program);
+        if (!program) return reply_error(w, program.error());
+        device_program.reset(::fcntl(*program, F_DUPFD_CLOEXEC, 0));
+        if (!device_program) return reply_error(w, sys_error(Errc::internal, "dup of the device program", errno));
+    }
     auto t = target(req, parsed->join_fd, spec->hold);
     if (!t) return reply_error(w, t.error());
     if (!cgroup_name.empty() && t->where.cgroup_parent.empty())
@@ -371,12 +412,23 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
         timer.lap(LaunchPhase::clone_setup);
     }
     if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
+    c->device_program = std::move(device_program);
+    if (parsed->new_namespaces) c->namespaces = spare_namespaces_.take(parsed->new_namespaces);
     ++live_;
     c->own_pidns = spec->new_pid_namespace;
     c->info.id = parsed->id.empty() ? auto_id() : std::move(parsed->id);
     c->info.state = c->wire_state();
     c->command = spec->hold ? "nsfork-shim" : spec->argv[0];
     c->info.held = spec->hold;
+    if (spec->hold) {
+        c->setting_up = true;
+        ++holds_setting_up_;
+        set_up_timer_.expires_after(kSetUpGrace);
+        set_up_timer_.async_wait([this](error_code ec) {
+            if (ec || stopping_) return;
+            for (const auto& [id, r] : registry_.all()) set_up(*r);
+        });
+    }
     if (c->cgroup) c->info.cgroup = c->cgroup->path();
     c->cwd = spec->cwd;
     c->tty = spec->tty;
@@ -422,7 +474,11 @@ void Server::shutdown(const char* why) {
     if (listener_) listener_->close();
     signals_.cancel();
     spare_timer_.cancel();
+    namespaces_timer_.cancel();
+    set_up_timer_.cancel();
     spare_leaves_.clear(); // removed, empty
+    spare_namespaces_.stop();
+    device_programs_->stop();
     if (pool_) pool_->stop();
     std::vector<std::string> top;
     for (const auto& [id, c] : registry_.all())

@@ -13,14 +13,19 @@
 #include <catch2/catch.hpp>
 
 #include <fcntl.h>
+#include <linux/bpf.h>
+#include <linux/nsfs.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <csignal>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 
 using namespace nsfork;
@@ -396,4 +401,206 @@ TEST_CASE("hold: a hold container sharing the server's pid namespace adopts a pr
     CHECK(testing::eventually([&] { return testing::cgroup_procs(ct.info().cgroup).empty(); }));
     MUST(client.destroy("shared"));
     CHECK_FALSE(exists(ct.info().cgroup));
+}
+
+namespace {
+
+// A two-instruction cgroup device program: r0 = verdict; exit.
+std::vector<std::uint8_t> device_program(int verdict) {
+    const bpf_insn program[] = {
+        {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .src_reg = 0, .off = 0, .imm = verdict},
+        {.code = BPF_JMP | BPF_EXIT, .dst_reg = 0, .src_reg = 0, .off = 0, .imm = 0},
+    };
+    const auto* bytes = reinterpret_cast<const std::uint8_t*>(program);
+    return {bytes, bytes + sizeof program};
+}
+
+bpf_prog_info program_info(int fd) {
+    bpf_prog_info info{};
+    bpf_attr attr{};
+    attr.info.bpf_fd = static_cast<std::uint32_t>(fd);
+    attr.info.info_len = sizeof info;
+    attr.info.info = reinterpret_cast<std::uintptr_t>(&info);
+    REQUIRE(::syscall(SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &attr, sizeof attr) == 0);
+    return info;
+}
+
+// The ids of the device programs attached to the cgroup directory `path`.
+std::vector<std::uint32_t> attached_device_programs(const std::string& path) {
+    UniqueFd dir(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    REQUIRE(dir);
+    std::uint32_t ids[8] = {};
+    bpf_attr attr{};
+    attr.query.target_fd = static_cast<std::uint32_t>(dir.get());
+    attr.query.attach_type = BPF_CGROUP_DEVICE;
+    attr.query.prog_ids = reinterpret_cast<std::uintptr_t>(ids);
+    attr.query.prog_cnt = 8;
+    REQUIRE(::syscall(SYS_bpf, BPF_PROG_QUERY, &attr, sizeof attr) == 0);
+    return {ids, ids + attr.query.prog_cnt};
+}
+
+void attach_device_program(int program, int cgroup) {
+    bpf_attr attr{};
+    attr.target_fd = static_cast<std::uint32_t>(cgroup);
+    attr.attach_bpf_fd = static_cast<std::uint32_t>(program);
+    attr.attach_type = BPF_CGROUP_DEVICE;
+    attr.attach_flags = BPF_F_ALLOW_MULTI;
+    REQUIRE(::syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) == 0);
+}
+
+// The namespace the link `path` (/proc/PID/ns/net, or an fd's) names: "net:[4026531840]".
+std::string ns_link(const std::string& path) {
+    char buf[64];
+    const ssize_t n = ::readlink(path.c_str(), buf, sizeof buf);
+    REQUIRE(n > 0);
+    return std::string(buf, static_cast<std::size_t>(n));
+}
+std::string ns_link(int fd) { return ns_link("/proc/self/fd/" + std::to_string(fd)); }
+
+// The namespaces among the server's open fds, by their links.
+std::vector<std::string> namespaces_held(pid_t server) {
+    std::vector<std::string> out;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/" + std::to_string(server) + "/fd")) {
+        char buf[64];
+        const ssize_t n = ::readlink(entry.path().c_str(), buf, sizeof buf);
+        const std::string link = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+        if (link.starts_with("net:[") || link.starts_with("ipc:[") || link.starts_with("uts:[")) out.push_back(link);
+    }
+    return out;
+}
+
+// Waits until the server has made every namespace hold launches asked for. Slowly: each Hello
+// is a request, and the server makes them only after 2 ms without one.
+bool namespaces_made(Client& client) {
+    return testing::eventually([&] { return MUST(client.status()).namespaces_pending == 0; }, std::chrono::seconds(20),
+                               std::chrono::milliseconds(25));
+}
+
+} // namespace
+
+TEST_CASE("hold: a device program is loaded once for the same instructions and handed over to attach, and a refused one is an error naming why") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    const std::string tree = testing::default_cgroup_root(server.pid());
+    Container allow = hold(client, "allow", [](LaunchOptions& o) { o.device_program = device_program(1); });
+    REQUIRE(allow.device_program() >= 0);
+    CHECK((::fcntl(allow.device_program(), F_GETFD) & FD_CLOEXEC) != 0);
+    const bpf_prog_info first = program_info(allow.device_program());
+    CHECK(first.type == BPF_PROG_TYPE_CGROUP_DEVICE);
+    Container again = hold(client, "again", [](LaunchOptions& o) { o.device_program = device_program(1); });
+    CHECK(program_info(again.device_program()).id == first.id); // the same bytes: loaded once
+    Container deny = hold(client, "deny", [](LaunchOptions& o) { o.device_program = device_program(0); });
+    CHECK(program_info(deny.device_program()).id != first.id);
+    Container none = hold(client, "none");
+    CHECK(none.device_program() == -1);
+    // The first one loaded keeps the kernel's device-program key on, attached to an empty
+    // cgroup of the server's own.
+    CHECK(attached_device_programs(tree + "/c0") == std::vector<std::uint32_t>{first.id});
+    CHECK(testing::cgroup_procs(tree + "/c0").empty());
+
+    // What it hands over works: attached to the leaf, it decides for the processes born there.
+    attach_device_program(allow.device_program(), allow.cgroup());
+    attach_device_program(deny.device_program(), deny.cgroup());
+    Forked opens = fork_into(allow, {"/bin/sh", "-c", ": < /dev/null"});
+    CHECK(opens.reap_now().shell_code() == 0);
+    Forked refused = fork_into(deny, {"/bin/sh", "-c", ": < /dev/null"});
+    CHECK(refused.reap_now().shell_code() != 0);
+
+    auto refuse = [&](const std::function<void(LaunchOptions&)>& set, const std::string& message) {
+        auto r = client.launch(held(set));
+        REQUIRE_FALSE(r);
+        CHECK(r.error().code == Errc::bad_request);
+        CHECK_THAT(r.error().message, Catch::StartsWith(message));
+    };
+    // r0 never set: the verifier's reason comes back.
+    refuse([](LaunchOptions& o) {
+        o.device_program = device_program(1);
+        o.device_program.erase(o.device_program.begin(), o.device_program.begin() + 8);
+    }, "the kernel refused the device program: R0 !read_ok");
+    refuse([](LaunchOptions& o) { o.device_program = std::vector<std::uint8_t>(7, 0); },
+           "device_program has 7 bytes: not a whole number of 8-byte instructions");
+    refuse([](LaunchOptions& o) { o.device_program = std::vector<std::uint8_t>(8 * 4097, 0); },
+           "device_program has 4097 instructions, more than 4096");
+    refuse([](LaunchOptions& o) { o.new_namespaces = CLONE_NEWNET | CLONE_NEWPID; },
+           "new_namespaces 0x60000000 has flags other than CLONE_NEWNET, CLONE_NEWIPC and CLONE_NEWUTS: 0x20000000");
+    LaunchOptions plain;
+    plain.argv = {"/bin/true"};
+    plain.device_program = device_program(1);
+    auto not_held = client.launch(plain);
+    REQUIRE_FALSE(not_held);
+    CHECK(not_held.error().message == "device_program is a hold launch's; this launch is not one");
+    plain.device_program.clear();
+    plain.new_namespaces = CLONE_NEWNET;
+    not_held = client.launch(plain);
+    REQUIRE_FALSE(not_held);
+    CHECK(not_held.error().message == "new_namespaces is a hold launch's; this launch is not one");
+
+    for (const char* id : {"allow", "again", "deny", "none"}) MUST(client.destroy(id));
+    CHECK(MUST(client.list()).empty());
+    for (const std::string& leaf : sub_cgroup_names(tree)) CHECK_THAT(leaf, Catch::Matches("c[0-9]+"));
+}
+
+TEST_CASE("hold: network, IPC and UTS namespaces asked for are made ahead while the server is idle, each handed out once") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    const std::string own = "/proc/" + std::to_string(server.pid()) + "/ns/";
+    const std::vector<std::string> before{ns_link(own + "net"), ns_link(own + "ipc"), ns_link(own + "uts")};
+    constexpr std::uint32_t kAll = CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS;
+    // The first launch asking finds none: its process makes them, as it would without the server.
+    Container first = hold(client, "first", [](LaunchOptions& o) { o.new_namespaces = kAll; });
+    CHECK(first.namespaces().empty());
+    CHECK(MUST(client.status()).namespaces_pending == 2 * 3);
+    // None while a hold container is between its launch and its Adopt: its runtime is setting
+    // up its process, and making them would slow that.
+    ::usleep(100'000);
+    CHECK(MUST(client.status()).namespaces_pending == 2 * 3);
+    MUST(client.destroy("first"));
+    REQUIRE(namespaces_made(client));
+    const std::vector<std::string> spares = namespaces_held(server.pid());
+    CHECK(spares.size() == 2 * 3 + 3); // two of each, and its own three to return to
+
+    Container ct = hold(client, "ct", [](LaunchOptions& o) { o.new_namespaces = kAll; });
+    REQUIRE(ct.namespaces().size() == 3);
+    const int types[] = {CLONE_NEWNET, CLONE_NEWIPC, CLONE_NEWUTS};
+    std::vector<std::string> handed;
+    for (std::size_t i = 0; i < 3; ++i) {
+        const int fd = ct.namespaces()[i].get();
+        CHECK(::ioctl(fd, NS_GET_NSTYPE) == types[i]);
+        CHECK((::fcntl(fd, F_GETFD) & FD_CLOEXEC) != 0);
+        handed.push_back(ns_link(fd));
+        CHECK(std::find(spares.begin(), spares.end(), handed.back()) != spares.end()); // one of the spares
+        CHECK(handed.back() != before[i]);                                             // not the server's
+    }
+    // Handed out, the server no longer holds them (it closes its copies right after the reply);
+    // the next launch gets others.
+    CHECK(testing::eventually([&] {
+        const std::vector<std::string> left = namespaces_held(server.pid());
+        return std::none_of(handed.begin(), handed.end(),
+                            [&](const std::string& link) { return std::find(left.begin(), left.end(), link) != left.end(); });
+    }));
+    Container net_only = hold(client, "net", [](LaunchOptions& o) { o.new_namespaces = CLONE_NEWNET; });
+    REQUIRE(net_only.namespaces().size() == 1);
+    CHECK(::ioctl(net_only.namespaces()[0].get(), NS_GET_NSTYPE) == CLONE_NEWNET);
+    CHECK(ns_link(net_only.namespaces()[0].get()) != handed[0]);
+
+    // A process of the container joins them, as nsfork-oci's does instead of unsharing.
+    Pipe out;
+    {
+        const int net = ct.namespaces()[0].get();
+        UniqueFd own_net(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+        REQUIRE(::setns(net, CLONE_NEWNET) == 0);
+        Forked in = fork_into(ct, {"/bin/sh", "-c", "readlink /proc/self/ns/net"}, out.write.get());
+        REQUIRE(::setns(own_net.get(), CLONE_NEWNET) == 0);
+        out.write.reset();
+        CHECK(in.reap_now().shell_code() == 0);
+    }
+    CHECK(read_all(out.read.get()) == handed[0] + "\n");
+
+    // The server's own namespaces never changed, and it keeps no more than its spares.
+    CHECK(std::vector<std::string>{ns_link(own + "net"), ns_link(own + "ipc"), ns_link(own + "uts")} == before);
+    for (const char* id : {"ct", "net"}) MUST(client.destroy(id));
+    REQUIRE(namespaces_made(client));
+    CHECK(namespaces_held(server.pid()).size() == 2 * 3 + 3);
 }

@@ -61,6 +61,20 @@ struct LaunchOptions {
     // One request for the whole run: the server destroys the container once its init ended
     // and says so unasked; Client::ended() has its last description (no Wait, no Destroy).
     bool destroy_on_exit = false;
+    // A hold launch's work the server takes off the client's path:
+    std::vector<std::uint8_t> device_program; // a cgroup device program (struct bpf_insn[]),
+                                          // loaded by the server (once for the same bytes):
+                                          // Container::device_program(), for the client to attach
+    std::uint32_t new_namespaces = 0;     // CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS the process
+                                          // wants new: Container::namespaces() has those the
+                                          // server had made ahead (the client makes the rest)
+};
+
+// What a hold launch's reply carries besides the holder and its leaf (LaunchOptions::
+// device_program, new_namespaces).
+struct HoldExtras {
+    UniqueFd device_program;              // -1: none asked for, or a server before the field
+    std::vector<UniqueFd> namespaces;     // fresh namespaces, net, ipc, uts in that order
 };
 
 // A launched container: its description and a pidfd of its init, owned by the caller.
@@ -69,9 +83,9 @@ struct LaunchOptions {
 class Container {
 public:
     Container(ContainerInfo info, UniqueFd pidfd, UniqueFd terminal = {}, UniqueFd cgroup = {},
-              std::uint32_t end_seq = 0)
+              std::uint32_t end_seq = 0, HoldExtras extras = {})
         : info_(std::move(info)), pidfd_(std::move(pidfd)), terminal_(std::move(terminal)),
-          cgroup_(std::move(cgroup)), end_seq_(end_seq) {}
+          cgroup_(std::move(cgroup)), end_seq_(end_seq), extras_(std::move(extras)) {}
 
     const std::string& id() const { return info_.id; }
     int pidfd() const { return pidfd_.get(); }
@@ -91,6 +105,10 @@ public:
     // Whether the server destroys it at its end and will say so (LaunchOptions::destroy_on_exit,
     // from a server that knows it): the Launch's seq, answered again then; 0 if not.
     std::uint32_t end_seq() const { return end_seq_; }
+    // A hold container's device program, loaded (-1 if none came), and the namespaces made
+    // ahead for its process (LaunchOptions::device_program, new_namespaces).
+    int device_program() const { return extras_.device_program.get(); }
+    const std::vector<UniqueFd>& namespaces() const { return extras_.namespaces; }
 
 private:
     ContainerInfo info_;
@@ -98,6 +116,7 @@ private:
     UniqueFd terminal_;
     UniqueFd cgroup_;
     std::uint32_t end_seq_ = 0;
+    HoldExtras extras_;
 };
 
 class NSFORK_API Client {

@@ -55,6 +55,7 @@ struct ServerStatus {
     pid_t pid = -1;
     std::uint32_t pool_size = 0, pool_ready = 0, pool_warming = 0;
     std::uint64_t pool_served = 0, pool_discarded = 0;
+    std::uint32_t namespaces_pending = 0;            // hold launches' namespaces not yet made ahead
     std::uint64_t launch_work_ns = 0, launches = 0; // the server's own time on answered launches
     LaunchPhases launch_phases;                      // launch_work_ns, by phase
 };

@@ -64,6 +64,7 @@ class ServerStatus:
     pool_warming: int = 0
     pool_served: int = 0
     pool_discarded: int = 0
+    namespaces_pending: int = 0         # namespaces hold launches asked for, not yet made ahead
     launch_work_ns: int = 0             # the server's own time on the launches it answered
     launches: int = 0
     # launch_work_ns by phase, in LAUNCH_PHASES' order (phases a newer server adds are dropped)

@@ -278,6 +278,7 @@ def hello(version, min_version, status_table=True):
             pool_warming=pool.Warming() if pool else 0,
             pool_served=pool.Served() if pool else 0,
             pool_discarded=pool.Discarded() if pool else 0,
+            namespaces_pending=pool.NamespacesPending() if pool else 0,
             launch_work_ns=stats.WorkNs() if stats else 0,
             launches=stats.Launches() if stats else 0,
             launch_phases=tuple(stats.PhaseNs(i) for i in range(min(stats.PhaseNsLength(), len(LAUNCH_PHASES))))
