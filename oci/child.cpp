@@ -330,10 +330,15 @@ int readonly_path(const Step& step) noexcept {
     return close_keeping_errno(tree, moved);
 }
 
+// runc's outcome (/dev/null bound over it, ENOTDIR: a tmpfs instead), with the type looked at
+// first: a bind mount refused for a directory has cloned the mount already, and undoing that
+// clone waits for an expedited RCU grace period.
 int masked_path(const Step& step) noexcept {
-    if (::mount("/dev/null", step.path, nullptr, MS_BIND, nullptr) == 0) return 0;
-    if (errno == ENOENT) return 0;
-    if (errno != ENOTDIR) return -1;
+    struct stat st;
+    if (::stat(step.path, &st) < 0) return errno == ENOENT ? 0 : -1;
+    if (S_ISDIR(st.st_mode)) return ::mount("tmpfs", step.path, "tmpfs", MS_RDONLY, nullptr);
+    if (::mount("/dev/null", step.path, nullptr, MS_BIND, nullptr) == 0 || errno == ENOENT) return 0;
+    if (errno != ENOTDIR) return -1; // it became a directory meanwhile
     return ::mount("tmpfs", step.path, "tmpfs", MS_RDONLY, nullptr);
 }
 
