@@ -138,12 +138,30 @@ std::vector<bpf_insn> device_filter_program(const DeviceAccess& access) {
     return p;
 }
 
-Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& rules) {
+Result<std::vector<bpf_insn>> device_filter_for(const std::vector<DeviceRule>& rules) {
     auto access = emulate_device_rules(rules);
     if (!access) return std::move(access).error();
     // Nothing to filter: what the cgroup inherits already allows everything.
-    if (access->default_allow && access->exceptions.empty()) return {};
-    std::vector<bpf_insn> program = device_filter_program(*access);
+    if (access->default_allow && access->exceptions.empty()) return std::vector<bpf_insn>{};
+    return device_filter_program(*access);
+}
+
+Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& rules, int loaded) {
+    auto attach = [cgroup_fd](int program) -> Result<void> {
+        bpf_attr attr{};
+        attr.target_fd = static_cast<std::uint32_t>(cgroup_fd);
+        attr.attach_bpf_fd = static_cast<std::uint32_t>(program);
+        attr.attach_type = BPF_CGROUP_DEVICE;
+        attr.attach_flags = BPF_F_ALLOW_MULTI;
+        if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) != 0)
+            return sys_error(Errc::internal, "linux.resources.devices: attach the device filter to the cgroup", errno);
+        return {};
+    };
+    if (loaded >= 0) return attach(loaded);
+    auto made = device_filter_for(rules);
+    if (!made) return std::move(made).error();
+    if (made->empty()) return {};
+    std::vector<bpf_insn>& program = *made;
     static const char kLicense[] = "Apache-2.0";
     // Loaded without the verifier's log: at level 1 it traces every instruction, and a log
     // longer than its buffer fails the load (ENOSPC) — as runc's default rules do in 4 KiB. Only
@@ -171,14 +189,7 @@ Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& 
                                              (log[0] ? " (" + std::string(log) + ")" : ""),
                          err);
     }
-    bpf_attr attach{};
-    attach.target_fd = static_cast<std::uint32_t>(cgroup_fd);
-    attach.attach_bpf_fd = static_cast<std::uint32_t>(prog.get());
-    attach.attach_type = BPF_CGROUP_DEVICE;
-    attach.attach_flags = BPF_F_ALLOW_MULTI;
-    if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attach, sizeof attach) != 0)
-        return sys_error(Errc::internal, "linux.resources.devices: attach the device filter to the cgroup", errno);
-    return {};
+    return attach(prog.get());
 }
 
 } // namespace nsfork::oci

@@ -28,9 +28,14 @@ Result<DeviceAccess> emulate_device_rules(const std::vector<DeviceRule>& rules);
 // The CGROUP_DEVICE program that decides as `access` does (runc's devicefilter).
 std::vector<bpf_insn> device_filter_program(const DeviceAccess& access);
 
-// Loads the program for `rules` and attaches it to the cgroup v2 directory `cgroup_fd`
-// (BPF_F_ALLOW_MULTI: programs attached above keep deciding too). The attachment lives as long
-// as the cgroup; nothing is left to clean up.
-Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& rules);
+// The program for `rules`, or none when what the cgroup inherits already allows all they allow
+// (the rules allow everything).
+Result<std::vector<bpf_insn>> device_filter_for(const std::vector<DeviceRule>& rules);
+
+// Attaches the program for `rules` to the cgroup v2 directory `cgroup_fd` (BPF_F_ALLOW_MULTI:
+// programs attached above keep deciding too): `loaded`, that program already loaded (the
+// server's, Launch.device_program), or else loaded here. The attachment lives as long as the
+// cgroup; nothing is left to clean up.
+Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& rules, int loaded = -1);
 
 } // namespace nsfork::oci

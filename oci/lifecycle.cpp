@@ -1,5 +1,6 @@
 // create, start, run and delete: a container's life (runtime-spec "Lifecycle").
 #include "oci/cgroup_path.hpp"
+#include "oci/device_filter.hpp"
 #include "oci/commands.hpp"
 #include "oci/hooks.hpp"
 #include "oci/resources.hpp"
@@ -19,10 +20,9 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <filesystem>
-#include <fstream>
 #include <functional>
-#include <sstream>
 #include <vector>
 
 namespace nsfork::oci {
@@ -85,6 +85,17 @@ Result<LaunchOptions> hold_launch(const Spec& spec, const std::string& id, const
     auto name = server_cgroup_name(cgroups_path);
     if (!name) return std::move(name).error();
     launch.cgroup_name = *name;
+    // What the server can do ahead of us: load the device program (once for all containers with
+    // the same rules), and make the new network, IPC and UTS namespaces (while it is quiet).
+    if (!spec.resources.devices.empty()) {
+        auto program = device_filter_for(spec.resources.devices);
+        if (!program) return std::move(program).error();
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(program->data());
+        launch.device_program.assign(bytes, bytes + program->size() * sizeof(bpf_insn));
+    }
+    for (const Namespace& wanted : spec.namespaces)
+        if (wanted.path.empty() && (wanted.type & (CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS)))
+            launch.new_namespaces |= static_cast<std::uint32_t>(wanted.type);
     const Namespace* ns = spec.find_namespace(CLONE_NEWPID);
     if (!ns) {
         launch.share_pid_namespace = true;
@@ -96,8 +107,13 @@ Result<LaunchOptions> hold_launch(const Spec& spec, const std::string& id, const
     return launch;
 }
 
-// The v2 leaf a process lives in, as an absolute path ("" when there is no cgroup2 mount).
-std::string leaf_of(pid_t pid) {
+// The v2 leaf a process of ours was born into (`leaf`, its directory fd), as an absolute path
+// in our mount namespace: the fd's own path, or where /proc says the process is ("" when there
+// is no cgroup2 mount).
+std::string leaf_of(int leaf, pid_t pid) {
+    char path[PATH_MAX];
+    const ssize_t n = ::readlink(("/proc/self/fd/" + std::to_string(leaf)).c_str(), path, sizeof path);
+    if (n > 0 && static_cast<std::size_t>(n) < sizeof path && path[0] == '/') return std::string(path, static_cast<std::size_t>(n));
     const std::string mount = procfs::cgroup2_mount();
     if (mount.empty()) return {};
     return mount + procfs::cgroup2_path(pid);
@@ -108,12 +124,16 @@ struct Created {
     StateDir dir;
     ContainerState state;
     ContainerProcess process;
+    // The connection the container was made on and the server's container, for a run in the
+    // foreground, which the server destroys at its end (destroy_on_exit).
+    std::optional<Client> server;
+    std::optional<Container> holder;
 };
 
 // create: everything up to the process waiting on the exec fifo, state written, the process
 // adopted by the server. On failure nothing is left: no state, process, cgroup, or server
 // container (which is tied to our connection until adopted).
-Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
+Result<Created> create_container(const Context& ctx, const CreateOptions& o, bool destroy_on_exit = false) {
     auto dir = StateDir::make(ctx.global.root, o.id);
     if (!dir) return std::move(dir).error();
     Undo undo;
@@ -122,11 +142,10 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     std::filesystem::path bundle_path = std::filesystem::absolute(o.bundle).lexically_normal();
     if (!bundle_path.has_filename() && bundle_path.has_parent_path()) bundle_path = bundle_path.parent_path(); // "b/"
     const std::string bundle = bundle_path.string();
-    auto spec = load_bundle(bundle);
+    std::string config;
+    auto spec = load_bundle(bundle, &config);
     if (!spec) return std::move(spec).error();
-    auto config = read_text_file(bundle + "/config.json");
-    if (!config) return std::move(config).error();
-    if (auto saved = write_file_atomically(dir->config(), *config, 0600); !saved) return std::move(saved).error();
+    if (auto saved = write_file_atomically(dir->config(), config, 0600); !saved) return std::move(saved).error();
     auto cgroups_path = cgroups_path_for(spec->cgroups_path, o.id, ctx.global.systemd_cgroup);
     if (!cgroups_path) return std::move(cgroups_path).error();
 
@@ -135,11 +154,12 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     UniqueFd pidns;
     auto launch = hold_launch(*spec, o.id, *cgroups_path, pidns);
     if (!launch) return std::move(launch).error();
+    launch->destroy_on_exit = destroy_on_exit;
     auto holder = launch_hold(*server, *launch);
     if (!holder) return std::move(holder).error();
     ctx.log.debug("the server holds container " + o.id + " as " + holder->id());
 
-    auto controllers = ControllerCgroups::create(spec->resources, *cgroups_path, holder->cgroup());
+    auto controllers = ControllerCgroups::create(spec->resources, *cgroups_path, holder->cgroup(), holder->device_program());
     if (!controllers) return std::move(controllers).error();
     undo.add([made = *controllers] { (void)remove_controllers(made); });
     auto procs = controllers->open_procs();
@@ -175,6 +195,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     for (const UniqueFd& fd : *procs) request.cgroup_procs.push_back(fd.get());
     request.exec_fifo = fifo.get();
     request.no_pivot = o.no_pivot;
+    for (const UniqueFd& ns : holder->namespaces()) request.made_namespaces.push_back(ns.get());
     request.io = io->io;
     request.create_runtime = [&](pid_t pid) -> Result<void> {
         state.pid = pid;
@@ -194,7 +215,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
     const auto stat = process_stat(process->pid);
     if (!stat) return Error{Errc::launch_failed, "the container's process ended during create"};
     state.start_time = stat->start_time;
-    if (holder->cgroup() >= 0) state.cgroup_leaf = leaf_of(process->pid);
+    if (holder->cgroup() >= 0) state.cgroup_leaf = leaf_of(holder->cgroup(), process->pid);
     if (auto written = dir->write(state); !written) return std::move(written).error();
     if (auto adopted = server->adopt(holder->id(), process->pidfd.get()); !adopted)
         return wrap("the nsfork server could not adopt the container's process", std::move(adopted).error());
@@ -206,7 +227,12 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o) {
         }
     }
     undo.dismiss();
-    return Created{std::move(*dir), std::move(state), std::move(*process)};
+    Created created{std::move(*dir), std::move(state), std::move(*process), {}, {}};
+    if (destroy_on_exit) {
+        created.server.emplace(std::move(*server));
+        created.holder.emplace(std::move(*holder));
+    }
+    return created;
 }
 
 // start: lets the process exec. It is blocked opening the fifo for writing; our open for reading
@@ -242,19 +268,38 @@ Result<void> start_container(const Context& ctx, const StateDir& dir, const Cont
     return {};
 }
 
+// A frozen container dies on SIGKILL in cgroup v2, but its holder would first have to handle
+// the server's signal: it is thawed before its end.
+void thaw(const ContainerState& state) {
+    if (state.cgroup_leaf.empty()) return;
+    UniqueFd freeze(::open((state.cgroup_leaf + "/cgroup.freeze").c_str(), O_WRONLY | O_CLOEXEC));
+    if (freeze) (void)!::write(freeze.get(), "0", 1);
+}
+
 // delete's work once it was allowed: the namespace ended, the cgroups removed, poststop hooks,
 // the state gone.
 Result<void> delete_container(const Context& ctx, const StateDir& dir, const ContainerState& state) {
-    if (!state.cgroup_leaf.empty()) {
-        // A frozen container dies on SIGKILL in cgroup v2, but its holder would first have to
-        // handle the server's signal: thaw it.
-        std::ofstream(state.cgroup_leaf + "/cgroup.freeze") << "0";
-    }
+    thaw(state);
     if (auto ended = end_container(state); !ended) return ended;
     if (auto removed = remove_controllers(controllers_of(state)); !removed) return removed;
     if (auto hooks = run_hooks(state.poststop, "poststop", hook_state_json(state, Status::stopped)); !hooks)
         ctx.log.warning(hooks.error().message);
     return dir.remove();
+}
+
+// A foreground run's delete. The server destroys the container (destroy_on_exit) the moment
+// its main process ended, without waiting for a Destroy from us: the state goes meanwhile (as
+// runc's delete, before the poststop hooks), and what is left is to hear that it is gone.
+Result<void> end_run(const Context& ctx, Created& c) {
+    if (!c.server || !c.holder || !c.holder->end_seq()) return delete_container(ctx, c.dir, c.state); // an older server
+    thaw(c.state);
+    auto state_removed = c.dir.remove();
+    if (!c.server->ended(*c.holder))
+        if (auto ended = end_container(c.state); !ended) return ended; // the server went away: as delete would
+    if (auto removed = remove_controllers(controllers_of(c.state)); !removed) return removed;
+    if (auto hooks = run_hooks(c.state.poststop, "poststop", hook_state_json(c.state, Status::stopped)); !hooks)
+        ctx.log.warning(hooks.error().message);
+    return state_removed;
 }
 
 // A create killed before it wrote its state leaves a directory no engine can name (runc: "an
@@ -289,7 +334,7 @@ Result<int> start(const Context& ctx, const StartOptions& o) {
 }
 
 Result<int> run(const Context& ctx, const RunOptions& o) {
-    auto created = create_container(ctx, o.create);
+    auto created = create_container(ctx, o.create, !o.detach);
     if (!created) return std::move(created).error();
     // Blocked now: the process was forked without the mask, and signals sent to us from here on
     // are for it.
@@ -306,7 +351,7 @@ Result<int> run(const Context& ctx, const RunOptions& o) {
     if (o.detach) return 0;
     auto status = wait_forwarding(created->process.pidfd.get(), forwarded);
     ::sigprocmask(SIG_SETMASK, &old, nullptr);
-    if (auto deleted = delete_container(ctx, created->dir, created->state); !deleted) return std::move(deleted).error();
+    if (auto deleted = end_run(ctx, *created); !deleted) return std::move(deleted).error();
     if (!status) return std::move(status).error();
     return status->shell_code();
 }

@@ -171,8 +171,8 @@ Result<void> set_pids(const Resources& r, const Dir& d) {
 
 // v1's device cgroup: each rule written in order, as the kernel applies it to the list the
 // directory inherited ("a *:* rwm" denied first, then what is allowed); v2's: an eBPF program.
-Result<void> set_devices(const Resources& r, const Dir& d) {
-    if (d.v2) return attach_device_filter(d.fd, r.devices);
+Result<void> set_devices(const Resources& r, const Dir& d, int loaded) {
+    if (d.v2) return attach_device_filter(d.fd, r.devices, loaded);
     for (std::size_t i = 0; i < r.devices.size(); ++i) {
         const DeviceRule& rule = r.devices[i];
         auto number = [](std::int64_t n) { return n < 0 ? std::string("*") : std::to_string(n); };
@@ -208,12 +208,12 @@ const char* asking_field(const Resources& r, std::string_view controller) {
     return nullptr;
 }
 
-Result<void> set_limits(std::string_view controller, const Resources& r, const Dir& d) {
+Result<void> set_limits(std::string_view controller, const Resources& r, const Dir& d, int device_program) {
     if (controller == "memory") return set_memory(r, d);
     if (controller == "cpu") return set_cpu(r, d);
     if (controller == "cpuset") return set_cpuset(r, d);
     if (controller == "pids") return set_pids(r, d);
-    return set_devices(r, d);
+    return set_devices(r, d, device_program);
 }
 
 // ---- where the directories are ----
@@ -304,7 +304,7 @@ void remove_dirs(const std::vector<std::string>& made) {
 } // namespace
 
 Result<ControllerCgroups> ControllerCgroups::create(const Resources& resources, const std::string& cgroups_path,
-                                                    int v2_leaf) {
+                                                    int v2_leaf, int device_program) {
     if (auto r = check_cgroups_path(cgroups_path); !r) return std::move(r).error();
     ControllerCgroups out;
     std::vector<std::string> made;
@@ -337,7 +337,7 @@ Result<ControllerCgroups> ControllerCgroups::create(const Resources& resources, 
                                            " controller to apply it (neither a cgroup v1 hierarchy nor the "
                                            "container's cgroup v2 leaf has one)"));
         }
-        if (auto r = set_limits(controller, resources, dir); !r) return fail(std::move(r).error());
+        if (auto r = set_limits(controller, resources, dir, device_program); !r) return fail(std::move(r).error());
     }
     if (!resources.unified.empty()) {
         if (v2_leaf < 0) return fail(invalid("linux.resources.unified", "no cgroup v2 leaf to write them into"));

@@ -20,9 +20,10 @@ class ControllerCgroups {
 public:
     // Makes the cgroups for `resources` (none when it asks for nothing) at `cgroups_path` (a
     // relative or absolute path; "" is an error), and writes the limits. `v2_leaf` is the
-    // server's leaf for the container (a directory fd, -1 without one).
+    // server's leaf for the container (a directory fd, -1 without one); `device_program`, the
+    // program for resources.devices loaded already (device_filter_for's, -1: load it here).
     static Result<ControllerCgroups> create(const Resources& resources, const std::string& cgroups_path,
-                                            int v2_leaf);
+                                            int v2_leaf, int device_program = -1);
     // The ones create() made for `cgroups_path`, found again by a later nsfork-oci call (delete,
     // exec, update); none when it made none.
     // A relative cgroups_path is resolved against the caller's own cgroups, as runc does: a

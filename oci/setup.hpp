@@ -41,6 +41,8 @@ struct CreateRequest {
     int exec_fifo = -1;                  // an O_PATH fd of the exec fifo: the process opens it
                                          // for writing (blocking until `start` reads it) and then execs
     bool no_pivot = false;               // --no-pivot: MS_MOVE + chroot instead of pivot_root
+    std::vector<int> made_namespaces;    // fresh namespaces the server made ahead (net, ipc, uts):
+                                         // joined where config.json asks for a new one of their type
     ProcessIo io;
     // Runs in the runtime when the process has its namespaces and mounts but has not yet pivoted
     // (runtime-spec's prestart and createRuntime hooks); its error fails the create.

@@ -10,8 +10,10 @@
 #include "base/procfs.hpp"
 
 #include <fcntl.h>
+#include <linux/nsfs.h>
 #include <linux/openat2.h>
 #include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -125,13 +127,21 @@ const char* namespace_name(int type) {
     return "?";
 }
 
-// linux.namespaces other than pid and mount (the holder's): joined by path, or new.
-Result<void> plan_namespaces(SetupPlan& plan, const Spec& spec) {
+// linux.namespaces other than pid and mount (the holder's): joined by path, or new: one the
+// server made ahead (`made`, never handed out before) where it had one of the type, else unshared.
+Result<void> plan_namespaces(SetupPlan& plan, const Spec& spec, const std::vector<int>& made) {
     for (std::size_t i = 0; i < spec.namespaces.size(); ++i) {
         const Namespace& ns = spec.namespaces[i];
         if (ns.type == CLONE_NEWPID || ns.type == CLONE_NEWNS) continue;
         const std::string field = "linux.namespaces[" + std::to_string(i) + "]";
         if (ns.path.empty()) {
+            auto ahead = std::find_if(made.begin(), made.end(), [&](int fd) { return ::ioctl(fd, NS_GET_NSTYPE) == ns.type; });
+            if (ahead != made.end()) {
+                Step& s = plan.add(Op::join_namespaces, field + " (" + namespace_name(ns.type) + "): setns to a new one");
+                s.fd = *ahead;
+                s.number = ns.type;
+                continue;
+            }
             plan.add(Op::unshare, field + " (" + namespace_name(ns.type) + "): unshare").number = ns.type;
             continue;
         }
@@ -515,7 +525,7 @@ Result<std::unique_ptr<SetupPlan>> plan_create(const CreateRequest& r) {
     join.fd = r.holder_pidfd;
     join.number = CLONE_NEWNS;
     add_cgroups(*plan, r.cgroup_procs);
-    if (auto ok = plan_namespaces(*plan, spec); !ok) return std::move(ok).error();
+    if (auto ok = plan_namespaces(*plan, spec, r.made_namespaces); !ok) return std::move(ok).error();
 
     // Nothing made in the container's namespace may propagate to the host's: rslave (or
     // rprivate) before the first mount; rshared and runbindable apply to the new root only.

@@ -771,7 +771,7 @@ Result<Process> parse_process(std::string_view json_text, std::string_view what)
     return parse(json_text, what, [](const Node& root) { return process(root); });
 }
 
-Result<Spec> load_bundle(const std::string& bundle) {
+Result<Spec> load_bundle(const std::string& bundle, std::string* config_text) {
     std::error_code ec;
     std::string dir = std::filesystem::absolute(bundle, ec).lexically_normal().string();
     if (ec) return sys_error(Errc::bad_request, "bundle " + bundle, ec.value());
@@ -783,6 +783,7 @@ Result<Spec> load_bundle(const std::string& bundle) {
     text << in.rdbuf();
     auto spec = parse_config(text.str(), dir);
     if (!spec) return spec;
+    if (config_text) *config_text = std::move(text).str();
     // As runc's validator: a missing root fails here, before anything is made for the container.
     struct stat st {};
     if (stat(spec->root.c_str(), &st) != 0)

@@ -167,7 +167,8 @@ struct Spec {
 
 // Reads BUNDLE/config.json and checks that its root directory exists. Errors name the file and the field: "config.json: mounts[2].options:
 // unknown option \"foo\"", "config.json: linux.uidMappings: user namespaces are not supported".
-Result<Spec> load_bundle(const std::string& bundle);
+// `config_text`, when given, gets the file's text (saved with the state).
+Result<Spec> load_bundle(const std::string& bundle, std::string* config_text = nullptr);
 // The same from text (tests); `bundle` resolves relative paths.
 Result<Spec> parse_config(std::string_view json, const std::string& bundle);
 // An exec's --process file (a runtime-spec process object); errors name `what` ("process.json").

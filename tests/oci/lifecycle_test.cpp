@@ -76,6 +76,27 @@ void nothing_left(Suite& s, Runtime& rt, const std::string& id) {
     CHECK(cgroups_named(id) == std::vector<std::string>{});
 }
 
+// The namespace links of /proc/self/ns/ (or /proc/PID/ns/) for net, ipc and uts, a line each.
+std::string read_ns_links(const std::string& dir) {
+    std::string out;
+    for (const char* n : {"net", "ipc", "uts"}) {
+        std::error_code ec;
+        out += fs::read_symlink(dir + n, ec).string() + "\n";
+    }
+    return out;
+}
+
+// The network, IPC and UTS namespaces among the open fds of `pid`, by their links.
+std::vector<std::string> server_namespaces(pid_t pid) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec)) {
+        const std::string link = fs::read_symlink(entry.path(), ec).string();
+        if (link.starts_with("net:[") || link.starts_with("ipc:[") || link.starts_with("uts:[")) out.push_back(link);
+    }
+    return out;
+}
+
 // `ps --format json ID`'s pids.
 std::vector<pid_t> ps_pids(Runtime& rt, const std::string& id) {
     Outcome o = rt({"ps", "--format", "json", id});
@@ -575,5 +596,36 @@ TEST_CASE("nsfork-oci: run in the foreground forwards a signal to the container'
     CHECK(nsfork::testing::shell_code(status) == 128 + SIGTERM);
     // It deleted the container on its way out.
     CHECK(rt({"state", id}).err.find("does not exist") != std::string::npos);
+    server_holds_none(s);
+}
+
+TEST_CASE("nsfork-oci: new network, IPC and UTS namespaces are the server's, made ahead once it had them, and each container gets its own") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    nsfork::Client client = s.server().connect();
+    Bundle b({"sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done"});
+    b.write();
+    auto run = [&] {
+        const Outcome o = rt.run(b);
+        INFO(o.err);
+        CHECK(o.code == 0);
+        return o.out;
+    };
+    const std::string host = read_ns_links("/proc/self/ns/");
+    const std::string first = run(); // the server learns they are wanted; this container's are its own unshare's
+    CHECK(first != host);
+    // Once the server made them (while idle; each Hello is a request, so polled slowly), the next
+    // container's are among those it held.
+    REQUIRE(nsfork::testing::eventually([&] { return MUST(client.status()).namespaces_pending == 0; },
+                                        std::chrono::seconds(20), std::chrono::milliseconds(25)));
+    const std::vector<std::string> spares = server_namespaces(s.server().pid());
+    const std::string second = run();
+    for (const std::string& link : nsfork::testing::lines(second)) CHECK(std::find(spares.begin(), spares.end(), link) != spares.end());
+    const std::string third = run();
+    for (const std::string& a : nsfork::testing::lines(second))
+        for (const std::string& b2 : nsfork::testing::lines(third)) CHECK(a != b2);
+    for (const std::string& out : {first, second, third}) {
+        for (const std::string& link : nsfork::testing::lines(out)) CHECK(host.find(link) == std::string::npos);
+    }
     server_holds_none(s);
 }
