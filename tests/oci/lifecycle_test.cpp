@@ -603,29 +603,31 @@ TEST_CASE("nsfork-oci: new network, IPC and UTS namespaces are the server's, mad
     Suite s;
     Runtime& rt = s.nsfork_oci();
     nsfork::Client client = s.server().connect();
-    Bundle b({"sh", "-c", "for n in net ipc uts; do readlink /proc/self/ns/$n; done"});
-    b.write();
-    auto run = [&] {
-        const Outcome o = rt.run(b);
-        INFO(o.err);
-        CHECK(o.code == 0);
-        return o.out;
-    };
     const std::string host = read_ns_links("/proc/self/ns/");
-    const std::string first = run(); // the server learns they are wanted; this container's are its own unshare's
-    CHECK(first != host);
+    Bundle b({"sleep", "100"});
+    Capture out;
+    // The first asks the server for them and finds none: its process unshares its own.
+    const Created first = rt.started(b, out);
+    const std::string firsts = read_ns_links("/proc/" + std::to_string(first.pid) + "/ns/");
     // Once the server made them (while idle; each Hello is a request, so polled slowly), the next
-    // container's are among those it held.
+    // container's are among those it held. Two alive at once have different ones (inode numbers
+    // are reused once a namespace is gone, so only live ones are compared).
     REQUIRE(nsfork::testing::eventually([&] { return MUST(client.status()).namespaces_pending == 0; },
                                         std::chrono::seconds(20), std::chrono::milliseconds(25)));
     const std::vector<std::string> spares = server_namespaces(s.server().pid());
-    const std::string second = run();
-    for (const std::string& link : nsfork::testing::lines(second)) CHECK(std::find(spares.begin(), spares.end(), link) != spares.end());
-    const std::string third = run();
-    for (const std::string& a : nsfork::testing::lines(second))
-        for (const std::string& b2 : nsfork::testing::lines(third)) CHECK(a != b2);
-    for (const std::string& out : {first, second, third}) {
-        for (const std::string& link : nsfork::testing::lines(out)) CHECK(host.find(link) == std::string::npos);
-    }
+    const Created second = rt.started(b, out);
+    const Created third = rt.started(b, out);
+    const std::string seconds = read_ns_links("/proc/" + std::to_string(second.pid) + "/ns/");
+    const std::string thirds = read_ns_links("/proc/" + std::to_string(third.pid) + "/ns/");
+    for (const std::string& link : nsfork::testing::lines(seconds))
+        CHECK(std::find(spares.begin(), spares.end(), link) != spares.end());
+    const std::vector<std::string> all[] = {nsfork::testing::lines(host), nsfork::testing::lines(firsts),
+                                            nsfork::testing::lines(seconds), nsfork::testing::lines(thirds)};
+    for (std::size_t i = 0; i < 4; ++i)
+        for (std::size_t j = i + 1; j < 4; ++j)
+            for (std::size_t k = 0; k < 3; ++k) CHECK(all[i][k] != all[j][k]);
+    delete_live(rt, {"--force", first.id}, {first.pid});
+    delete_live(rt, {"--force", second.id}, {second.pid});
+    delete_live(rt, {"--force", third.id}, {third.pid});
     server_holds_none(s);
 }
