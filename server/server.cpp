@@ -237,8 +237,8 @@ void Server::spare_leaves_soon() {
     });
 }
 
-// Makes the namespaces hold launches asked for once the server has been idle (no request at
-// all) for kNamespaceIdle, one at a time (a network namespace takes ~0.5 ms of the kernel's time,
+// Makes the namespaces hold launches asked for once the server has been idle (no request, no
+// container ending: last_activity_ns_) for kNamespaceIdle, one at a time (a network namespace takes ~0.5 ms of the kernel's time,
 // and contends for its locks with a container being set up, mounting sysfs and proc: measured,
 // making them right after a launch slowed that container's set-up by more than they saved).
 // Not while a hold container's runtime is setting up its process (launched, not yet adopted).
