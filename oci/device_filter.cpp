@@ -2,14 +2,10 @@
 // program that applies the result on cgroup v2 (runc's devicefilter.go, itself from crun).
 #include "oci/device_filter.hpp"
 
+#include "base/device_program.hpp"
 #include "nsfork/fd.hpp"
 
-#include <sys/syscall.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <map>
 #include <tuple>
 
@@ -147,49 +143,23 @@ Result<std::vector<bpf_insn>> device_filter_for(const std::vector<DeviceRule>& r
 }
 
 Result<void> attach_device_filter(int cgroup_fd, const std::vector<DeviceRule>& rules, int loaded) {
-    auto attach = [cgroup_fd](int program) -> Result<void> {
-        bpf_attr attr{};
-        attr.target_fd = static_cast<std::uint32_t>(cgroup_fd);
-        attr.attach_bpf_fd = static_cast<std::uint32_t>(program);
-        attr.attach_type = BPF_CGROUP_DEVICE;
-        attr.attach_flags = BPF_F_ALLOW_MULTI;
-        if (syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) != 0)
-            return sys_error(Errc::internal, "linux.resources.devices: attach the device filter to the cgroup", errno);
-        return {};
+    auto in_field = [](Error e) {
+        e.message = "linux.resources.devices: " + e.message;
+        return e;
     };
-    if (loaded >= 0) return attach(loaded);
-    auto made = device_filter_for(rules);
-    if (!made) return std::move(made).error();
-    if (made->empty()) return {};
-    std::vector<bpf_insn>& program = *made;
-    static const char kLicense[] = "Apache-2.0";
-    // Loaded without the verifier's log: at level 1 it traces every instruction, and a log
-    // longer than its buffer fails the load (ENOSPC) — as runc's default rules do in 4 KiB. Only
-    // a refused program is loaded again with the log, for its reason.
-    char log[4096] = {};
-    auto load = [&](bool with_log) {
-        bpf_attr attr{};
-        attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
-        attr.insns = reinterpret_cast<std::uintptr_t>(program.data());
-        attr.insn_cnt = static_cast<std::uint32_t>(program.size());
-        attr.license = reinterpret_cast<std::uintptr_t>(kLicense);
-        if (with_log) {
-            attr.log_buf = reinterpret_cast<std::uintptr_t>(log);
-            attr.log_size = sizeof log;
-            attr.log_level = 1;
-        }
-        // bpf(2) file descriptors are close-on-exec from birth.
-        return UniqueFd(static_cast<int>(syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr)));
-    };
-    UniqueFd prog = load(false);
-    if (!prog) {
-        int err = errno;
-        if (err == EACCES || err == EINVAL) (void)load(true);
-        return sys_error(Errc::internal, std::string("linux.resources.devices: load the device filter") +
-                                             (log[0] ? " (" + std::string(log) + ")" : ""),
-                         err);
+    UniqueFd ours;
+    if (loaded < 0) {
+        auto made = device_filter_for(rules);
+        if (!made) return std::move(made).error();
+        if (made->empty()) return {};
+        const auto* bytes = reinterpret_cast<const std::uint8_t*>(made->data());
+        auto program = load_device_program({bytes, made->size() * sizeof(bpf_insn)});
+        if (!program) return in_field(std::move(program).error());
+        ours = std::move(*program);
+        loaded = ours.get();
     }
-    return attach(prog.get());
+    if (auto attached = attach_device_program(cgroup_fd, loaded); !attached) return in_field(std::move(attached).error());
+    return {};
 }
 
 } // namespace nsfork::oci

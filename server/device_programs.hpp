@@ -52,8 +52,4 @@ private:
     bool keeper_tried_ = false;
 };
 
-// Loads `instructions` as a BPF_PROG_TYPE_CGROUP_DEVICE program (close-on-exec), or says why not,
-// with the verifier's log when it refused.
-Result<UniqueFd> load_device_program(std::span<const std::uint8_t> instructions);
-
 } // namespace nsfork
