@@ -111,6 +111,13 @@ Result<void> Cgroup::remove() {
     return {};
 }
 
+bool Cgroup::remove_if_empty() {
+    if (!owned_) return true;
+    if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return false;
+    owned_ = false;
+    return true;
+}
+
 Result<void> Cgroup::destroy(std::chrono::milliseconds timeout) {
     if (!owned_) return {};
     const auto deadline = Clock::now() + timeout;

@@ -161,13 +161,17 @@ void Server::watch_emptied(const Record& c) {
 // change. One that cannot be read counts as empty.
 bool Server::still_populated(const Record& c) {
     if (!c->events) {
+        // Empty already, mostly (a namespace's processes are gone once its init can be reaped).
+        // Being destroyed, the leaf then goes now, with one rmdir and nothing read; one still
+        // populated, or with sub-cgroups, refuses it (EBUSY) and is watched. An exited
+        // container keeps its leaf (its statistics) until it is destroyed.
+        if (c->destroying() && c->cgroup->remove_if_empty()) return false;
         auto fd = c->cgroup->open_events();
         if (!fd) {
             spdlog::error("container {}: {}", c->info.id, fd.error().message);
             return false;
         }
-        // Empty already, mostly (a namespace's processes are gone once its init can be reaped):
-        // then nothing is watched.
+        // Empty: then nothing is watched.
         if (auto populated = c->cgroup->populated(fd->get()); !populated || !*populated) return false;
         c->events.emplace(io_, fd->release());
     }

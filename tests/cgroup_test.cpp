@@ -163,6 +163,27 @@ TEST_CASE("cgroup: remove() takes the sub-cgroups with it, and EBUSY while a pro
     CHECK_FALSE(leaf->owned());
 }
 
+TEST_CASE("cgroup: remove_if_empty() is one rmdir: refused while a process or a sub-cgroup is left, done once neither is") {
+    require_root();
+    auto leaf = Cgroup::create(test_parent(), "nsfork-test-remove-if-empty-" + std::to_string(::getpid()));
+    REQUIRE(leaf);
+    const pid_t child = park_process_in(leaf->path());
+    REQUIRE(child > 0);
+    CHECK_FALSE(leaf->remove_if_empty());
+    CHECK(leaf->owned());
+    REQUIRE(leaf->kill());
+    REQUIRE(::waitpid(child, nullptr, 0) == child);
+    const std::string sub = leaf->path() + "/sub";
+    REQUIRE(::mkdir(sub.c_str(), 0755) == 0);
+    CHECK_FALSE(leaf->remove_if_empty()); // its subtree is remove()'s to list
+    CHECK(exists(sub));
+    REQUIRE(::rmdir(sub.c_str()) == 0);
+    CHECK(leaf->remove_if_empty());
+    CHECK_FALSE(exists(leaf->path()));
+    CHECK_FALSE(leaf->owned());
+    CHECK(leaf->remove_if_empty()); // nothing more to do
+}
+
 TEST_CASE("cgroup: an adopted or released cgroup is left alone when it goes out of scope") {
     require_root();
     auto made = Cgroup::create(test_parent(), "nsfork-test-left-" + std::to_string(::getpid()));
@@ -262,6 +283,30 @@ TEST_CASE("cgroup: destroying a container that made sub-cgroups (a process in ea
         CHECK(server.stop() == ExitStatus{0, 0});
     }
     CHECK_FALSE(exists(root));
+}
+
+TEST_CASE("cgroup: an exited container keeps its leaf and what it counted until it is destroyed, and then the leaf goes") {
+    require_root();
+    ServerProcess server({"--warm-pool", "0"});
+    Client client = server.connect();
+    LaunchOptions o;
+    o.id = "kept";
+    o.argv = {"/bin/true"};
+    auto ct = client.launch(o);
+    REQUIRE(ct);
+    const std::string leaf = ct->info().cgroup;
+    REQUIRE_FALSE(leaf.empty());
+    auto status = client.wait("kept");
+    REQUIRE(status);
+    CHECK(*status == ExitStatus{0, 0});
+    // Exited, not destroyed: its leaf is still there to be read.
+    CHECK(exists(leaf));
+    std::ifstream stat(leaf + "/cgroup.stat");
+    CHECK(stat.good());
+    auto gone = client.destroy("kept");
+    REQUIRE(gone);
+    CHECK_FALSE(exists(leaf));
+    CHECK(server.stop() == ExitStatus{0, 0});
 }
 
 TEST_CASE("cgroup: a cold launch takes an empty leaf the server made ahead, never a used one, and the spares go at exit") {
