@@ -27,6 +27,7 @@ std::string_view to_string(LaunchPhase p) {
     case LaunchPhase::table: return "status table";
     case LaunchPhase::record: return "registry";
     case LaunchPhase::reply: return "reply";
+    case LaunchPhase::wake: return "wake-ups in sends";
     case LaunchPhase::count: break;
     }
     return "unknown";

@@ -48,10 +48,11 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
     const pid_t pid = spawned->pid;
     theirs.reset();
     timer.lap(LaunchPhase::clone_setup);
-    // Queued for the shim to read once it runs; if it dies first, its setup report says why.
+    // Queued for the shim to read once it runs (waking it when it waits already); if it dies
+    // first, its setup report says why.
     if (auto sent = send_plan(ours.get(), *plan, spec); !sent)
         spdlog::debug("launch of pid {}: {}", spawned->pid, sent.error().message);
-    timer.lap(LaunchPhase::plan);
+    timer.lap(LaunchPhase::wake);
     auto c = std::make_shared<ContainerRecord>(Descriptor(io, spawned->pidfd.release()), Descriptor(io, ours.release()));
     c->setup_report = std::move(spawned->report);
     c->info.pid = pid;
@@ -60,7 +61,7 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
 }
 
 std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const LaunchSpec& spec,
-                                     bool filesystem_isolation) {
+                                     bool filesystem_isolation, LaunchStatistics::Handler& timer) {
     if (!pool || target.parent || target.pidns || !target.where.new_pid_namespace || !filesystem_isolation ||
         spec.pid_max)
         return nullptr;
@@ -70,7 +71,10 @@ std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const
     // take an entry whose mount table is older than the server's (pool.hpp).
     auto e = pool->take(spec.hold);
     if (!e) return nullptr;
-    if (auto sent = send_plan(e->plan.native_handle(), *plan, spec); !sent) {
+    timer.lap(LaunchPhase::plan);
+    auto sent = send_plan(e->plan.native_handle(), *plan, spec); // wakes the shim, waiting for it
+    timer.lap(LaunchPhase::wake);
+    if (!sent) {
         spdlog::warn("warm pool: pid {} did not take its plan: {}", e->pid, sent.error().message);
         // Killed and left to be reaped; its cgroup goes with the entry, once empty. The launch
         // takes the cold path.

@@ -32,7 +32,7 @@ Result<std::shared_ptr<ContainerRecord>> launch_cold(boost::asio::io_context& io
 // A pool entry that took `spec`'s plan, or nullptr when the launch must go cold: no pool, no ready
 // entry, not a top-level container with a namespace of its own, or a plan too large to send.
 std::shared_ptr<WarmEntry> take_warm(WarmPool* pool, const Target& target, const LaunchSpec& spec,
-                                     bool filesystem_isolation);
+                                     bool filesystem_isolation, LaunchStatistics::Handler& timer);
 
 // The launch's outcome from its report channel (EAGAIN: nothing to read yet). On a plan socket,
 // EOF without a record means the shim died: the setup pipe, if any, says why. A tty launch's

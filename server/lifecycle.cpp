@@ -95,7 +95,10 @@ void Server::finish_launch(ContainerRecord& c, Result<void> outcome, std::uint64
             write_launch_reply(fbb, w.seq, ran, bool(c.terminal), bool(leaf), c.destroy_on_exit,
                                bool(c.device_program), c.namespaces.size());
         }
-        return reply(w, fbb, std::span<const int>(fds, count));
+        timer.lap(LaunchPhase::reply);
+        reply(w, fbb, std::span<const int>(fds, count)); // wakes the client
+        timer.lap(LaunchPhase::wake);
+        return;
     }
     Error e = outcome ? Error{} : std::move(outcome).error();
     if (c.kill_sent()) e = Error{Errc::launch_failed, "container '" + c.info.id + "' was destroyed while starting"};

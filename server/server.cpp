@@ -381,7 +381,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
     // included, is bookkeeping, kept short, since it delays the shim whenever the plan's
     // wake-up put it on this CPU.
     Record c;
-    auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem);
+    auto warm = take_warm(pool_ ? &*pool_ : nullptr, *t, *spec, opts_.isolation.filesystem, timer);
     timer.lap(LaunchPhase::plan);
     if (warm) {
         c = std::make_shared<ContainerRecord>(std::move(warm->pidfd), std::move(warm->plan));

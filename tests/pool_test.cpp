@@ -270,8 +270,9 @@ TEST_CASE("pool: the server accounts its own work per launch by phase, cold and 
         std::uint64_t sum = 0;
         for (std::uint64_t ns : s.launch_phases.ns) sum += ns;
         CHECK(sum == s.launch_work_ns); // every nanosecond in exactly one phase
+        // wake: the plan's and the reply's sends, where the kernel wakes the shim and us.
         for (LaunchPhase p : {LaunchPhase::parse, LaunchPhase::policy, LaunchPhase::plan, LaunchPhase::table,
-                              LaunchPhase::record, LaunchPhase::reply}) {
+                              LaunchPhase::record, LaunchPhase::reply, LaunchPhase::wake}) {
             INFO(to_string(p));
             CHECK(phase(s, p) > 0);
         }

@@ -39,7 +39,9 @@ enum class LaunchPhase : std::uint8_t {
     plan,        // the command's plan encoded and sent to the shim
     table,       // its status table entry taken and written
     record,      // the registry, the id, the watches
-    reply,       // the exec report read, the reply built and sent
+    reply,       // the exec report read, the reply built (and sent, but for its wake-up)
+    wake,        // inside the sends that wake another process: the plan's (a waiting shim) and the
+                 // reply's (the client). The kernel's work, as clone3's is, kept apart to be seen.
     count
 };
 NSFORK_API std::string_view to_string(LaunchPhase p);

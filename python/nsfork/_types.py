@@ -72,7 +72,8 @@ class ServerStatus:
 
 
 # The phases of LaunchStatistics.phase_ns, in order (nsfork::LaunchPhase).
-LAUNCH_PHASES = ("parse", "policy", "cgroup", "clone3 setup", "plan", "status table", "registry", "reply")
+LAUNCH_PHASES = ("parse", "policy", "cgroup", "clone3 setup", "plan", "status table", "registry", "reply",
+                 "wake-ups in sends")
 
 
 @dataclass(frozen=True)
