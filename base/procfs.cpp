@@ -1,6 +1,7 @@
 #include "base/procfs.hpp"
 
 #include <fcntl.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,6 +122,16 @@ ino_t pid_namespace_inode(pid_t pid) {
     unsigned long long inode = 0;
     if (std::sscanf(link, "pid:[%llu]", &inode) != 1) return 0;
     return static_cast<ino_t>(inode);
+}
+
+ino_t pid_namespace_inode(pid_t pid, int pidfd) {
+    constexpr unsigned long kGetPidNamespace = _IO(0xFF, 5); // PIDFD_GET_PID_NAMESPACE (linux/pidfd.h, 6.11)
+    const int ns = ::ioctl(pidfd, kGetPidNamespace, 0);     // an nsfs fd, close-on-exec
+    if (ns < 0) return pid_namespace_inode(pid);
+    struct stat st {};
+    const bool known = ::fstat(ns, &st) == 0;
+    ::close(ns);
+    return known ? st.st_ino : pid_namespace_inode(pid);
 }
 
 } // namespace nsfork::procfs

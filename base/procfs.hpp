@@ -53,5 +53,10 @@ int thread_count();
 // Inode of the pid namespace of process `pid` (pid 0: the caller's); 0 when it cannot be read.
 // Only race-free for a pid the caller has not reaped yet, or for itself.
 ino_t pid_namespace_inode(pid_t pid);
+// The same for the process of `pidfd` (whose pid is `pid`): through the pidfd
+// (PIDFD_GET_PID_NAMESPACE, Linux 6.11), with no lookup in /proc of what is often a process just
+// made (~8 µs of ~25 less here), else as above, by pid (an older kernel, or a zombie, whose
+// namespaces the ioctl no longer sees).
+ino_t pid_namespace_inode(pid_t pid, int pidfd);
 
 } // namespace nsfork::procfs

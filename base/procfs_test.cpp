@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 using namespace nsfork;
@@ -43,4 +45,24 @@ TEST_CASE("procfs: the caller's own status fields and pid namespace") {
     CHECK(procfs::pid_namespace_inode(-2) == 0); // no such process
     CHECK(procfs::mounts().size() > 0);
     CHECK(procfs::mount_points("proc").size() > 0);
+}
+
+TEST_CASE("procfs: a pid namespace's inode through a pidfd, and by pid where the pidfd cannot tell (a zombie, no pidfd)") {
+    const ino_t own = procfs::pid_namespace_inode(0);
+    const int self = static_cast<int>(::syscall(SYS_pidfd_open, ::getpid(), 0));
+    REQUIRE(self >= 0);
+    CHECK(procfs::pid_namespace_inode(::getpid(), self) == own);
+    ::close(self);
+    CHECK(procfs::pid_namespace_inode(::getpid(), -1) == own);
+    // A zombie has no namespaces left for the pidfd's ioctl: its pid (not yet reaped) still says.
+    const pid_t child = ::fork();
+    if (child == 0) ::_exit(0);
+    REQUIRE(child > 0);
+    const int fd = static_cast<int>(::syscall(SYS_pidfd_open, child, 0));
+    REQUIRE(fd >= 0);
+    siginfo_t info{};
+    REQUIRE(::waitid(P_PID, static_cast<id_t>(child), &info, WEXITED | WNOWAIT) == 0);
+    CHECK(procfs::pid_namespace_inode(child, fd) == own);
+    ::close(fd);
+    REQUIRE(::waitpid(child, nullptr, 0) == child);
 }

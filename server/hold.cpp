@@ -73,7 +73,7 @@ Result<UniqueFd> Server::adoptable(const ContainerRecord& c, int pidfd) const {
     if (pid == c.info.pid)
         return Error{Errc::bad_request, "the pidfd Adopt carries is the holder's: adopt the process forked into the "
                                         "container '" + c.info.id + "'"};
-    bool member = c.own_pidns && procfs::pid_namespace_inode(pid) == c.info.pidns;
+    bool member = c.own_pidns && procfs::pid_namespace_inode(pid, pidfd) == c.info.pidns;
     if (!member && c.cgroup) {
         const std::string its = procfs::cgroup2_mount() + procfs::cgroup2_path(pid);
         member = its == c.cgroup->path() || its.starts_with(c.cgroup->path() + "/");

@@ -324,7 +324,7 @@ void WarmPool::watch_ready(const std::shared_ptr<WarmEntry>& e) {
             return;
         }
         // Read now, off the launch path: what a launch needs from the entry besides its plan.
-        e->pidns = procfs::pid_namespace_inode(e->pid); // safe by pid: our child, not reaped
+        e->pidns = procfs::pid_namespace_inode(e->pid, e->pidfd.native_handle());
         e->plan.non_blocking(true, ignored);
         e->ready = true;
         const PoolStats s = stats();

@@ -408,7 +408,7 @@ void Server::on_launch(Connection& conn, std::uint32_t seq, const wire::Launch& 
             return reply_error(w, cold.error());
         }
         c = std::move(*cold);
-        c->info.pidns = procfs::pid_namespace_inode(c->info.pid); // safe by pid: our child, not reaped
+        c->info.pidns = procfs::pid_namespace_inode(c->info.pid, c->pidfd.native_handle());
         timer.lap(LaunchPhase::clone_setup);
     }
     if (!cgroup_name.empty()) c->named_cgroup_under = parent_dir;
