@@ -112,7 +112,7 @@ Result<void> Cgroup::remove() {
 }
 
 bool Cgroup::remove_if_empty() {
-    if (!owned_) return true;
+    if (!owned_) return false;
     if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return false;
     owned_ = false;
     return true;

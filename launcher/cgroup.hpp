@@ -64,9 +64,10 @@ public:
     // rmdir of its sub-cgroups, depth-first, then of itself; EBUSY while processes remain.
     // A no-op for an adopted, removed or released one.
     Result<void> remove();
-    // One rmdir of it alone: true when it is gone (or was never ours to remove), false when it
-    // is still populated or has sub-cgroups (remove() then lists them). What an empty leaf
-    // costs to remove, without reading cgroup.events first.
+    // One rmdir of it alone, if it is ours: true when that removed it (or it was gone already);
+    // false when it is not ours (adopted, removed, released), is still populated, or has
+    // sub-cgroups (remove() then lists them). What an empty leaf costs to remove, without
+    // reading cgroup.events first.
     bool remove_if_empty();
     // Kills everything in it and below, waits (at most `timeout`) until it is empty, then
     // remove()s it. What the destructor does, for a caller that wants the error.

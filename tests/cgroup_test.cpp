@@ -181,7 +181,15 @@ TEST_CASE("cgroup: remove_if_empty() is one rmdir: refused while a process or a 
     CHECK(leaf->remove_if_empty());
     CHECK_FALSE(exists(leaf->path()));
     CHECK_FALSE(leaf->owned());
-    CHECK(leaf->remove_if_empty()); // nothing more to do
+    CHECK_FALSE(leaf->remove_if_empty()); // no longer ours: nothing done
+    // An empty directory it did not make (an operator's root): never removed.
+    const std::string theirs = test_parent() + "/nsfork-test-not-ours-" + std::to_string(::getpid());
+    REQUIRE(::mkdir(theirs.c_str(), 0755) == 0);
+    auto adopted = Cgroup::adopt(theirs);
+    REQUIRE(adopted);
+    CHECK_FALSE(adopted->remove_if_empty());
+    CHECK(exists(theirs));
+    CHECK(::rmdir(theirs.c_str()) == 0);
 }
 
 TEST_CASE("cgroup: an adopted or released cgroup is left alone when it goes out of scope") {
