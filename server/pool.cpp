@@ -329,7 +329,8 @@ void WarmPool::watch_ready(const std::shared_ptr<WarmEntry>& e) {
         e->ready = true;
         const PoolStats s = stats();
         spdlog::debug("warm pool: pid {} ready ({} ready, {} served, {} discarded)", e->pid, s.ready, s.served, s.discarded);
-        refill_soon();
+        // The next one, if the pool is still short: a full pool arms no timer (each a VM exit here).
+        if (s.ready + s.warming < config_.size) refill_soon();
     });
 }
 
