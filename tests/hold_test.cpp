@@ -3,6 +3,7 @@
 // runtime — it forks a process into them as nsfork-oci does — and adopts it.
 #include "harness.hpp"
 
+#include "base/device_program.hpp"
 #include "base/pidfd.hpp"
 #include "base/procfs.hpp"
 #include "base/syscalls.hpp"
@@ -439,15 +440,6 @@ std::vector<std::uint32_t> attached_device_programs(const std::string& path) {
     return {ids, ids + attr.query.prog_cnt};
 }
 
-void attach_device_program(int program, int cgroup) {
-    bpf_attr attr{};
-    attr.target_fd = static_cast<std::uint32_t>(cgroup);
-    attr.attach_bpf_fd = static_cast<std::uint32_t>(program);
-    attr.attach_type = BPF_CGROUP_DEVICE;
-    attr.attach_flags = BPF_F_ALLOW_MULTI;
-    REQUIRE(::syscall(SYS_bpf, BPF_PROG_ATTACH, &attr, sizeof attr) == 0);
-}
-
 // The namespace the link `path` (/proc/PID/ns/net, or an fd's) names: "net:[4026531840]".
 std::string ns_link(const std::string& path) {
     char buf[64];
@@ -500,8 +492,8 @@ TEST_CASE("hold: a device program is loaded once for the same instructions and h
     CHECK(testing::cgroup_procs(tree + "/c0").empty());
 
     // What it hands over works: attached to the leaf, it decides for the processes born there.
-    attach_device_program(allow.device_program(), allow.cgroup());
-    attach_device_program(deny.device_program(), deny.cgroup());
+    REQUIRE(attach_device_program(allow.cgroup(), allow.device_program()));
+    REQUIRE(attach_device_program(deny.cgroup(), deny.device_program()));
     Forked opens = fork_into(allow, {"/bin/sh", "-c", ": < /dev/null"});
     CHECK(opens.reap_now().shell_code() == 0);
     Forked refused = fork_into(deny, {"/bin/sh", "-c", ": < /dev/null"});
