@@ -100,11 +100,22 @@ std::size_t WarmPool::mount_table_hash() {
     return std::hash<std::string>{}(table);
 }
 
+// Whether the table changed since the probe was last polled (each poll consumes the change).
+bool WarmPool::probe_changed() {
+    if (!mounts_probe_) return true;
+    pollfd probe{mounts_probe_.get(), POLLPRI, 0};
+    return ::poll(&probe, 1, 0) > 0 && (probe.revents & (POLLPRI | POLLERR));
+}
+
 // Reads the table again if it changed since it was last read, and notes which entries that
 // made stale (or current again: a table can change back).
 void WarmPool::read_mounts() {
     if (!mounts_dirty_) return;
     mounts_dirty_ = false;
+    // The probe's change is consumed before the read, not after it, so that a change during the
+    // read shows on it again. Left unconsumed, it would make the next agent launch read the
+    // table again although the watcher's read already saw the change.
+    (void)probe_changed();
     mounts_ = mount_table_hash();
     const auto now = std::chrono::steady_clock::now();
     for (auto& e : entries_) {
@@ -171,8 +182,7 @@ std::shared_ptr<WarmEntry> WarmPool::take(bool hold) {
         // Never hand an agent a namespace whose mount table is not ours now; the stale ones
         // could serve only hold launches, and make room for current ones. A change the
         // watcher has not handled yet shows on the probe (POLLPRI), at the cost of one poll().
-        pollfd probe{mounts_probe_.get(), POLLPRI, 0};
-        if (!mounts_probe_ || (::poll(&probe, 1, 0) > 0 && probe.revents & (POLLPRI | POLLERR))) mounts_dirty_ = true;
+        if (probe_changed()) mounts_dirty_ = true;
         read_mounts();
         discard_stale(std::chrono::steady_clock::time_point::max());
     }

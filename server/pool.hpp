@@ -96,6 +96,7 @@ private:
     void watch_mounts();
     void mounts_changed();
     void read_mounts();
+    bool probe_changed();
     std::size_t mount_table_hash();
     std::size_t discard_stale(std::chrono::steady_clock::time_point older_than);
     void arm_stale_timer();
@@ -107,9 +108,10 @@ private:
     std::function<void()> on_empty_;
     std::list<std::shared_ptr<WarmEntry>> entries_;
     std::optional<boost::asio::posix::stream_descriptor> mountinfo_;
-    // A second open of mountinfo, polled (not watched) by an agent's take(): each open file
-    // keeps its own last-seen event, and the watched one's may already be consumed by the
-    // reactor while its handler still waits in the queue behind the launch request.
+    // A second open of mountinfo, polled (not watched) by an agent's take() and by every read
+    // of the table: each open file keeps its own last-seen event, and the watched one's may
+    // already be consumed by the reactor while its handler still waits in the queue behind the
+    // launch request.
     UniqueFd mounts_probe_;
     std::size_t mounts_ = 0;     // hash of our mount table, as last read
     bool mounts_dirty_ = false;  // it changed since: read it again before trusting mounts_
