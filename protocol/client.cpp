@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <flatbuffers/flatbuffers.h>
+
 #include <cerrno>
 #include <utility>
 
@@ -36,6 +38,9 @@ Result<Client> Client::connect(const std::string& socket_path) {
     return Client(std::move(*sock));
 }
 
+Client::Client(UniqueFd socket) : sock_(std::move(socket)) {}
+Client::Client(Client&& other) noexcept = default;
+
 Client& Client::operator=(Client&& other) noexcept {
     if (this != &other) {
         close_and_reap_server();
@@ -48,6 +53,7 @@ Client& Client::operator=(Client&& other) noexcept {
         next_seq_ = other.next_seq_;
         version_ = other.version_;
         early_ = std::move(other.early_);
+        fbb_ = std::move(other.fbb_);
     }
     return *this;
 }
@@ -72,20 +78,30 @@ Result<void> Client::send(const flatbuffers::FlatBufferBuilder& fbb, std::uint32
     return sent;
 }
 
-Result<std::shared_ptr<Client::Reply>> Client::receive(std::uint32_t seq) {
+// The builder every request is written with, cleared: kept at its size, so that a request
+// allocates nothing, unless the last one was large (a Launch of a big environment).
+flatbuffers::FlatBufferBuilder& Client::builder() {
+    constexpr std::size_t kKeep = 64 * 1024;
+    if (!fbb_ || fbb_->GetSize() > kKeep) fbb_ = std::make_unique<flatbuffers::FlatBufferBuilder>(512);
+    else fbb_->Clear();
+    return *fbb_;
+}
+
+// The reply on `seq`; those on other seqs that come first are kept for their callers (the
+// Wait of send_wait, a destroy_on_exit's DestroyReply). Only they are allocated.
+Result<Client::Reply> Client::receive(std::uint32_t seq) {
     for (;;) {
         if (auto early = early_.find(seq); early != early_.end()) {
-            auto reply = std::move(early->second);
+            Reply reply = std::move(*early->second);
             early_.erase(early);
             return reply;
         }
         auto got = receive_reply(sock_.get());
         if (!got) return std::move(got).error();
         if (auto refusal = server_refusal(*got)) return *refusal;
-        auto reply = std::make_shared<Reply>(Reply{std::move(*got)});
-        const std::uint32_t got_seq = reply->message->seq();
-        if (got_seq == seq) return reply;
-        early_.emplace(got_seq, std::move(reply));
+        const std::uint32_t got_seq = got->message->seq();
+        if (got_seq == seq) return Reply{std::move(*got)};
+        early_.emplace(got_seq, std::make_shared<Reply>(Reply{std::move(*got)}));
     }
 }
 
@@ -96,17 +112,20 @@ auto Client::call(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, 
     if (auto sent = send(fbb, seq, fds); !sent) return Answer(std::move(sent).error());
     auto reply = receive(seq);
     if (!reply) return Answer(std::move(reply).error());
-    return read(**reply);
+    return read(*reply);
 }
 
 Result<pid_t> Client::hello() {
-    auto s = status();
+    auto& fbb = builder();
+    const std::uint32_t seq = next_seq_++;
+    write_hello(fbb, seq, !table_, false); // no status: the pid is all it returns
+    auto s = call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
     if (!s) return std::move(s).error();
     return s->pid;
 }
 
 Result<ServerStatus> Client::status() {
-    flatbuffers::FlatBufferBuilder fbb(64);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_hello(fbb, seq, !table_);
     return call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
@@ -128,7 +147,7 @@ std::optional<StatusSnapshot> Client::peek(const ContainerInfo& info) {
 }
 
 Result<Container> Client::launch(const LaunchOptions& o) {
-    flatbuffers::FlatBufferBuilder fbb(512);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     auto fds = write_launch(fbb, seq, o);
     if (!fds) return std::move(fds).error();
@@ -136,14 +155,14 @@ Result<Container> Client::launch(const LaunchOptions& o) {
 }
 
 Result<Container> Client::attach(const std::string& id) {
-    flatbuffers::FlatBufferBuilder fbb(128);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_attach(fbb, seq, id);
     return call(fbb, seq, {}, read_attach_reply);
 }
 
 Result<void> Client::adopt(const std::string& id, int pidfd) {
-    flatbuffers::FlatBufferBuilder fbb(128);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_adopt(fbb, seq, id);
     const int fds[] = {pidfd};
@@ -151,7 +170,7 @@ Result<void> Client::adopt(const std::string& id, int pidfd) {
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {
-    flatbuffers::FlatBufferBuilder fbb(128);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_wait(fbb, seq, id);
     if (auto sent = send(fbb, seq, {}); !sent) return std::move(sent).error();
@@ -161,7 +180,7 @@ Result<std::uint32_t> Client::send_wait(const std::string& id) {
 Result<ExitStatus> Client::receive_wait(std::uint32_t seq) {
     auto reply = receive(seq);
     if (!reply) return std::move(reply).error();
-    return read_wait_reply(**reply);
+    return read_wait_reply(*reply);
 }
 
 Result<ExitStatus> Client::wait(const std::string& id) {
@@ -171,14 +190,14 @@ Result<ExitStatus> Client::wait(const std::string& id) {
 }
 
 Result<void> Client::kill(const std::string& id, int signal, bool all) {
-    flatbuffers::FlatBufferBuilder fbb(128);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_kill(fbb, seq, id, signal, all);
     return call(fbb, seq, {}, read_kill_reply);
 }
 
 Result<ContainerInfo> Client::destroy(const std::string& id) {
-    flatbuffers::FlatBufferBuilder fbb(128);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_destroy(fbb, seq, id);
     return call(fbb, seq, {}, read_destroy_reply);
@@ -188,14 +207,14 @@ Result<ContainerInfo> Client::ended(const Container& c) {
     if (c.end_seq()) {
         auto reply = receive(c.end_seq());
         if (!reply) return std::move(reply).error();
-        return read_destroy_reply(**reply);
+        return read_destroy_reply(*reply);
     }
     if (auto status = wait(c.id()); !status) return std::move(status).error();
     return destroy(c.id());
 }
 
 Result<std::vector<ContainerInfo>> Client::list() {
-    flatbuffers::FlatBufferBuilder fbb(64);
+    auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_list(fbb, seq);
     return call(fbb, seq, {}, read_list_reply);

@@ -5,13 +5,19 @@
 namespace nsfork {
 
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& s,
-                       std::uint32_t version, bool table) {
+                       std::uint32_t version, bool table, bool full) {
+    // Absent tables and vectors read as empty: a reply with no fd and no status is 5 fields.
     const wire::FdRole role = wire::FdRole::StatusTable;
-    auto fds = fbb.CreateVector(&role, table ? 1 : 0);
-    auto pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
-                                       s.pool_discarded, s.namespaces_pending);
-    auto phases = fbb.CreateVector(s.launch_phases.ns.data(), s.launch_phases.ns.size());
-    auto statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches, phases);
+    flatbuffers::Offset<flatbuffers::Vector<wire::FdRole>> fds;
+    if (table) fds = fbb.CreateVector(&role, 1);
+    flatbuffers::Offset<wire::PoolStatus> pool;
+    flatbuffers::Offset<wire::LaunchStatistics> statistics;
+    if (full) {
+        pool = wire::CreatePoolStatus(fbb, s.pool_size, s.pool_ready, s.pool_warming, s.pool_served,
+                                      s.pool_discarded, s.namespaces_pending);
+        auto phases = fbb.CreateVector(s.launch_phases.ns.data(), s.launch_phases.ns.size());
+        statistics = wire::CreateLaunchStatistics(fbb, s.launch_work_ns, s.launches, phases);
+    }
     wire::HelloReplyBuilder b(fbb);
     b.add_version(version);
     b.add_server_pid(s.pid);

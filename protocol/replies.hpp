@@ -14,10 +14,11 @@
 
 namespace nsfork {
 
-// HelloReply: the `version` negotiated, pid, warm pool and launch statistics of `status`;
-// with `table`, declares one fd, the status table, which the caller sends with it.
+// HelloReply: the `version` negotiated, pid, warm pool and launch statistics of `status`
+// (without `full`, the pid alone: a Hello that asked for no status); with `table`, declares one
+// fd, the status table, which the caller sends with it.
 void write_hello_reply(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, const ServerStatus& status,
-                       std::uint32_t version = kProtocolVersion, bool table = true);
+                       std::uint32_t version = kProtocolVersion, bool table = true, bool full = true);
 // LaunchReply for a container that exec'd (or, held, whose holder is ready); declares its pidfd,
 // then with `terminal` its pty's master, with `cgroup` its cgroup leaf, with `device_program` a
 // hold launch's loaded program, then `namespaces` namespaces made ahead: the fds the caller

@@ -90,6 +90,22 @@ TEST_CASE("replies: a HelloReply carries the version, pid, pool and launch stati
         CHECK(r->statistics()->phase_ns()->Get(i) == 1000 + i);
 }
 
+TEST_CASE("replies: a HelloReply without the status (Hello.status false) has the version and pid, no pool, no statistics") {
+    ServerStatus s;
+    s.pid = 77;
+    s.pool_size = 2;
+    s.launches = 42;
+    flatbuffers::FlatBufferBuilder fbb;
+    write_hello_reply(fbb, 9, s, kProtocolVersion, false, false);
+    const wire::HelloReply* r = verified(fbb).reply_as_HelloReply();
+    REQUIRE(r);
+    CHECK(r->version() == kProtocolVersion);
+    CHECK(r->server_pid() == 77);
+    CHECK(roles(*r).empty());
+    CHECK_FALSE(r->pool());
+    CHECK_FALSE(r->statistics());
+}
+
 TEST_CASE("replies: a HelloReply says the version negotiated") {
     flatbuffers::FlatBufferBuilder fbb;
     write_hello_reply(fbb, 3, ServerStatus{}, 1);

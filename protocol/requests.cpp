@@ -5,9 +5,9 @@
 
 namespace nsfork {
 
-void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, bool status_table) {
+void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, bool status_table, bool status) {
     finish_request(fbb, seq, wire::Request::Hello,
-                   wire::CreateHello(fbb, kProtocolVersion, kMinProtocolVersion, status_table).Union());
+                   wire::CreateHello(fbb, kProtocolVersion, kMinProtocolVersion, status_table, status).Union());
 }
 
 namespace {

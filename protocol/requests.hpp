@@ -30,7 +30,7 @@ inline constexpr std::uint64_t kMaxReplyBody = 1ULL << 30;
 // Hello offering the versions [kMinProtocolVersion, kProtocolVersion].
 // Hello; `status_table`: whether the reply is to carry the status table (a client that mapped
 // it already asks for none).
-void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, bool status_table = true);
+void write_hello(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, bool status_table = true, bool status = true);
 // Launch of `options`; returns the fds to send with it, in the order its fds list declares
 // (stdio, the pid namespace to join, extra fds). Refuses options no server would take.
 Result<std::vector<int>> write_launch(flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq,

@@ -46,7 +46,8 @@ private:
     using Record = std::shared_ptr<ContainerRecord>;
     void add_connection(UniqueFd fd);
 
-    void on_hello(Connection& c, std::uint32_t seq, bool with_table);
+    void on_hello(Connection& c, std::uint32_t seq, bool with_table, bool with_status);
+    void fill_status(ServerStatus& status) const;
     void on_launch(Connection& c, std::uint32_t seq, const wire::Launch& req, std::vector<UniqueFd>& fds,
                    LaunchStatistics::Handler& timer);
     void on_wait(Connection& c, std::uint32_t seq, const wire::Wait& req);
@@ -100,6 +101,7 @@ private:
     Registry::Kill kill_ = [this](ContainerRecord& c) { kill_one(c); };
     Registry::OnForget forget_ = [this](ContainerRecord& c) { forget_one(c); };
     LaunchStatistics statistics_;
+    flatbuffers::FlatBufferBuilder hello_fbb_{256};
     std::uint64_t next_conn_ = 1;
     std::uint64_t next_auto_id_ = 1;
     const pid_t own_pid_ = ::getpid(); // the server is its own process from construction on

@@ -79,7 +79,7 @@ void Server::handle(Connection& conn, Datagram& d) {
         auto version = negotiate_version(*msg->request_as_Hello());
         if (!version) return reply_error(w, version.error()); // the connection keeps its version
         conn.set_version(*version);
-        return on_hello(conn, seq, msg->request_as_Hello()->status_table());
+        return on_hello(conn, seq, msg->request_as_Hello()->status_table(), msg->request_as_Hello()->status());
     }
     case wire::Request::Launch: {
         LaunchStatistics::Handler timer(statistics_, LaunchPhase::record, start);
@@ -98,10 +98,19 @@ void Server::handle(Connection& conn, Datagram& d) {
     }
 }
 
-void Server::on_hello(Connection& c, std::uint32_t seq, bool with_table) {
-    const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
+void Server::on_hello(Connection& c, std::uint32_t seq, bool with_table, bool with_status) {
     ServerStatus status;
     status.pid = own_pid_;
+    if (with_status) fill_status(status);
+    // One builder for every Hello reply, kept at its size: a Hello allocates nothing.
+    hello_fbb_.Clear();
+    write_hello_reply(hello_fbb_, seq, status, c.version(), with_table, with_status);
+    const int table = table_->fd();
+    c.send(hello_fbb_, std::span<const int>(&table, with_table ? 1 : 0));
+}
+
+void Server::fill_status(ServerStatus& status) const {
+    const PoolStats pool = pool_ ? pool_->stats() : PoolStats{};
     status.pool_size = pool.size;
     status.pool_ready = pool.ready;
     status.pool_warming = pool.warming;
@@ -111,10 +120,6 @@ void Server::on_hello(Connection& c, std::uint32_t seq, bool with_table) {
     status.launch_work_ns = statistics_.work_ns();
     status.launches = statistics_.launches();
     status.launch_phases = statistics_.phases();
-    flatbuffers::FlatBufferBuilder fbb(128);
-    write_hello_reply(fbb, seq, status, c.version(), with_table);
-    const int table = table_->fd();
-    c.send(fbb, std::span<const int>(&table, with_table ? 1 : 0));
 }
 
 void Server::on_attach(Connection& conn, std::uint32_t seq, const wire::Attach& req) {

@@ -226,6 +226,42 @@ TEST_CASE("ipc: a Hello carries the status table unless the client says it has i
     CHECK(client.peek(ct->info())); // still readable through the one mapping
 }
 
+TEST_CASE("ipc: a Hello that asks for no status is answered with the version and pid alone, and status() still gets it all") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    LaunchOptions o;
+    o.argv = {"/bin/true"};
+    auto ct = client.launch(o); // so that the statistics are not all zero
+    REQUIRE(ct);
+    auto hello = [&](std::uint32_t seq, bool status) {
+        flatbuffers::FlatBufferBuilder fbb;
+        write_hello(fbb, seq, false, status);
+        REQUIRE(send_datagram(client.native_handle(), {fbb.GetBufferPointer(), fbb.GetSize()}, {}));
+        auto got = recv_datagram(client.native_handle());
+        REQUIRE(got);
+        const auto* m = flatbuffers::GetRoot<wire::ReplyMessage>(got->bytes.data());
+        CHECK(m->seq() == seq);
+        const auto* r = m->reply_as_HelloReply();
+        REQUIRE(r);
+        CHECK(r->version() == kProtocolVersion);
+        CHECK(r->server_pid() == server.pid());
+        CHECK_FALSE(r->fds());
+        return std::pair{r->pool() != nullptr, r->statistics() != nullptr && r->statistics()->launches() >= 1};
+    };
+    CHECK(hello(100, false) == std::pair{false, false});
+    CHECK(hello(101, true) == std::pair{true, true});
+    // The library: hello() asks for none, status() for all, on the same connection.
+    auto pid = client.hello();
+    REQUIRE(pid);
+    CHECK(*pid == server.pid());
+    auto status = client.status();
+    REQUIRE(status);
+    CHECK(status->pid == server.pid());
+    CHECK(status->launches >= 1);
+    CHECK(status->launch_work_ns > 0);
+}
+
 TEST_CASE("ipc: clients cannot write the status table") {
     require_root();
     ServerProcess server;

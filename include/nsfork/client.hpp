@@ -124,8 +124,8 @@ public:
     // Connects to the server listening at `socket_path`.
     static Result<Client> connect(const std::string& socket_path);
     // Wraps an already connected SOCK_SEQPACKET socket (e.g. from start_server_before_threads).
-    explicit Client(UniqueFd socket) : sock_(std::move(socket)) {}
-    Client(Client&& other) noexcept = default;
+    explicit Client(UniqueFd socket);
+    Client(Client&& other) noexcept;
     Client& operator=(Client&& other) noexcept;
     // Closes the connection; a server this client owns (see own_server) is then reaped.
     ~Client();
@@ -153,7 +153,7 @@ public:
     // poll native_handle() for it first. Otherwise: wait(), then destroy().
     Result<ContainerInfo> ended(const Container& c);
     Result<std::vector<ContainerInfo>> list();
-    // Round trip with no work: negotiates the protocol version (this client speaks
+    // Round trip with no work (it asks for no status): negotiates the protocol version (this client speaks
     // kMinProtocolVersion..kProtocolVersion, 1..2), and the server's pid. Maps the server's
     // status table the first time.
     Result<pid_t> hello();
@@ -187,7 +187,8 @@ public:
 private:
     struct Reply;
     Result<void> send(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds);
-    Result<std::shared_ptr<Reply>> receive(std::uint32_t seq);
+    Result<Reply> receive(std::uint32_t seq);
+    flatbuffers::FlatBufferBuilder& builder();
     template <class Read>
     auto call(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds, Read read);
 
@@ -199,6 +200,7 @@ private:
     std::uint32_t next_seq_ = 1;
     std::uint32_t version_ = 1;
     std::map<std::uint32_t, std::shared_ptr<Reply>> early_; // replies that came before asked for
+    std::unique_ptr<flatbuffers::FlatBufferBuilder> fbb_;    // builder(): reused by every request
 };
 
 namespace detail {
