@@ -1,5 +1,6 @@
 #include "listener.hpp"
 
+#include "base/pidfd.hpp"
 #include "base/procfs.hpp"
 #include "nsfork/client.hpp"
 #include "base/unix_socket.hpp"
@@ -16,6 +17,10 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77 // asm-generic/socket.h, Linux 6.5
+#endif
 
 namespace nsfork {
 
@@ -37,11 +42,26 @@ std::string PeerPolicy::refuse(int fd) const {
     // One we can see must be in our own namespace (not a container's below it) and outside our
     // containers' cgroups (a container that shares our namespace).
     if (cred.pid == 0) return {};
-    const ino_t ns = procfs::pid_namespace_inode(cred.pid);
+    // The pid is the peer's as it connected; by now the peer may be gone and its pid another
+    // process's. Its pidfd (Linux 6.5) pins the process: the namespace is read through it, and
+    // what /proc says by pid counts only if the process is still there afterwards (a live
+    // process, or a zombie, keeps its pid). A kernel without SO_PEERPIDFD, or a server out of
+    // fds, judges by pid alone, as before.
+    int raw = -1;
+    socklen_t raw_len = sizeof raw;
+    const int got = ::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len);
+    const int got_errno = errno;
+    const UniqueFd peer(got == 0 ? raw : -1);
+    if (got < 0 && (got_errno == EINVAL || got_errno == ESRCH)) // reaped
+        return fmt::format("pid {} is gone: it cannot be checked", cred.pid);
+    const ino_t ns = peer ? procfs::pid_namespace_inode(cred.pid, peer.get()) : procfs::pid_namespace_inode(cred.pid);
     if (ns != 0 && ns != own_pidns_)
         return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
     if (!root_prefix_.empty() && procfs::cgroup2_path(cred.pid).starts_with(root_prefix_))
         return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
+    if (peer)
+        if (auto alive = signal_pidfd(peer.get(), 0); !alive && alive.error().sys_errno == ESRCH) // EPERM: there
+            return fmt::format("pid {} is gone: it cannot be checked", cred.pid);
     return {};
 }
 
