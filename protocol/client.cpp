@@ -115,21 +115,21 @@ auto Client::call(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, 
     return read(*reply);
 }
 
-Result<pid_t> Client::hello() {
+// A Hello; without `status` the server leaves its pool and statistics out of the reply.
+Result<ServerStatus> Client::say_hello(bool status) {
     auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
-    write_hello(fbb, seq, !table_, false); // no status: the pid is all it returns
-    auto s = call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
+    write_hello(fbb, seq, !table_, status);
+    return call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
+}
+
+Result<pid_t> Client::hello() {
+    auto s = say_hello(false); // the pid is all it returns
     if (!s) return std::move(s).error();
     return s->pid;
 }
 
-Result<ServerStatus> Client::status() {
-    auto& fbb = builder();
-    const std::uint32_t seq = next_seq_++;
-    write_hello(fbb, seq, !table_);
-    return call(fbb, seq, {}, [this](Reply& r) { return keep_hello(r, version_, table_); });
-}
+Result<ServerStatus> Client::status() { return say_hello(true); }
 
 Result<const StatusTableReader*> Client::status_table() {
     if (!table_) {

@@ -189,6 +189,7 @@ private:
     Result<void> send(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds);
     Result<Reply> receive(std::uint32_t seq);
     flatbuffers::FlatBufferBuilder& builder();
+    Result<ServerStatus> say_hello(bool status);
     template <class Read>
     auto call(const flatbuffers::FlatBufferBuilder& fbb, std::uint32_t seq, std::span<const int> fds, Read read);
 
