@@ -130,9 +130,11 @@ std::vector<Target> judge_targets(const Report& r) {
         auto fs = all_named(r, "destroy", "nsfork destroy");
         if (auto w = worst_ratio(fs, "raw namespace kill", true))
             out.push_back(judge(goal, w->first, 1.1, true, fmt::format("worst {:.2f}x at '{}'", w->first, w->second),
-                                "Small containers: the fixed cost (request, reply, one more process: the shim) "
-                                "and a bimodal namespace teardown (~0.5 or ~3.5 ms, seen in the raw kill too) "
-                                "dominate; compare p90s and re-run before drawing conclusions."));
+                                "Small containers: the fixed cost (request, reply, one more process: the shim, "
+                                "the leaf's rmdir ~45 us) and a bimodal namespace teardown (~0.5 or ~3.5 ms, seen "
+                                "in the raw kill too) dominate; the same with everything pinned to one CPU (no "
+                                "wake-up is an IPI then): 1.38x (bench/README.md); compare p90s and re-run before "
+                                "drawing conclusions."));
         else out.push_back(not_run(goal, "destroy scenario not run"));
         const std::string goal2 = "destroy faster than the v1 freezer at every size";
         if (auto w = worst_ratio(fs, "v1 freezer (Mesos)", true))
@@ -178,9 +180,10 @@ std::vector<Target> judge_targets(const Report& r) {
             r.find("ipc", "request/reply round trip", "nsfork Client::hello"), "bare SEQPACKET ping", 1.2, true,
             "Both sides pinned to one CPU, as here, the server's epoll_wait, empty read and re-arm come in one round "
             "trip of five (the next request is already queued when the server goes on after its reply); the "
-            "difference is user-space work, ours: ~3,000 instructions on the client (build a Hello, verify and read "
-            "the reply) and ~4,000 on the server (Asio's dispatch, verify, build, send) per round trip, against a "
-            "few hundred for the ping's fixed structs (callgrind and getrusage, bench/README.md).",
+            "difference is user-space work, ours: ~2,200 instructions on the client (build a Hello, verify and read "
+            "the reply) and ~2,500 on the server (Asio's dispatch, verify, build, send) per round trip, against a "
+            "few hundred for the ping's fixed structs (callgrind, bench/README.md); cutting a third of them moved "
+            "the p10 by ~0.25 us, so what is left is not only instructions.",
             "ipc scenario not run"));
     }
     { // cli: the front without a server, and the full program through one
