@@ -52,8 +52,8 @@ std::string PeerPolicy::refuse(int fd) const {
     const int got = ::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len);
     const int got_errno = errno;
     const UniqueFd peer(got == 0 ? raw : -1);
-    if (got < 0 && (got_errno == EINVAL || got_errno == ESRCH)) // reaped
-        return fmt::format("pid {} is gone: it cannot be checked", cred.pid);
+    const auto gone = [&] { return fmt::format("pid {} is gone: it cannot be checked", cred.pid); };
+    if (got < 0 && (got_errno == EINVAL || got_errno == ESRCH)) return gone(); // reaped
     const ino_t ns = peer ? procfs::pid_namespace_inode(cred.pid, peer.get()) : procfs::pid_namespace_inode(cred.pid);
     if (ns != 0 && ns != own_pidns_)
         return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
@@ -61,7 +61,7 @@ std::string PeerPolicy::refuse(int fd) const {
         return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
     if (peer)
         if (auto alive = signal_pidfd(peer.get(), 0); !alive && alive.error().sys_errno == ESRCH) // EPERM: there
-            return fmt::format("pid {} is gone: it cannot be checked", cred.pid);
+            return gone();
     return {};
 }
 

@@ -76,10 +76,11 @@ void Server::handle(Connection& conn, Datagram& d) {
         return reply_error(w, Error{Errc::bad_request, "only Launch and Adopt requests may carry fds"});
     switch (msg->request_type()) {
     case wire::Request::Hello: {
-        auto version = negotiate_version(*msg->request_as_Hello());
+        const wire::Hello& hello = *msg->request_as_Hello();
+        auto version = negotiate_version(hello);
         if (!version) return reply_error(w, version.error()); // the connection keeps its version
         conn.set_version(*version);
-        return on_hello(conn, seq, msg->request_as_Hello()->status_table(), msg->request_as_Hello()->status());
+        return on_hello(conn, seq, hello.status_table(), hello.status());
     }
     case wire::Request::Launch: {
         LaunchStatistics::Handler timer(statistics_, LaunchPhase::record, start);

@@ -153,9 +153,9 @@ public:
     // poll native_handle() for it first. Otherwise: wait(), then destroy().
     Result<ContainerInfo> ended(const Container& c);
     Result<std::vector<ContainerInfo>> list();
-    // Round trip with no work (it asks for no status): negotiates the protocol version (this client speaks
-    // kMinProtocolVersion..kProtocolVersion, 1..2), and the server's pid. Maps the server's
-    // status table the first time.
+    // Round trip with no work (it asks for no status): negotiates the protocol version (this
+    // client speaks kMinProtocolVersion..kProtocolVersion, 1..2), and the server's pid. Maps the
+    // server's status table the first time.
     Result<pid_t> hello();
     // The server's pid and its warm pool's state (a Hello).
     Result<ServerStatus> status();
