@@ -1,6 +1,5 @@
 #include "listener.hpp"
 
-#include "base/pidfd.hpp"
 #include "base/procfs.hpp"
 #include "nsfork/client.hpp"
 #include "base/unix_socket.hpp"
@@ -42,26 +41,18 @@ std::string PeerPolicy::refuse(int fd) const {
     // One we can see must be in our own namespace (not a container's below it) and outside our
     // containers' cgroups (a container that shares our namespace).
     if (cred.pid == 0) return {};
-    // The pid is the peer's as it connected; by now the peer may be gone and its pid another
-    // process's. Its pidfd (Linux 6.5) pins the process: the namespace is read through it, and
-    // what /proc says by pid counts only if the process is still there afterwards (a live
-    // process, or a zombie, keeps its pid). A kernel without SO_PEERPIDFD, or a server out of
-    // fds, judges by pid alone, as before.
+    // The pid is the peer's as it connected; by now it may be another process's. While the peer
+    // lives, its pidfd (Linux 6.5) pins it, and its namespace is read through that. A peer gone
+    // already (a client that sent its request and died: the request is still served), a kernel
+    // without SO_PEERPIDFD, or a server out of fds is judged by pid, as before.
     int raw = -1;
     socklen_t raw_len = sizeof raw;
-    const int got = ::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len);
-    const int got_errno = errno;
-    const UniqueFd peer(got == 0 ? raw : -1);
-    const auto gone = [&] { return fmt::format("pid {} is gone: it cannot be checked", cred.pid); };
-    if (got < 0 && (got_errno == EINVAL || got_errno == ESRCH)) return gone(); // reaped
+    const UniqueFd peer(::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len) == 0 ? raw : -1);
     const ino_t ns = peer ? procfs::pid_namespace_inode(cred.pid, peer.get()) : procfs::pid_namespace_inode(cred.pid);
     if (ns != 0 && ns != own_pidns_)
         return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
     if (!root_prefix_.empty() && procfs::cgroup2_path(cred.pid).starts_with(root_prefix_))
         return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
-    if (peer)
-        if (auto alive = signal_pidfd(peer.get(), 0); !alive && alive.error().sys_errno == ESRCH) // EPERM: there
-            return gone();
     return {};
 }
 
