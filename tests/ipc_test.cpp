@@ -393,6 +393,7 @@ TEST_CASE("ipc: a new client re-attaches to containers after the first client wa
     require_root();
     ServerProcess server;
     Pipe ready;
+    Pipe out; // the survivor's stdout: "ready" once its handler is in place
     const pid_t agent = ::fork();
     REQUIRE(agent >= 0);
     if (agent == 0) {
@@ -401,7 +402,9 @@ TEST_CASE("ipc: a new client re-attaches to containers after the first client wa
         LaunchOptions o;
         o.id = "survivor";
         o.argv = {probe(), "trap", std::to_string(SIGUSR1)};
+        o.stdio = {-1, out.write.get(), -1};
         if (!c->launch(o)) ::_exit(3);
+        o.stdio = {-1, -1, -1};
         o.id = "tied";
         o.argv = {probe(), "sleep"};
         o.tie_to_connection = true;
@@ -429,6 +432,9 @@ TEST_CASE("ipc: a new client re-attaches to containers after the first client wa
     auto ct = client.attach("survivor");
     REQUIRE(ct);
     CHECK(pid_of_pidfd(ct->pidfd()) == listed[0].pid);
+    // The launch answers once the command is exec'd, before it handles the signal.
+    out.write.reset();
+    REQUIRE(read_line(out.read.get()) == "ready");
     REQUIRE(signal_pidfd(ct->pidfd(), SIGUSR1));
     CHECK(client.wait("survivor")->code == 100 + SIGUSR1);
     REQUIRE(client.destroy("survivor"));
