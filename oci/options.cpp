@@ -108,6 +108,97 @@ Table add_id_verb(CLI::App& top, Options& o, const char* name, const char* descr
     return {app};
 }
 
+// What the verbs' options are parsed into.
+struct Parsed {
+    CreateOptions create;
+    RunOptions run;
+    StartOptions start;
+    StateOptions state;
+    KillOptions kill;
+    DeleteOptions del;
+    ExecOptions exec;
+    PsOptions ps;
+    PauseOptions pause;
+    ResumeOptions resume;
+    std::string signal = "SIGTERM", ps_format = "table";
+};
+
+// A verb: its name, how its option table is added, and what it is once parsed.
+struct VerbDef {
+    const char* name;
+    Table (*add)(CLI::App& top, Parsed& p);
+    Verb (*take)(Parsed& p);
+};
+
+// In the order help lists them.
+constexpr VerbDef kVerbs[] = {
+    {"create",
+     [](CLI::App& top, Parsed& p) -> Table {
+         auto* app = add_verb(top, "create", "create a container; its process waits for start");
+         add_create_flags(app, p.create);
+         return {app};
+     },
+     [](Parsed& p) -> Verb { return std::move(p.create); }},
+    {"run",
+     [](CLI::App& top, Parsed& p) -> Table {
+         auto* app = add_verb(top, "run", "create and start a container, wait for it and delete it");
+         add_create_flags(app, p.run.create);
+         app->add_flag("-d,--detach", p.run.detach, "return once it started");
+         return {app};
+     },
+     [](Parsed& p) -> Verb { return std::move(p.run); }},
+    {"delete",
+     [](CLI::App& top, Parsed& p) -> Table {
+         auto* app = add_verb(top, "delete", "delete a container and everything it holds");
+         app->add_flag("-f,--force", p.del.force, "kill it first if it still runs");
+         add_id(app, p.del.id);
+         return {app};
+     },
+     [](Parsed& p) -> Verb { return std::move(p.del); }},
+    {"features",
+     [](CLI::App& top, Parsed&) -> Table { return {add_verb(top, "features", "print what this runtime supports (JSON)")}; },
+     [](Parsed&) -> Verb { return FeaturesOptions{}; }},
+    {"start",
+     [](CLI::App& top, Parsed& p) { return add_id_verb(top, p.start, "start", "start a created container's process"); },
+     [](Parsed& p) -> Verb { return std::move(p.start); }},
+    {"state",
+     [](CLI::App& top, Parsed& p) { return add_id_verb(top, p.state, "state", "print a container's state (JSON)"); },
+     [](Parsed& p) -> Verb { return std::move(p.state); }},
+    {"kill", [](CLI::App& top, Parsed& p) { return add_kill(top, p.kill, p.signal); },
+     [](Parsed& p) -> Verb { return std::move(p.kill); }},
+    {"exec", [](CLI::App& top, Parsed& p) { return add_exec(top, p.exec); },
+     [](Parsed& p) -> Verb { return std::move(p.exec); }},
+    {"ps", [](CLI::App& top, Parsed& p) { return add_ps(top, p.ps, p.ps_format); },
+     [](Parsed& p) -> Verb { return std::move(p.ps); }},
+    {"pause",
+     [](CLI::App& top, Parsed& p) { return add_id_verb(top, p.pause, "pause", "freeze every process of the container"); },
+     [](Parsed& p) -> Verb { return std::move(p.pause); }},
+    {"resume", [](CLI::App& top, Parsed& p) { return add_id_verb(top, p.resume, "resume", "thaw a paused container"); },
+     [](Parsed& p) -> Verb { return std::move(p.resume); }},
+};
+
+// The verb argv names, when that is plain before parsing: its first word that is neither a
+// global flag nor a global option's value. Only that verb's table is then made: making all
+// eleven was two thirds of the instructions this process executes in a `run` (CLI11 builds
+// each option's names, validators and callbacks). nullptr when the line asks for help, or has
+// first a word or flag `top` does not know, or names no verb: then every verb is added, so that
+// help lists them all and CLI11's errors are the usual ones.
+const VerbDef* named_verb(const CLI::App& top, const std::vector<std::string>& argv) {
+    for (std::size_t i = 1; i < argv.size(); ++i) {
+        const std::string& word = argv[i];
+        if (word.size() < 2 || word[0] != '-') {
+            for (const VerbDef& verb : kVerbs)
+                if (word == verb.name) return &verb;
+            return nullptr;
+        }
+        const std::size_t eq = word.find('=');
+        const CLI::Option* option = top.get_option_no_throw(word.substr(0, eq));
+        if (!option || option == top.get_help_ptr()) return nullptr;
+        if (eq == std::string::npos && option->get_items_expected_max() > 0) ++i; // its value
+    }
+    return nullptr;
+}
+
 } // namespace
 
 std::string version_text() {
@@ -134,41 +225,13 @@ CommandLine parse_command_line(const std::vector<std::string>& argv, const char*
     top.add_flag("--systemd-cgroup", g.systemd_cgroup, "linux.cgroupsPath is \"slice:prefix:name\"");
     top.add_flag("--debug", g.debug, "log what is done, not only errors");
 
-    CreateOptions create;
-    RunOptions run;
-    StartOptions start;
-    StateOptions state;
-    KillOptions kill;
-    DeleteOptions del;
-    ExecOptions exec;
-    PsOptions ps;
-    PauseOptions pause;
-    ResumeOptions resume;
-    std::string signal = "SIGTERM", ps_format = "table";
-
-    auto* create_app = add_verb(top, "create", "create a container; its process waits for start");
-    add_create_flags(create_app, create);
-    auto* run_app = add_verb(top, "run", "create and start a container, wait for it and delete it");
-    add_create_flags(run_app, run.create);
-    run_app->add_flag("-d,--detach", run.detach, "return once it started");
-    auto* delete_app = add_verb(top, "delete", "delete a container and everything it holds");
-    delete_app->add_flag("-f,--force", del.force, "kill it first if it still runs");
-    add_id(delete_app, del.id);
-    auto* features_app = add_verb(top, "features", "print what this runtime supports (JSON)");
-
-    const Table tables[] = {
-        {create_app},
-        {run_app},
-        add_id_verb(top, start, "start", "start a created container's process"),
-        add_id_verb(top, state, "state", "print a container's state (JSON)"),
-        add_kill(top, kill, signal),
-        {delete_app},
-        add_exec(top, exec),
-        add_ps(top, ps, ps_format),
-        add_id_verb(top, pause, "pause", "freeze every process of the container"),
-        add_id_verb(top, resume, "resume", "thaw a paused container"),
-        {features_app},
-    };
+    Parsed parsed;
+    std::vector<std::pair<const VerbDef*, Table>> tables;
+    if (const VerbDef* verb = named_verb(top, argv)) {
+        tables.emplace_back(verb, verb->add(top, parsed));
+    } else {
+        for (const VerbDef& each : kVerbs) tables.emplace_back(&each, each.add(top, parsed));
+    }
 
     auto usage_error = [&line](const std::string& message) {
         line.err = message + "\n";
@@ -197,21 +260,10 @@ CommandLine parse_command_line(const std::vector<std::string>& argv, const char*
     if (log_format == "json") g.log_format = LogFormat::json;
     else if (log_format != "text") return usage_error("invalid log format \"" + log_format + "\" (text or json)");
 
-    for (const Table& t : tables) {
-        if (!t.app->parsed()) continue;
-        if (auto message = t.finish()) return usage_error(t.app->get_name() + ": " + *message);
-        const std::string& verb = t.app->get_name();
-        if (verb == "create") line.verb = std::move(create);
-        else if (verb == "run") line.verb = std::move(run);
-        else if (verb == "start") line.verb = std::move(start);
-        else if (verb == "state") line.verb = std::move(state);
-        else if (verb == "kill") line.verb = std::move(kill);
-        else if (verb == "delete") line.verb = std::move(del);
-        else if (verb == "exec") line.verb = std::move(exec);
-        else if (verb == "ps") line.verb = std::move(ps);
-        else if (verb == "pause") line.verb = std::move(pause);
-        else if (verb == "resume") line.verb = std::move(resume);
-        else line.verb = FeaturesOptions{};
+    for (const auto& [verb, table] : tables) {
+        if (!table.app->parsed()) continue;
+        if (auto message = table.finish()) return usage_error(table.app->get_name() + ": " + *message);
+        line.verb = verb->take(parsed);
     }
     return line;
 }

@@ -172,3 +172,24 @@ TEST_CASE("oci cgroup paths: the server's leaf is the same path below oci/, with
     CHECK(dots.error().message.find("linux.cgroupsPath") != std::string::npos);
     CHECK_FALSE(server_cgroup_name("/"));
 }
+
+TEST_CASE("oci options: the verb found ahead of parsing (its table alone is made) parses as with every table") {
+    // Global options' values, in both spellings, are skipped on the way to the verb.
+    CommandLine line = parse({"--root=/r", "--log", "/l", "--debug", "--nsfork-socket", "/s", "run", "-b", "/b", "c1"});
+    REQUIRE(line.verb);
+    CHECK(line.global.root == "/r");
+    CHECK(line.global.log == "/l");
+    CHECK(line.global.debug);
+    CHECK(line.global.server_socket == "/s");
+    CHECK(std::get<RunOptions>(*line.verb).create.bundle == "/b");
+    // An id spelled like a verb is an id; a second verb is an extra argument.
+    CHECK(parsed_as<DeleteOptions>({"--root", "state", "delete", "run"}).id == "run");
+    CHECK(error_of({"delete", "c1", "state"}).find("not expected: state") != std::string::npos);
+    // Help, and a line without a verb, list every verb.
+    for (const auto& args : {std::vector<std::string>{"--help"}, {"-h"}, {}}) {
+        const std::string help = parse(args).out;
+        for (const char* verb : {"create", "run", "delete", "features", "start", "state", "kill", "exec", "ps", "pause", "resume"})
+            CHECK(help.find(std::string("  ") + verb + " ") != std::string::npos);
+    }
+    CHECK(parse({"run", "--help"}).out.find("--no-pivot") != std::string::npos);
+}
