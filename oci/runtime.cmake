@@ -19,10 +19,11 @@ add_executable(nsfork-oci
   ${CMAKE_CURRENT_SOURCE_DIR}/verbs.cpp ${CMAKE_CURRENT_SOURCE_DIR}/support.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/hooks.cpp)
 target_link_libraries(nsfork-oci PRIVATE nsfork_oci_runtime nsfork_oci_setup nsfork_oci_config nsfork_protocol
-                      nlohmann_json::nlohmann_json PkgConfig::SECCOMP)
+                      nlohmann_json::nlohmann_json nsfork_seccomp)
 # Its start-up is paid on every engine call: libstdc++ linked in, and fmt compiled in (fmt.cpp,
 # without the usage requirements of fmt::fmt, which would define FMT_SHARED), leave the linker's
-# --as-needed nothing to take from libstdc++.so or libfmt.so — libc and libseccomp remain.
+# --as-needed nothing to take from libstdc++.so or libfmt.so; libseccomp is its archive where
+# there is one (oci/CMakeLists.txt) — libc alone remains.
 add_library(nsfork_oci_fmt OBJECT ${CMAKE_CURRENT_SOURCE_DIR}/fmt.cpp)
 target_sources(nsfork-oci PRIVATE $<TARGET_OBJECTS:nsfork_oci_fmt>)
 target_link_options(nsfork-oci PRIVATE -static-libstdc++ -static-libgcc)
