@@ -250,19 +250,24 @@ int make_symlink(State& s, const Step& step) noexcept {
 }
 
 // Waits for the runtime to run the createRuntime hooks.
-int hooks(const Plan& plan) noexcept {
-    const Report r{ReportKind::hooks, 0, 0};
-    if (::send(plan.report, &r, sizeof r, MSG_NOSIGNAL) < 0) return -1;
+// Waits for the runtime's kGo on the report socket.
+int await_go(const Plan& plan) noexcept {
     char go = 0;
     ssize_t n;
     do n = ::recv(plan.report, &go, 1, 0);
     while (n < 0 && errno == EINTR);
     if (n < 0) return -1;
     if (n == 0 || go != kGo) {
-        errno = ECANCELED; // the runtime gave up (a hook failed): it kills us next
+        errno = ECANCELED; // the runtime gave up (a hook failed) or died: it kills us next, or we end
         return -1;
     }
     return 0;
+}
+
+int hooks(const Plan& plan) noexcept {
+    const Report r{ReportKind::hooks, 0, 0};
+    if (::send(plan.report, &r, sizeof r, MSG_NOSIGNAL) < 0) return -1;
+    return await_go(plan);
 }
 
 // pivot_root(".", ".") stacks the old root under the new one, where it is detached (runc's way:
@@ -510,6 +515,7 @@ int run_step(State& s, Step& step) noexcept {
     case Op::seccomp: return seccomp(s.plan, step);
     case Op::ready: return ready(s.plan);
     case Op::exec_fifo: return exec_fifo(step);
+    case Op::await_start: return await_go(s.plan);
     case Op::exec: return exec(s);
     }
     errno = EINVAL;

@@ -59,6 +59,7 @@ enum class Op : std::uint8_t {
     seccomp,          // the plan's filter (number: SECCOMP_FILTER_FLAG_*)
     ready,            // tell the runtime (create returns); the parent-death signal is cleared first
     exec_fifo,        // open fd (O_PATH of the fifo) for writing through /proc/self/fd, write a byte
+    await_start,      // run's instead of the fifo: wait for kGo on the report socket (EOF: the runtime died)
     exec,             // execve the found candidate with the plan's argv and envp
 };
 
@@ -101,7 +102,7 @@ struct Report {
     std::uint32_t step;           // failed: the index of the step
     std::int32_t error;           // failed: errno
 };
-inline constexpr char kGo = 'g';   // the runtime's answer to `hooks`
+inline constexpr char kGo = 'g';   // the runtime's answer to `hooks`, and its start for `await_start`
 
 // The staging directory of the holder's mount namespace the root is attached on before
 // pivot_root: one that every host has (bubblewrap stages on /tmp too). The namespace is the

@@ -53,7 +53,7 @@ Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgrou
     // Our own again: a failure here would leave every later child of ours in the container.
     if (::setns(own.get(), CLONE_NEWPID) < 0) ::abort();
     if (pid < 0) return sys_error(Errc::launch_failed, cgroup_leaf >= 0 ? "clone3 into the container's cgroup" : "clone3", clone_errno);
-    return ContainerProcess{UniqueFd(pidfd), pid};
+    return ContainerProcess{UniqueFd(pidfd), pid, {}, {}};
 }
 
 // Follows the child's reports until it is ready (create) or has exec'd (exec: the report socket
@@ -99,7 +99,15 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
             break;
         }
         case child::ReportKind::ready:
-            if (until_ready) return p;
+            if (until_ready) {
+                // Without an exec fifo it waits on this socket for start_process().
+                const child::Plan& steps = plan.plan();
+                if (steps.count >= 2 && steps.steps[steps.count - 2].op == child::Op::await_start) {
+                    p.start = std::move(ours);
+                    p.exec_step = plan.describe(steps.count - 1);
+                }
+                return p;
+            }
             [[fallthrough]];
         default: return abandon(p, Error{Errc::internal, "unexpected report from the container's process"});
         }
@@ -113,6 +121,22 @@ Result<ContainerProcess> create_process(const CreateRequest& request) {
     auto plan = plan_create(request);
     if (!plan) return std::move(plan).error();
     return follow(**plan, request.holder_pidfd, request.cgroup_leaf, true, &request.create_runtime);
+}
+
+Result<void> start_process(ContainerProcess& p) {
+    if (!p.start) return Error{Errc::internal, "start_process: the process waits on an exec fifo"};
+    UniqueFd start = std::move(p.start);
+    if (::send(start.get(), &child::kGo, 1, MSG_NOSIGNAL) < 0)
+        return sys_error(Errc::invalid_state, "the container's process ended before start", errno);
+    // Its end of the socket closes on exec; a failed exec is reported on it first.
+    child::Report r{};
+    ssize_t n;
+    do n = ::recv(start.get(), &r, sizeof r, 0);
+    while (n < 0 && errno == EINTR);
+    if (n == 0) return {};
+    if (n == sizeof r && r.kind == child::ReportKind::failed) return sys_error(Errc::exec_failed, p.exec_step, r.error);
+    if (n < 0) return sys_error(Errc::internal, "read the container process's report", errno);
+    return Error{Errc::internal, "unexpected report from the container's process"};
 }
 
 Result<ContainerProcess> exec_process(const ExecRequest& request) {

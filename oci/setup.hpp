@@ -39,7 +39,8 @@ struct CreateRequest {
     int cgroup_leaf = -1;                // its cgroup v2 leaf (a directory fd), -1: none
     std::vector<int> cgroup_procs;       // cgroup.procs of further cgroups to join (resources.hpp)
     int exec_fifo = -1;                  // an O_PATH fd of the exec fifo: the process opens it
-                                         // for writing (blocking until `start` reads it) and then execs
+                                         // for writing (blocking until `start` reads it) and then execs;
+                                         // -1: it waits for start_process() instead (run)
     bool no_pivot = false;               // --no-pivot: MS_MOVE + chroot instead of pivot_root
     std::vector<int> made_namespaces;    // fresh namespaces the server made ahead (net, ipc, uts):
                                          // joined where config.json asks for a new one of their type
@@ -52,11 +53,19 @@ struct CreateRequest {
 struct ContainerProcess {
     UniqueFd pidfd;
     pid_t pid = -1;                      // in the runtime's pid namespace
+    UniqueFd start;                      // without an exec fifo: its report socket, where it waits
+    std::string exec_step;               //   for start_process(), and what its exec step is called
 };
 
-// Forks the container's process and returns once it is set up and waiting on the exec fifo, or
-// the failure of the step that failed (the process is then killed and reaped).
+// Forks the container's process and returns once it is set up and waiting on the exec fifo (or
+// for start_process()), or the failure of the step that failed (the process is then killed and
+// reaped).
 Result<ContainerProcess> create_process(const CreateRequest& request);
+
+// Starts a process created without an exec fifo and returns once it exec'd: run's start, which
+// needs no file (`state` calls such a process running from its create on: no other process can
+// start it). Its exec's failure is returned; the process then ends.
+Result<void> start_process(ContainerProcess& p);
 
 struct ExecRequest {
     const Spec* spec = nullptr;          // the container's config (its seccomp, mount namespace, ...)

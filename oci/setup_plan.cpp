@@ -451,7 +451,8 @@ std::vector<std::string> environment(const Spec& spec, const Process& p) {
 }
 
 // What every process of a container does last, made or exec'd: limits, stdio, the user switch
-// with its capabilities, seccomp, the executable, and for `create` ready and the exec fifo.
+// with its capabilities, seccomp, the executable, and for `create` ready and the wait for start:
+// on the exec fifo, or, without one (run), on the report socket.
 Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, const ProcessIo& io, bool create, int exec_fifo) {
     if (p.oom_score_adj) add_write(plan, "/proc/self/oom_score_adj", std::to_string(*p.oom_score_adj), "process.oomScoreAdj");
     for (std::size_t i = 0; i < p.rlimits.size(); ++i) {
@@ -495,7 +496,8 @@ Result<void> plan_process(SetupPlan& plan, const Spec& spec, const Process& p, c
     plan.add(Op::find_executable, "process.args[0]: exec: \"" + p.args.at(0) + "\"");
     if (spec.seccomp && p.no_new_privileges) add_seccomp();
     if (create) plan.add(Op::ready, "report ready");
-    if (exec_fifo >= 0) plan.add(Op::exec_fifo, "exec fifo: open for writing").fd = exec_fifo;
+    if (create && exec_fifo >= 0) plan.add(Op::exec_fifo, "exec fifo: open for writing").fd = exec_fifo;
+    if (create && exec_fifo < 0) plan.add(Op::await_start, "wait for start on the report socket");
     plan.add(Op::exec, "process.args[0] (" + p.args.at(0) + "): exec");
     plan.finish(io, p, environment(spec, p), candidates(plan, p), std::move(filter));
     return {};

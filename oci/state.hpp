@@ -1,7 +1,8 @@
 // A container's state between nsfork-oci calls: ROOT/ID/state.json, written atomically (a
 // temporary file renamed over it), so an engine's next call finds it whatever happened to the
-// call that wrote it. Beside it: exec.fifo (between create and start) and config.json (the
-// bundle's, as created: exec applies its settings).
+// call that wrote it. Beside it: exec.fifo (between create and start; a run, which starts its
+// process itself, makes none) and config.json (the bundle's, as created: exec applies its
+// settings).
 //
 // The status is never stored: it is read from the kernel each time — the process (host pid +
 // start time, so a recycled pid is not mistaken for it), the fifo, the cgroup's freeze.
@@ -104,7 +105,8 @@ bool same_process_running(pid_t pid, std::uint64_t start_time);
 Result<UniqueFd> open_process(pid_t pid, std::uint64_t start_time);
 
 // The container's status now: stopped when its process is gone (exited, a zombie, its pid
-// reused); created while the exec fifo exists; paused while its cgroup is frozen; running.
+// reused); created while the exec fifo exists (a run's process, which no other call can start,
+// is running from its create on); paused while its cgroup is frozen; running.
 Status status_of(const StateDir& dir, const ContainerState& state);
 
 } // namespace nsfork::oci

@@ -574,7 +574,7 @@ TEST_CASE("nsfork-oci: features says what it supports, as runc 1.2's JSON") {
     CHECK(v.out.find("nsfork-oci version") != std::string::npos);
 }
 
-TEST_CASE("nsfork-oci: run in the foreground forwards a signal to the container's process and exits with its death") {
+TEST_CASE("nsfork-oci: run in the foreground makes no exec fifo, forwards a signal to the container's process and exits with its death") {
     Suite s;
     Runtime& rt = s.nsfork_oci();
     Bundle b({"sleep", "100"});
@@ -589,6 +589,9 @@ TEST_CASE("nsfork-oci: run in the foreground forwards a signal to the container'
         Outcome o = rt({"state", id});
         return o.code == 0 && Json::parse(o.out)["status"] == "running";
     }));
+    // run starts its process itself, over their socket: no exec fifo (create's) was made.
+    CHECK(std::filesystem::exists(rt.root() + "/" + id + "/state.json"));
+    CHECK_FALSE(std::filesystem::exists(rt.root() + "/" + id + "/exec.fifo"));
     ::kill(runtime, SIGTERM);
     int status = 0;
     REQUIRE(::waitpid(runtime, &status, 0) == runtime);

@@ -322,6 +322,51 @@ TEST_CASE("oci setup: create_process: a failing step names its config field and 
     CHECK(holder.processes() == 1);
 }
 
+TEST_CASE("oci setup: create_process without an exec fifo (run's): the process waits for start_process, which returns once it exec'd, or with the exec's failure",
+          "[oci][setup]") {
+    test::require_root();
+    const Spec spec = basic_spec({"sh", "-c", "echo started"});
+    Holder holder;
+    auto no_fifo = [](CreateRequest& r) { r.exec_fifo = -1; };
+    ExecFifo unused;
+    Created c = create(spec, holder, unused, no_fifo);
+    REQUIRE(c.process.start);
+    CHECK(c.process.exec_step == "process.args[0] (sh): exec");
+    // Created: alive, waiting on its report socket, nothing written yet.
+    CHECK(testing::alive(c.process.pid));
+    pollfd p{c.output.get(), POLLIN, 0};
+    CHECK(::poll(&p, 1, 100) == 0);
+    CHECK(holder.processes() == 2);
+    MUST(start_process(c.process));
+    CHECK_FALSE(c.process.start);
+    CHECK(test::read_all(c.output.get()) == "started\n");
+    CHECK(MUST(reap(c.process.pidfd.get())) == ExitStatus{0, 0});
+
+    // An exec that fails once started (an executable file the kernel cannot load: find_executable
+    // passes it) is start_process's error, named as create names it.
+    test::TempDir host;
+    const std::string garbage = host.path() + "/garbage";
+    std::ofstream(garbage) << "\x7f" "ELF not really\n";
+    REQUIRE(::chmod(garbage.c_str(), 0755) == 0);
+    Spec bad = basic_spec({"/garbage"});
+    bad.mounts.push_back(bind_mount(garbage, "/garbage", MS_RDONLY));
+    renumber(bad);
+    Created b = create(bad, holder, unused, no_fifo);
+    auto started = start_process(b.process);
+    REQUIRE(!started);
+    CHECK(started.error().message == "process.args[0] (/garbage): exec: Exec format error");
+    CHECK(MUST(reap(b.process.pidfd.get())).code != 0);
+    CHECK(holder.processes() == 1);
+
+    // A process that died before its start: start_process says so.
+    Created d = create(spec, holder, unused, no_fifo);
+    REQUIRE(signal_pidfd(d.process.pidfd.get(), SIGKILL));
+    (void)reap(d.process.pidfd.get());
+    auto late = start_process(d.process);
+    REQUIRE(!late);
+    CHECK(late.error().message.find("ended before start") != std::string::npos);
+}
+
 TEST_CASE("oci setup: create_process: masked and read-only paths, hostname and domainname in a new UTS namespace, a sysctl",
           "[oci][setup]") {
     test::require_root();
