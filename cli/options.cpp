@@ -1,6 +1,7 @@
 #include "cli/options.hpp"
 
 #include "base/exit_codes.h"
+#include "base/signal_names.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -246,17 +247,6 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     if (verb == "wait") return verb_line(std::move(wait));
     if (verb == "kill") return verb_line(std::move(kill));
     return verb_line(std::move(destroy));
-}
-
-int parse_signal(std::string_view s) {
-    if (!s.empty() && s[0] >= '0' && s[0] <= '9') {
-        const auto n = number_in<int>(std::string(s), 1, static_cast<unsigned long long>(SIGRTMAX));
-        return n.value_or(0);
-    }
-    if (s.starts_with("SIG")) s.remove_prefix(3);
-    for (int sig = 1; sig < NSIG; ++sig)
-        if (const char* abbrev = ::sigabbrev_np(sig); abbrev && s == abbrev) return sig;
-    return 0;
 }
 
 std::vector<std::string> container_env(const RunOptions& o, const std::vector<std::string>& inherited) {

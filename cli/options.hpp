@@ -74,9 +74,6 @@ struct CommandLine {
 // another verb is an error naming it. Usage errors exit NSFORK_EXIT_FAILED (125).
 CommandLine parse_command_line(const std::vector<std::string>& argv);
 
-// A signal by number or name ("TERM", "SIGTERM", "9"); 0 if unknown.
-int parse_signal(std::string_view s);
-
 // The environment a container gets: `inherited` (unless --clear-env: a default PATH only)
 // without the --unsetenv names, then the --env entries on top, each replacing an entry of the
 // same name (as `env -u NAME K=V` does: an --env entry is never unset).

@@ -154,17 +154,6 @@ TEST_CASE("cli options: wait, kill and destroy take exactly one ID") {
     CHECK(parse({"list"}).err == "nsfork: list: --socket PATH is required (see nsfork list --help)\n");
 }
 
-TEST_CASE("cli options: signals by name, SIG name or number") {
-    CHECK(parse_signal("TERM") == SIGTERM);
-    CHECK(parse_signal("SIGKILL") == SIGKILL);
-    CHECK(parse_signal("9") == 9);
-    CHECK(parse_signal("WINCH") == SIGWINCH);
-    CHECK(parse_signal(std::to_string(SIGRTMAX)) == SIGRTMAX);
-    for (const std::string& bad : std::vector<std::string>{"", "0", "-9", "9x", "NOPE", "SIG", "term",
-                                                           std::to_string(SIGRTMAX + 1)})
-        CHECK(parse_signal(bad) == 0);
-}
-
 TEST_CASE("cli options: the container's environment is the caller's with --env on top") {
     RunOptions o;
     o.env = {"B=new", "C=3", "B=newer"};

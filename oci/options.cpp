@@ -1,6 +1,6 @@
 #include "oci/options.hpp"
 
-#include "cli/options.hpp" // parse_signal: the same signal names as `nsfork kill`
+#include "base/signal_names.hpp" // the same signal names as `nsfork kill`
 
 #include <CLI/CLI.hpp>
 
@@ -57,7 +57,7 @@ Table add_kill(CLI::App& top, KillOptions& o, std::string& signal) {
     add_id(app, o.id);
     app->add_option("SIGNAL", signal, "a name (TERM, SIGTERM) or a number");
     return {app, [&o, &signal]() -> std::optional<std::string> {
-                if (!(o.signal = cli::parse_signal(signal))) return "unknown signal \"" + signal + "\"";
+                if (!(o.signal = parse_signal(signal))) return "unknown signal \"" + signal + "\"";
                 return std::nullopt;
             }};
 }
