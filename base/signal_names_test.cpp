@@ -8,7 +8,7 @@
 
 using nsfork::parse_signal;
 
-TEST_CASE("signal names: by name, SIG name or number; 0 for anything else") {
+TEST_CASE("signal names: by name, SIG name or number, and 0 for anything else") {
     CHECK(parse_signal("TERM") == SIGTERM);
     CHECK(parse_signal("SIGKILL") == SIGKILL);
     CHECK(parse_signal("9") == 9);
