@@ -6,8 +6,10 @@
 // musl, like nsfork-shim, and starts in ~0.1 ms.
 //
 // It carries out the commonest commands itself:
-// - `nsfork run -- CMD [ARG...]`, without a controlling terminal: the steps of cli/local.cpp
-//   with the launcher's own child code (launcher/child.cpp). Without root, a user namespace
+// - `nsfork run -- CMD [ARG...]`: the steps of cli/local.cpp with the launcher's own child code
+//   (launcher/child.cpp). On the caller's terminal, as the shell's foreground job, the command
+//   takes the terminal's foreground, with job control across the container's boundary as
+//   cli/run.cpp's Watch does it (launcher/job_control.h). Without root, a user namespace
 //   first, in which we are root (base/userns.cpp's mapping). A cgroup leaf nsfork-PID below our
 //   own cgroup v2 (without root, only in a cgroup delegated to us: else none, as the full program
 //   does); clone3 into new pid and mount namespaces, born into it;
@@ -20,7 +22,7 @@
 //   DestroyReply says the container is gone (from an older server: Wait, then Destroy).
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment): any
-// other verb or option, --help, a terminal without a server (job control), socket activation, a
+// other verb or option, --help, socket activation, a
 // command too large for one datagram, a user namespace it cannot make. So does any failure
 // before the command was exec'd, once what it started is gone: nothing of the command has run,
 // and the full program does it all again and says what went wrong in the words it always has
@@ -33,6 +35,7 @@
 #include "launcher/child.hpp"
 
 extern "C" {
+#include "launcher/job_control.h"
 #include "launcher/shim_plan.h"
 }
 
@@ -95,11 +98,51 @@ Mode mode_of(int argc, char** argv) {
     if (argc >= 6 && ::strcmp(argv[2], "--socket") == 0 && argv[3][0] && ::strcmp(argv[4], "--") == 0 && argv[5][0])
         return Mode::server;
     if (::strcmp(argv[2], "--") != 0 || argv[3][0] == '\0') return Mode::hand_over;
-    // A controlling terminal: the command takes its foreground, with job control (the full run).
-    const int tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (tty < 0) return Mode::local;
-    ::close(tty);
-    return Mode::hand_over;
+    return Mode::local;
+}
+
+// The caller's terminal while our process group is its foreground (we are the shell's foreground
+// job), as cli/terminal.hpp's ForegroundTerminal: the command takes the foreground (the shim
+// gives it, and gives it again on NSFORK_JOB_CONTINUE); we take it back when the command stops
+// and at the end, so that the shell gets its terminal back from the group it gave it to.
+struct Terminal {
+    int tty = -1;                // -1: no terminal, or we are a background job
+    bool command_has_it = false;
+
+    void open_if_foreground() {
+        tty = ::open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+        if (tty >= 0 && ::tcgetpgrp(tty) != ::getpgrp()) {
+            ::close(tty);
+            tty = -1;
+        }
+    }
+    bool ours() const { return tty >= 0 && ::tcgetpgrp(tty) == ::getpgrp(); }
+    // We are a background group when the command has it: SIGTTOU, which would stop us for the
+    // tcsetpgrp, is blocked meanwhile.
+    void take_back() {
+        if (!command_has_it) return;
+        command_has_it = false;
+        sigset_t ttou, saved;
+        ::sigemptyset(&ttou);
+        ::sigaddset(&ttou, SIGTTOU);
+        ::sigprocmask(SIG_BLOCK, &ttou, &saved);
+        (void)::tcsetpgrp(tty, ::getpgrp());
+        ::sigprocmask(SIG_SETMASK, &saved, nullptr);
+    }
+};
+
+Terminal g_terminal;
+
+// Stops us as the command stopped (cli/terminal.cpp's stop_self): by the same signal where it
+// would stop us, else by SIGSTOP, so that the shell sees its job stop.
+void stop_self(int signal) {
+    struct sigaction action {};
+    sigset_t blocked;
+    ::sigaction(signal, nullptr, &action);
+    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
+    const bool stops = action.sa_handler == SIG_DFL && !::sigismember(&blocked, signal) &&
+                       (signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU);
+    ::kill(::getpid(), stops ? signal : SIGSTOP);
 }
 
 // A whole small file (a /proc one) into `buf`, NUL-terminated; false if it does not fit.
@@ -258,6 +301,7 @@ alignas(8) char g_plan[NSFORK_PLAN_MAX];
 size_t encode_plan(char** argv, const char* cwd, uint64_t signal_mask, uint64_t ignored) {
     nsfork_plan header{};
     header.magic = NSFORK_PLAN_MAGIC;
+    if (g_terminal.tty >= 0) header.flags = NSFORK_PLAN_FOREGROUND;
     header.stdio = 7; // 0, 1 and 2 come with it
     header.signal_mask = signal_mask;
     header.ignored_signals = ignored;
@@ -284,7 +328,8 @@ struct Launch {
     char cgroup[PATH_MAX + 32] = "";
     int cgroup_dir = -1;
     int pidfd = -1;
-    int channel = -1; // the plan socket: the command's exec report comes back on it
+    int channel = -1; // the plan socket: the command's exec report comes back on it, and then
+                      // job events, when the command has our terminal's foreground
 
     // Kills and reaps pid 1, removes the leaf: as if nothing had been started.
     void undo() {
@@ -371,6 +416,7 @@ bool start(Launch& l, char** command, uint64_t signal_mask, uint64_t ignored, bo
         const CloneFlags flags =
             CloneFlags::clear_sighand() | CloneFlags::new_pid_namespace() | CloneFlags::new_mount_namespace();
         alignas(16) static std::byte stack[32 * 1024]; // the child's, until it has exec'd
+        g_terminal.command_has_it = g_terminal.tty >= 0; // from its launch on, until it stops or ends
         pid = child::spawn({.flags = flags, .cgroup_fd = l.cgroup_dir, .pidfd = &l.pidfd}, stack, p); // as spawn() does
         ::sigprocmask(SIG_SETMASK, &saved, nullptr);
     }
@@ -525,22 +571,65 @@ struct OwnSignals {
 
 // Without a server, after the launch: signals forwarded to pid 1 (the shim passes them on to the
 // command) until it ends; its status, once the leaf is gone, is our exit code.
+// With job control (the command has our terminal's foreground): the shim says on the channel when
+// the command stopped; we take the terminal back and stop too, so that the shell sees its job
+// stop. Continued (`fg` or `bg`), we tell the shim, which continues the command, in the
+// foreground again after `fg`. False once the shim is gone (its end comes on the pidfd).
+bool on_job_event(int channel, bool* stopped) {
+    nsfork_job_event event{};
+    ssize_t n;
+    do n = ::recv(channel, &event, sizeof event, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != sizeof event) return false; // 0 or ECONNRESET: the shim is gone; a short record: as good as gone
+    if (event.kind == NSFORK_JOB_STOPPED) {
+        g_terminal.take_back();
+        *stopped = true;
+        stop_self(event.signal);
+    }
+    return true;
+}
+
+// A SIGCONT after the command stopped us is ours to pass on as a job event; true if it was.
+bool on_continued(int channel, bool* stopped) {
+    if (!*stopped || channel < 0) return false;
+    *stopped = false;
+    const bool fg = g_terminal.ours();
+    const nsfork_job_event event{fg ? NSFORK_JOB_CONTINUE : NSFORK_JOB_CONTINUE_BACKGROUND, 0};
+    if (::send(channel, &event, sizeof event, MSG_NOSIGNAL) != sizeof event) return false;
+    if (fg) g_terminal.command_has_it = true;
+    return true;
+}
+
 int watch_local(Launch& l, int sigfd) {
-    ::close(l.channel);
+    int channel = l.channel;
+    if (g_terminal.tty < 0) {
+        ::close(channel);
+        channel = -1;
+    }
+    l.channel = -1;
     if (l.cgroup_dir >= 0) ::close(l.cgroup_dir);
+    bool stopped = false;
     for (;;) {
-        pollfd fds[2] = {{l.pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}};
-        if (::poll(fds, 2, -1) < 0) {
-            if (errno == EINTR) continue;
+        pollfd fds[3] = {{l.pidfd, POLLIN, 0}, {sigfd, POLLIN, 0}, {channel, POLLIN, 0}};
+        if (::poll(fds, channel >= 0 ? 3 : 2, -1) < 0) {
+            if (errno == EINTR) continue; // SIGCONT after a stop, for one
             break;
         }
         if (fds[1].revents & POLLIN) {
             signalfd_siginfo si;
-            if (::read(sigfd, &si, sizeof si) == sizeof si)
-                (void)sys::pidfd_send_signal(l.pidfd, static_cast<int>(si.ssi_signo));
+            if (::read(sigfd, &si, sizeof si) == sizeof si) {
+                const int sig = static_cast<int>(si.ssi_signo);
+                if (!(sig == SIGCONT && on_continued(channel, &stopped))) (void)sys::pidfd_send_signal(l.pidfd, sig);
+            }
+        }
+        if (channel >= 0 && fds[2].revents && !on_job_event(channel, &stopped)) {
+            ::close(channel);
+            channel = -1;
         }
         if (fds[0].revents) break;
     }
+    if (channel >= 0) ::close(channel);
+    g_terminal.take_back();
     siginfo_t info{};
     while (sys::waitid_pidfd(l.pidfd, &info, WEXITED) < 0 && errno == EINTR) {
     }
@@ -566,9 +655,11 @@ int main(int argc, char** argv) {
             own.restore();
             hand_over(argv);
         }
+        g_terminal.open_if_foreground();
         Launch l;
         if (own.fd >= 0 && start(l, argv + 3, signal_mask, ignored, rootless)) return watch_local(l, own.fd);
         l.undo();
+        g_terminal.take_back();
     } else {
         if (own.fd >= 0 && launch_on_server(g_session, argv[3], argv + 5, signal_mask, ignored))
             return watch_on_server(g_session, own.fd);

@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <csignal>
+#include <filesystem>
 #include <fstream>
 
 using namespace nsfork;
@@ -49,11 +50,15 @@ TEST_CASE("terminal: the command has the caller's terminal: /dev/tty opens (scri
     CHECK(MUST(job.drain()).find("ok") != std::string::npos);
 }
 
-TEST_CASE("terminal: the command's group is the terminal's foreground while it runs, ours again after") {
+TEST_CASE("terminal: the front runs it, the command's group the terminal's foreground while it runs, ours again after") {
     require_root();
     // `read` on the terminal only works in the foreground (SIGTTIN would stop it otherwise).
     PtyJob job = start_job({"run", "--", "sh", "-c", "echo ready; read line; echo got $line"});
     MUST(job.read_until("ready"));
+    // The front (bin/nsfork, static) runs it itself, job control included: no hand-over.
+    std::error_code ec;
+    CHECK(std::filesystem::read_symlink("/proc/" + std::to_string(job.job()) + "/exe", ec) ==
+          std::filesystem::canonical(bin("nsfork")));
     const pid_t foreground = job.foreground();
     CHECK(foreground != job.job());
     CHECK(innermost_pid(foreground) == "2"); // the command, inside the container
