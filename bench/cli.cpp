@@ -1,8 +1,9 @@
 // cli: the whole-process cost a developer sees — `nsfork run` against a running `nsfork serve`
 // (and on its own, without a server), both carried out by the static front, versus the full
 // program doing the same, `unshare -pf --mount-proc` and bwrap, each spawned by the tiny helper
-// and timed from spawn until reaped; and the same without root: each tool run as uid 65534, in a
-// user namespace of its own.
+// and timed from spawn until reaped; the same on a terminal (a new pty, the command its foreground
+// job, as from an interactive shell); and without root: each tool run as uid 65534, in a user
+// namespace of its own.
 #include "scenarios.hpp"
 #include "serve_process.hpp"
 #include "temp_dir.hpp"
@@ -93,6 +94,7 @@ Result<void> run_cli(Context& ctx, Report& r) {
     const std::string S = "cli";
     const std::string group = "/bin/true, whole process, spawn until reaped";
     const std::string rootless = "/bin/true as uid 65534 (setpriv), in a user namespace, spawn until reaped";
+    const std::string terminal = "/bin/true on a terminal (a new pty, its foreground job), spawn until reaped";
     const std::string hyperfine_group = "the same under hyperfine -N (its runs, one command after the other)";
     auto serve = ServeProcess::start(ctx.bin("nsfork"));
     if (!serve) return std::move(serve).error();
@@ -101,8 +103,9 @@ Result<void> run_cli(Context& ctx, Report& r) {
     std::vector<Shown> shown;
     auto add = [&](const std::string& in, std::string name, Role role, std::vector<std::string> argv,
                    std::string note = {}) {
+        const HelperOp op = in == terminal ? HelperOp::spawn_wait_on_terminal : HelperOp::spawn_wait;
         shown.push_back({in, name, role, std::move(note)});
-        variants.push_back({name, [&ctx, argv = std::move(argv)] { return helper_us(ctx.helper, HelperOp::spawn_wait, argv); }});
+        variants.push_back({name, [&ctx, op, argv = std::move(argv)] { return helper_us(ctx.helper, op, argv); }});
     };
     const std::string unshare = find_tool("unshare"), bwrap = find_tool("bwrap"), setpriv = find_tool("setpriv");
 
@@ -127,6 +130,13 @@ Result<void> run_cli(Context& ctx, Report& r) {
         add_root("bwrap --unshare-pid --proc", Role::baseline,
                  {bwrap, "--unshare-pid", "--dev-bind", "/", "/", "--proc", "/proc", "/bin/true"});
     else r.skip(S, "bwrap", "not installed (apt-get install bubblewrap)");
+
+    // On a terminal the command takes its foreground, with job control: the front's too.
+    add(terminal, "nsfork run (no server), on a terminal", Role::subject, {ctx.bin("nsfork"), "run", "--", "/bin/true"},
+        "the front, job control included");
+    add(terminal, "full program run, on a terminal", Role::baseline, {full, "run", "--", "/bin/true"});
+    if (!unshare.empty())
+        add(terminal, "unshare -pf --mount-proc, on a terminal", Role::baseline, {unshare, "-pf", "--mount-proc", "/bin/true"});
 
     // Rootless: every row pays setpriv's exec; its own row says how much that is.
     if (setpriv.empty()) r.skip(S, "rootless rows", "setpriv not installed (util-linux)");

@@ -61,6 +61,7 @@ Result<std::int64_t> dispatch(const Request& r, HelperState& st, const HelperFac
     switch (r.op) {
     case HelperOp::ping: return std::int64_t{0};
     case HelperOp::spawn_wait: return time_spawn_wait(Command(argv, inherited_env()));
+    case HelperOp::spawn_wait_on_terminal: return time_spawn_wait_on_terminal(Command(argv, inherited_env()));
     case HelperOp::posix_spawn: return time_posix_spawn(Command(argv));
     case HelperOp::raw_launch: return raw_launch(Command(argv));
     case HelperOp::raw_launch_wait: return raw_launch_wait(Command(argv));

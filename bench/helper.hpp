@@ -19,6 +19,7 @@ namespace nsfork::bench {
 enum class HelperOp : std::int32_t {
     ping,              // answers at once: the floor of a request/reply round trip
     spawn_wait,        // posix_spawn the command and reap it (the command inherits our env)
+    spawn_wait_on_terminal, // the same on a new pty, its controlling terminal
     posix_spawn,       // time until posix_spawn returned
     raw_launch,        // raw floor, until exec seen
     raw_launch_wait,   // raw floor, until reaped

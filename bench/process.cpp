@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <type_traits>
 
 extern char** environ;
@@ -152,6 +153,33 @@ Result<std::int64_t> time_spawn_wait(const Command& cmd) {
     const std::int64_t t0 = now_ns();
     const int rc = ::posix_spawn(&pid, cmd.path(), &fa, nullptr, cmd.argv(), cmd.envp());
     posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return sys_error(Errc::exec_failed, "cannot start " + cmd.text(), rc);
+    auto status = wait_pid(pid);
+    const std::int64_t t1 = now_ns();
+    if (!status) return std::move(status).error();
+    if (auto ok = expect_success(*status, cmd.text()); !ok) return std::move(ok).error();
+    return t1 - t0;
+}
+
+Result<std::int64_t> time_spawn_wait_on_terminal(const Command& cmd) {
+    UniqueFd master(::posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!master || ::grantpt(master.get()) < 0 || ::unlockpt(master.get()) < 0)
+        return sys_error(Errc::unavailable, "cannot make a pseudo-terminal", errno);
+    char slave[64];
+    if (::ptsname_r(master.get(), slave, sizeof slave) != 0) return sys_error(Errc::unavailable, "ptsname", errno);
+    posix_spawnattr_t attr;
+    posix_spawnattr_init(&attr);
+    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSID);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, slave, O_RDWR, 0); // a session leader's first tty: its own
+    posix_spawn_file_actions_adddup2(&fa, STDIN_FILENO, STDOUT_FILENO);
+    posix_spawn_file_actions_adddup2(&fa, STDIN_FILENO, STDERR_FILENO);
+    pid_t pid = -1;
+    const std::int64_t t0 = now_ns();
+    const int rc = ::posix_spawn(&pid, cmd.path(), &fa, &attr, cmd.argv(), cmd.envp());
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&attr);
     if (rc != 0) return sys_error(Errc::exec_failed, "cannot start " + cmd.text(), rc);
     auto status = wait_pid(pid);
     const std::int64_t t1 = now_ns();

@@ -71,6 +71,12 @@ Result<void> expect_success(const ExitStatus& status, const std::string& what);
 // posix_spawn until reaped. A non-zero exit is an Error.
 Result<std::int64_t> time_spawn_wait(const Command& cmd);
 
+// The same on a terminal, as a person runs a command from an interactive shell: a new
+// pseudo-terminal whose slave is the command's stdin, stdout and stderr and its controlling
+// terminal (posix_spawn's setsid, then the slave opened), so that the command's group is the
+// terminal's foreground. The master is ours, and closed once it was reaped.
+Result<std::int64_t> time_spawn_wait_on_terminal(const Command& cmd);
+
 // ns until posix_spawn returned (glibc returns after the child exec'd); reaps after.
 Result<std::int64_t> time_posix_spawn(const Command& cmd);
 
