@@ -188,6 +188,49 @@ CommandLine verb_line(Verb v) {
     return line;
 }
 
+// What the verbs' options are parsed into, and the text some are parsed from first.
+struct Parsed {
+    RunOptions run;
+    ServeOptions serve;
+    ListOptions list;
+    StatusOptions status;
+    WaitOptions wait;
+    KillOptions kill;
+    DestroyOptions destroy;
+    std::string pid_max, preserve_fds, warm_pool, max_request, signal = "TERM";
+};
+
+// A verb: its name, how its option table is added, and what it is once parsed.
+struct VerbDef {
+    const char* name;
+    Table (*add)(CLI::App& top, Parsed& p);
+    Verb (*take)(Parsed& p);
+};
+
+// In the order help lists them.
+constexpr VerbDef kVerbs[] = {
+    {"serve", [](CLI::App& top, Parsed& p) { return add_serve(top, p.serve, p.warm_pool, p.max_request); },
+     [](Parsed& p) -> Verb { return std::move(p.serve); }},
+    {"run", [](CLI::App& top, Parsed& p) { return add_run(top, p.run, p.pid_max, p.preserve_fds); },
+     [](Parsed& p) -> Verb { return std::move(p.run); }},
+    {"list", [](CLI::App& top, Parsed& p) { return add_simple(top, p.list, "list", "list the server's containers"); },
+     [](Parsed& p) -> Verb { return std::move(p.list); }},
+    {"status", [](CLI::App& top, Parsed& p) { return add_simple(top, p.status, "status", "the server's pid and warm pool"); },
+     [](Parsed& p) -> Verb { return std::move(p.status); }},
+    {"wait",
+     [](CLI::App& top, Parsed& p) {
+         return add_simple(top, p.wait, "wait", "wait for a container's end; exit with its status");
+     },
+     [](Parsed& p) -> Verb { return std::move(p.wait); }},
+    {"kill", [](CLI::App& top, Parsed& p) { return add_kill(top, p.kill, p.signal); },
+     [](Parsed& p) -> Verb { return std::move(p.kill); }},
+    {"destroy",
+     [](CLI::App& top, Parsed& p) {
+         return add_simple(top, p.destroy, "destroy", "kill what is left of a container and forget it");
+     },
+     [](Parsed& p) -> Verb { return std::move(p.destroy); }},
+};
+
 } // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& argv) {
@@ -197,32 +240,23 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     // As getopt did: an option given twice takes its last value (--env, repeatable, keeps all).
     top.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
 
-    RunOptions run;
-    ServeOptions serve;
-    ListOptions list;
-    StatusOptions status;
-    WaitOptions wait;
-    KillOptions kill;
-    DestroyOptions destroy;
-    std::string pid_max, preserve_fds, warm_pool, max_request, signal = "TERM";
-    const Table tables[] = {
-        add_serve(top, serve, warm_pool, max_request),
-        add_run(top, run, pid_max, preserve_fds),
-        add_simple(top, list, "list", "list the server's containers"),
-        add_simple(top, status, "status", "the server's pid and warm pool"),
-        add_simple(top, wait, "wait", "wait for a container's end; exit with its status"),
-        add_kill(top, kill, signal),
-        add_simple(top, destroy, "destroy", "kill what is left of a container and forget it"),
-    };
+    // The verb is the first word. Only its table is made: making all seven is most of the
+    // instructions this program runs before it acts (CLI11 builds each option's names,
+    // validators and callbacks). Without one (help, --version, a usage error) all are made.
+    const std::string verb = argv.size() > 1 && argv[1].rfind('-', 0) != 0 ? argv[1] : "";
+    const VerbDef* named = nullptr;
+    for (const VerbDef& each : kVerbs)
+        if (verb == each.name) named = &each;
+    if (!verb.empty() && !named) return usage_error("", "unknown command '" + verb + "'");
+    Parsed parsed;
+    std::vector<std::pair<const VerbDef*, Table>> tables;
+    for (const VerbDef& each : kVerbs)
+        if (!named || named == &each) tables.emplace_back(&each, each.add(top, parsed));
     // Set after the verbs were added, which would otherwise inherit it.
     top.footer("Exit codes: 125 when nsfork failed or was used wrongly; run exits with the command's own\n"
                "status (128+N when killed by signal N), 126 when it cannot be executed, 127 when not found.");
-    const std::string verb = argv.size() > 1 && argv[1].rfind('-', 0) != 0 ? argv[1] : "";
 
     if (argv.size() < 2) return {std::nullopt, "", top.help(), NSFORK_EXIT_FAILED};
-    const bool known = std::any_of(std::begin(tables), std::end(tables),
-                                   [&](const Table& t) { return t.app->get_name() == verb; });
-    if (!verb.empty() && !known) return usage_error("", "unknown command '" + verb + "'");
     // CLI11 wants argv in reverse order, without the program name.
     std::vector<std::string> args(argv.rbegin(), argv.rend() - 1);
     try {
@@ -236,17 +270,12 @@ CommandLine parse_command_line(const std::vector<std::string>& argv) {
     } catch (const CLI::ParseError& e) {
         return usage_error(verb, e.what());
     }
-    for (const Table& t : tables) {
-        if (!t.app->parsed()) continue;
-        if (auto message = t.finish()) return usage_error(verb, *message);
+    for (const auto& [each, table] : tables) {
+        if (!table.app->parsed()) continue;
+        if (auto message = table.finish()) return usage_error(verb, *message);
+        return verb_line(each->take(parsed));
     }
-    if (verb == "run") return verb_line(std::move(run));
-    if (verb == "serve") return verb_line(std::move(serve));
-    if (verb == "list") return verb_line(std::move(list));
-    if (verb == "status") return verb_line(std::move(status));
-    if (verb == "wait") return verb_line(std::move(wait));
-    if (verb == "kill") return verb_line(std::move(kill));
-    return verb_line(std::move(destroy));
+    return usage_error(verb, "no command given"); // require_subcommand(1) has CLI11 say so first
 }
 
 std::vector<std::string> container_env(const RunOptions& o, const std::vector<std::string>& inherited) {
