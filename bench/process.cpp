@@ -144,6 +144,20 @@ Result<ExitStatus> wait_pid(pid_t pid) {
     return WIFSIGNALED(status) ? ExitStatus{0, WTERMSIG(status)} : ExitStatus{WEXITSTATUS(status), 0};
 }
 
+namespace {
+
+// After a posix_spawn at `t0` that returned `rc`: ns until the command was reaped, or why not.
+Result<std::int64_t> reaped_since(std::int64_t t0, int rc, pid_t pid, const Command& cmd) {
+    if (rc != 0) return sys_error(Errc::exec_failed, "cannot start " + cmd.text(), rc);
+    auto status = wait_pid(pid);
+    const std::int64_t t1 = now_ns();
+    if (!status) return std::move(status).error();
+    if (auto ok = expect_success(*status, cmd.text()); !ok) return std::move(ok).error();
+    return t1 - t0;
+}
+
+} // namespace
+
 Result<std::int64_t> time_spawn_wait(const Command& cmd) {
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
@@ -153,12 +167,7 @@ Result<std::int64_t> time_spawn_wait(const Command& cmd) {
     const std::int64_t t0 = now_ns();
     const int rc = ::posix_spawn(&pid, cmd.path(), &fa, nullptr, cmd.argv(), cmd.envp());
     posix_spawn_file_actions_destroy(&fa);
-    if (rc != 0) return sys_error(Errc::exec_failed, "cannot start " + cmd.text(), rc);
-    auto status = wait_pid(pid);
-    const std::int64_t t1 = now_ns();
-    if (!status) return std::move(status).error();
-    if (auto ok = expect_success(*status, cmd.text()); !ok) return std::move(ok).error();
-    return t1 - t0;
+    return reaped_since(t0, rc, pid, cmd);
 }
 
 Result<std::int64_t> time_spawn_wait_on_terminal(const Command& cmd) {
@@ -180,12 +189,7 @@ Result<std::int64_t> time_spawn_wait_on_terminal(const Command& cmd) {
     const int rc = ::posix_spawn(&pid, cmd.path(), &fa, &attr, cmd.argv(), cmd.envp());
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
-    if (rc != 0) return sys_error(Errc::exec_failed, "cannot start " + cmd.text(), rc);
-    auto status = wait_pid(pid);
-    const std::int64_t t1 = now_ns();
-    if (!status) return std::move(status).error();
-    if (auto ok = expect_success(*status, cmd.text()); !ok) return std::move(ok).error();
-    return t1 - t0;
+    return reaped_since(t0, rc, pid, cmd);
 }
 
 Result<std::int64_t> time_posix_spawn(const Command& cmd) {

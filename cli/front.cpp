@@ -133,17 +133,6 @@ struct Terminal {
 
 Terminal g_terminal;
 
-// Stops us as the command stopped (cli/terminal.cpp's stop_self): by the same signal where it
-// would stop us, else by SIGSTOP, so that the shell sees its job stop.
-void stop_self(int signal) {
-    struct sigaction action {};
-    sigset_t blocked;
-    ::sigaction(signal, nullptr, &action);
-    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
-    const bool stops = action.sa_handler == SIG_DFL && !::sigismember(&blocked, signal) &&
-                       (signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU);
-    ::kill(::getpid(), stops ? signal : SIGSTOP);
-}
 
 // A whole small file (a /proc one) into `buf`, NUL-terminated; false if it does not fit.
 bool read_file(const char* path, char* buf, size_t size) {
@@ -584,7 +573,7 @@ bool on_job_event(int channel, bool* stopped) {
     if (event.kind == NSFORK_JOB_STOPPED) {
         g_terminal.take_back();
         *stopped = true;
-        stop_self(event.signal);
+        nsfork_stop_self(event.signal);
     }
     return true;
 }

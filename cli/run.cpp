@@ -229,7 +229,7 @@ void Watch::on_job_event() {
     if ((*ev)->kind != NSFORK_JOB_STOPPED) return;
     if (terminal) terminal->take_back();
     stopped = true;
-    stop_self((*ev)->signal);
+    nsfork_stop_self((*ev)->signal); // launcher/job_control.h
 }
 
 // How a run ended: its status, and the container as --json prints it.

@@ -54,16 +54,6 @@ void ForegroundTerminal::take_back() {
 
 bool ForegroundTerminal::ours() const { return tty_ && ::tcgetpgrp(tty_.get()) == ::getpgrp(); }
 
-void stop_self(int signal) {
-    struct sigaction action {};
-    sigset_t blocked;
-    ::sigaction(signal, nullptr, &action);
-    ::sigprocmask(SIG_BLOCK, nullptr, &blocked);
-    const bool stops = action.sa_handler == SIG_DFL && !::sigismember(&blocked, signal) &&
-                       (signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU);
-    ::kill(::getpid(), stops ? signal : SIGSTOP);
-}
-
 Result<RawMode> RawMode::enter(int fd) {
     termios saved;
     if (::tcgetattr(fd, &saved) < 0) return sys_error(Errc::internal, "cannot read the terminal's mode", errno);

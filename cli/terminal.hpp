@@ -46,10 +46,6 @@ private:
     bool command_has_it_ = false; // not after the shell's `bg`: the shell has it then
 };
 
-// Stops this process with `signal` (SIGTSTP, SIGTTIN, ...), as the command was stopped, so that
-// our shell sees its job stop; SIGSTOP when `signal` could not stop us (ignored or blocked here).
-void stop_self(int signal);
-
 // The terminal `fd` in raw mode for the object's lifetime (cfmakeraw; restored as it was).
 class RawMode {
 public:

@@ -13,7 +13,9 @@
 #ifndef NSFORK_JOB_CONTROL_H
 #define NSFORK_JOB_CONTROL_H
 
+#include <signal.h>
 #include <stdint.h>
+#include <unistd.h>
 
 enum nsfork_job_kind { NSFORK_JOB_STOPPED = 1, NSFORK_JOB_CONTINUE = 2, NSFORK_JOB_CONTINUE_BACKGROUND = 3 };
 
@@ -21,5 +23,19 @@ struct nsfork_job_event {
     int32_t kind;   /* enum nsfork_job_kind */
     int32_t signal; /* NSFORK_JOB_STOPPED: the stop signal; else 0 */
 };
+
+/* The launcher stops as the command stopped: by the same signal where it would stop the launcher
+ * (at its default disposition, not blocked, a job-control stop), else by SIGSTOP, so that the
+ * shell sees its job stop. */
+static inline void nsfork_stop_self(int signal) {
+    struct sigaction action;
+    sigset_t blocked;
+    int stops;
+    sigaction(signal, NULL, &action);
+    sigprocmask(SIG_BLOCK, NULL, &blocked);
+    stops = action.sa_handler == SIG_DFL && !sigismember(&blocked, signal) &&
+            (signal == SIGTSTP || signal == SIGTTIN || signal == SIGTTOU);
+    kill(getpid(), stops ? signal : SIGSTOP);
+}
 
 #endif
