@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -122,6 +123,38 @@ ino_t pid_namespace_inode(pid_t pid) {
     unsigned long long inode = 0;
     if (std::sscanf(link, "pid:[%llu]", &inode) != 1) return 0;
     return static_cast<ino_t>(inode);
+}
+
+std::string cgroup2_path_of(int pidfd, int mount_fd, std::string_view mount) {
+    // struct pidfd_info as Linux 6.13 has it (linux/pidfd.h): later kernels take this size too.
+    struct Info {
+        std::uint64_t mask, cgroupid;
+        std::uint32_t pid, tgid, ppid, ruid, rgid, euid, egid, suid, sgid, fsuid, fsgid;
+        std::int32_t exit_code;
+    };
+    static_assert(sizeof(Info) == 64); // PIDFD_INFO_SIZE_VER0
+    constexpr std::uint64_t kCgroupId = 1u << 2, kExit = 1u << 3; // PIDFD_INFO_CGROUPID, _EXIT
+    constexpr unsigned long kGetInfo = _IOWR(0xFF, 11, Info); // PIDFD_GET_INFO
+    Info info{};
+    info.mask = kCgroupId | kExit;
+    if (::ioctl(pidfd, kGetInfo, &info) < 0 || !(info.mask & kCgroupId)) return "";
+    // A cgroup's file handle is its kernfs id (FILEID_KERNFS).
+    alignas(file_handle) unsigned char by_id[sizeof(file_handle) + sizeof info.cgroupid]{};
+    auto* handle = reinterpret_cast<file_handle*>(by_id);
+    handle->handle_bytes = sizeof info.cgroupid;
+    handle->handle_type = 0xfe;
+    std::memcpy(handle->f_handle, &info.cgroupid, sizeof info.cgroupid);
+    const int dir = ::open_by_handle_at(mount_fd, handle, O_PATH | O_CLOEXEC);
+    if (dir < 0) return "";
+    char link[32], path[4096];
+    std::snprintf(link, sizeof link, "/proc/self/fd/%d", dir);
+    const ssize_t n = ::readlink(link, path, sizeof path);
+    ::close(dir);
+    if (n <= 0 || static_cast<std::size_t>(n) >= sizeof path) return "";
+    const std::string_view full(path, static_cast<std::size_t>(n));
+    if (!full.starts_with(mount)) return "";
+    const std::string_view inside = full.substr(mount.size());
+    return inside.empty() ? "/" : std::string(inside);
 }
 
 ino_t pid_namespace_inode(pid_t pid, int pidfd) {

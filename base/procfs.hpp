@@ -38,6 +38,13 @@ std::string cgroup2_mount();
 // line of its cgroup file; "" when it cannot be read.
 std::string cgroup2_path(pid_t pid = 0);
 
+// The cgroup v2 path, relative to the mount, of the cgroup the process of `pidfd` is in, or was
+// in when it ended: its id from PIDFD_GET_INFO (Linux 6.13; a reaped process's too since 6.15),
+// opened by handle below `mount_fd` (the cgroup2 mount, opened not O_PATH; its path is `mount`).
+// Needs CAP_DAC_READ_SEARCH. "" when the kernel cannot say: an older one, no such privilege, the
+// cgroup removed since.
+std::string cgroup2_path_of(int pidfd, int mount_fd, std::string_view mount);
+
 // The cgroup2 path of the "0::" line of a /proc/PID/cgroup text; "" when there is none.
 std::string cgroup2_path_in(std::string_view cgroup_file);
 

@@ -6,6 +6,7 @@
 #include "protocol/framing.hpp"
 #include "protocol/messages.hpp"
 
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
@@ -28,8 +29,10 @@ using boost::system::error_code;
 
 PeerPolicy::PeerPolicy(ino_t own_pidns, const std::string& cgroup_root) : own_pidns_(own_pidns), own_uid_(::geteuid()) {
     if (cgroup_root.empty()) return;
-    const std::string mount = procfs::cgroup2_mount();
-    if (cgroup_root.compare(0, mount.size(), mount) == 0) root_prefix_ = cgroup_root.substr(mount.size()) + "/";
+    mount_ = procfs::cgroup2_mount();
+    if (cgroup_root.compare(0, mount_.size(), mount_) != 0) return;
+    root_prefix_ = cgroup_root.substr(mount_.size()) + "/";
+    mount_fd_.reset(::open(mount_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
 }
 
 std::string PeerPolicy::refuse(int fd) const {
@@ -42,17 +45,23 @@ std::string PeerPolicy::refuse(int fd) const {
     // containers' cgroups (a container that shares our namespace).
     if (cred.pid == 0) return {};
     // The pid is the peer's as it connected; by now it may be another process's. While the peer
-    // lives, its pidfd (Linux 6.5) pins it, and its namespace is read through that. A peer gone
-    // already (a client that sent its request and died: the request is still served), a kernel
-    // without SO_PEERPIDFD, or a server out of fds is judged by pid, as before.
+    // lives, its pidfd (Linux 6.5) pins it, and its namespace is read through that. Its cgroup
+    // comes through the pidfd too, also when it is gone already (Linux 6.15: a process in a
+    // container that connects, sends and exits is still known to be one). A peer gone already (a
+    // client that sent its request and died: the request is still served), a kernel without
+    // SO_PEERPIDFD, or a server out of fds is judged by pid otherwise, as before.
     int raw = -1;
     socklen_t raw_len = sizeof raw;
     const UniqueFd peer(::getsockopt(fd, SOL_SOCKET, SO_PEERPIDFD, &raw, &raw_len) == 0 ? raw : -1);
     const ino_t ns = peer ? procfs::pid_namespace_inode(cred.pid, peer.get()) : procfs::pid_namespace_inode(cred.pid);
     if (ns != 0 && ns != own_pidns_)
         return fmt::format("pid {} is inside a container of this server (another pid namespace)", cred.pid);
-    if (!root_prefix_.empty() && procfs::cgroup2_path(cred.pid).starts_with(root_prefix_))
-        return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
+    if (!root_prefix_.empty()) {
+        std::string cgroup = peer && mount_fd_ ? procfs::cgroup2_path_of(peer.get(), mount_fd_.get(), mount_) : "";
+        if (cgroup.empty()) cgroup = procfs::cgroup2_path(cred.pid);
+        if (cgroup.starts_with(root_prefix_))
+            return fmt::format("pid {} is inside a container of this server (its cgroup)", cred.pid);
+    }
     return {};
 }
 

@@ -33,6 +33,8 @@ public:
 private:
     ino_t own_pidns_;
     uid_t own_uid_;
+    std::string mount_;       // the cgroup2 mount, with a root
+    UniqueFd mount_fd_;       //   (a peer's cgroup is opened by id below it)
     std::string root_prefix_; // the root relative to the cgroup2 mount, with a trailing '/'
 };
 

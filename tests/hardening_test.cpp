@@ -6,6 +6,9 @@
 #include "launcher/cgroup.hpp"
 #include "base/pidfd.hpp"
 #include "protocol/messages.hpp"
+#include "base/unix_socket.hpp"
+#include "server/listener.hpp"
+#include "testing/temp_dir.hpp"
 
 #include <catch2/catch.hpp>
 #include <dirent.h>
@@ -477,4 +480,69 @@ TEST_CASE("hardening: a process inside cannot use the server's socket") {
     Client client = server.connect();
     auto r = run(client, {bin("nsfork"), "list", "--socket", server.socket()});
     CHECK(r.status != ExitStatus{0, 0});
+}
+
+TEST_CASE("hardening: a peer in a container's cgroup is refused, also when it exits before the server checks it") {
+    // Such a peer may share the server's pid namespace (a container that shares it): its cgroup
+    // is what gives it away. Read by pid, the cgroup of a peer gone by the check was nobody's,
+    // and its request was served; through its pidfd it is the one it had.
+    require_root();
+    const std::string mount = procfs::cgroup2_mount();
+    REQUIRE_FALSE(mount.empty());
+    struct Cgroups { // a server's cgroup root of our own, and a container's leaf below it
+        std::string root, leaf;
+        ~Cgroups() {
+            ::rmdir(leaf.c_str());
+            ::rmdir(root.c_str());
+        }
+    } cg{mount + "/nsfork-peer-test-" + std::to_string(::getpid()), ""};
+    cg.leaf = cg.root + "/leaf";
+    REQUIRE(::mkdir(cg.root.c_str(), 0755) == 0);
+    REQUIRE(::mkdir(cg.leaf.c_str(), 0755) == 0);
+    const PeerPolicy policy(procfs::pid_namespace_inode(0), cg.root);
+
+    const testing::TempDir dir = MUST(testing::TempDir::create("peer"));
+    const std::string path = dir.path() + "/s.sock";
+    UniqueFd listening(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+    const auto addr = MUST(unix_address(path));
+    REQUIRE(::bind(listening.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(::listen(listening.get(), 4) == 0);
+
+    for (const bool gone : {false, true}) {
+        INFO((gone ? "the peer exited and was reaped before the check" : "the peer lives"));
+        Pipe connected, release;
+        const pid_t child = ::fork();
+        REQUIRE(child >= 0);
+        if (child == 0) {
+            release.write.reset();
+            connected.read.reset();
+            const int procs = ::open((cg.leaf + "/cgroup.procs").c_str(), O_WRONLY | O_CLOEXEC);
+            if (procs < 0 || ::write(procs, "0", 1) != 1) _exit(1);
+            auto fd = detail::connect_socket(path);
+            if (!fd || ::write(connected.write.get(), "c", 1) != 1) _exit(1);
+            char c;
+            (void)!::read(release.read.get(), &c, 1); // EOF once the test let go of it
+            _exit(0);
+        }
+        connected.write.reset();
+        release.read.reset();
+        char c = 0;
+        REQUIRE(::read(connected.read.get(), &c, 1) == 1);
+        if (gone) {
+            release.write.reset();
+            REQUIRE(::waitpid(child, nullptr, 0) == child);
+        }
+        UniqueFd peer(::accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC));
+        REQUIRE(peer);
+        CHECK(policy.refuse(peer.get()).find("inside a container of this server (its cgroup)") != std::string::npos);
+        if (!gone) {
+            release.write.reset();
+            REQUIRE(::waitpid(child, nullptr, 0) == child);
+        }
+    }
+    // Our own process, outside the root, may connect.
+    UniqueFd own = MUST(detail::connect_socket(path));
+    UniqueFd accepted(::accept4(listening.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    REQUIRE(accepted);
+    CHECK(policy.refuse(accepted.get()).empty());
 }
