@@ -22,11 +22,11 @@
 //   DestroyReply says the container is gone (from an older server: Wait, then Destroy).
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment): any
-// other verb or option, --help, socket activation, a
-// command too large for one datagram, a user namespace it cannot make. So does any failure
-// before the command was exec'd, once what it started is gone: nothing of the command has run,
-// and the full program does it all again and says what went wrong in the words it always has
-// (without root, from inside the user namespace made by then, in which it is root).
+// other verb or option, --help, socket activation, a command too large for one datagram, a user
+// namespace it cannot make. So does any failure before the command was exec'd, once what it
+// started is gone: nothing of the command has run, and the full program does it all again and
+// says what went wrong in the words it always has (without root, from inside the user namespace
+// made by then, in which it is root).
 #include "base/exit_codes.h"
 #include "base/syscalls.hpp"
 #include "cli/forwarded_signals.h"
@@ -132,7 +132,6 @@ struct Terminal {
 };
 
 Terminal g_terminal;
-
 
 // A whole small file (a /proc one) into `buf`, NUL-terminated; false if it does not fit.
 bool read_file(const char* path, char* buf, size_t size) {
@@ -558,8 +557,6 @@ struct OwnSignals {
     }
 };
 
-// Without a server, after the launch: signals forwarded to pid 1 (the shim passes them on to the
-// command) until it ends; its status, once the leaf is gone, is our exit code.
 // With job control (the command has our terminal's foreground): the shim says on the channel when
 // the command stopped; we take the terminal back and stop too, so that the shell sees its job
 // stop. Continued (`fg` or `bg`), we tell the shim, which continues the command, in the
@@ -589,6 +586,9 @@ bool on_continued(int channel, bool* stopped) {
     return true;
 }
 
+// Without a server, after the launch: signals forwarded to pid 1 (the shim passes them on to the
+// command), and job events with it on a terminal, until it ends; its status, once the leaf is
+// gone, is our exit code.
 int watch_local(Launch& l, int sigfd) {
     int channel = l.channel;
     if (g_terminal.tty < 0) {
