@@ -249,7 +249,6 @@ int make_symlink(State& s, const Step& step) noexcept {
     return 0;
 }
 
-// Waits for the runtime to run the createRuntime hooks.
 // Waits for the runtime's kGo on the report socket.
 int await_go(const Plan& plan) noexcept {
     char go = 0;
@@ -264,6 +263,7 @@ int await_go(const Plan& plan) noexcept {
     return 0;
 }
 
+// Waits for the runtime to run the createRuntime hooks.
 int hooks(const Plan& plan) noexcept {
     const Report r{ReportKind::hooks, 0, 0};
     if (::send(plan.report, &r, sizeof r, MSG_NOSIGNAL) < 0) return -1;
