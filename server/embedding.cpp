@@ -81,6 +81,14 @@ Result<void> Server::start(UniqueFd initial) {
                       [this] { maybe_stop(); });
         pool_->start();
     }
+    // Before the socket listens: a SIGTERM sent once a client could connect (a service manager's
+    // stop, a test's) must find the handler, not the default action, which would leave the
+    // cgroup tree and the containers behind. Delivered from io_.run() on, as shutdown().
+    signals_.add(SIGINT);
+    signals_.add(SIGTERM);
+    signals_.async_wait([this](error_code ec, int sig) {
+        if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
+    });
     if (activated || !opts_.socket_path.empty()) {
         listener_.emplace(io_, PeerPolicy(host_.own_pidns_ino, root_path),
                           [this](UniqueFd fd) { add_connection(std::move(fd)); });
@@ -89,12 +97,6 @@ Result<void> Server::start(UniqueFd initial) {
     }
     if (initial) add_connection(std::move(initial));
     spare_leaves_soon();
-
-    signals_.add(SIGINT);
-    signals_.add(SIGTERM);
-    signals_.async_wait([this](error_code ec, int sig) {
-        if (!ec) shutdown(sig == SIGINT ? "SIGINT" : "SIGTERM");
-    });
     spdlog::debug("server {} ready, shim {}", ::getpid(), host_.shim);
     return {};
 }

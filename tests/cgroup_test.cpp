@@ -383,9 +383,10 @@ TEST_CASE("cgroup: a starting server removes the tree of a SIGKILLed server, sub
     CHECK(WTERMSIG(status) == SIGKILL);
     CHECK_THAT(read_file(log), Catch::Contains("removed the cgroup tree of dead server " + std::to_string(dead) +
                                                ": " + dead_tree + " (its processes killed)"));
-    CHECK(exists(tree_in(dir->path(), next.pid())));
+    const pid_t next_pid = next.pid(); // (stop() forgets it)
+    CHECK(exists(tree_in(dir->path(), next_pid)));
     CHECK(next.stop() == ExitStatus{0, 0});
-    CHECK_FALSE(exists(tree_in(dir->path(), next.pid())));
+    CHECK_FALSE(exists(tree_in(dir->path(), next_pid)));
 }
 
 TEST_CASE("cgroup: a starting server leaves a live server's tree alone, and judges unmarked and foreign trees by their owner") {
@@ -466,9 +467,10 @@ TEST_CASE("cgroup: with --cgroup-root, a server's tree is its own below it, and 
     Client client = next.connect();
     const RunResult r = run(client, {"sh", "-c", "sed -n 's/^0:://p' /proc/self/cgroup"});
     CHECK(r.status == ExitStatus{0, 0});
+    const pid_t next_pid = next.pid(); // (stop() forgets it)
     CHECK_THAT(r.out, Catch::StartsWith(root->path().substr(procfs::cgroup2_mount().size()) + "/nsfork-" +
-                                        std::to_string(next.pid()) + "/c"));
+                                        std::to_string(next_pid) + "/c"));
     CHECK(next.stop() == ExitStatus{0, 0});
-    CHECK_FALSE(exists(root->path() + "/nsfork-" + std::to_string(next.pid())));
+    CHECK_FALSE(exists(root->path() + "/nsfork-" + std::to_string(next_pid)));
     CHECK(exists(root->path())); // the operator's
 }
