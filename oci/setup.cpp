@@ -59,7 +59,8 @@ Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgrou
 // Follows the child's reports until it is ready (create) or has exec'd (exec: the report socket
 // closes on exec). A failed step becomes an error naming it.
 Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, bool until_ready,
-                                const std::function<Result<void>(pid_t)>* create_runtime) {
+                                const std::function<Result<void>(pid_t)>* create_runtime,
+                                const std::function<Result<void>(pid_t)>* resumed) {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         return sys_error(Errc::internal, "socketpair", errno);
@@ -96,6 +97,8 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
                 if (auto ok = (*create_runtime)(p.pid); !ok) return abandon(p, std::move(ok).error());
             if (::send(ours.get(), &child::kGo, 1, MSG_NOSIGNAL) < 0)
                 return abandon(p, sys_error(Errc::launch_failed, "resume the container's process after the hooks", errno));
+            if (resumed && *resumed)
+                if (auto ok = (*resumed)(p.pid); !ok) return abandon(p, std::move(ok).error());
             break;
         }
         case child::ReportKind::ready:
@@ -120,7 +123,7 @@ Result<ContainerProcess> create_process(const CreateRequest& request) {
     if (!request.spec || request.holder_pidfd < 0) return Error{Errc::bad_request, "create_process: no spec or no holder"};
     auto plan = plan_create(request);
     if (!plan) return std::move(plan).error();
-    return follow(**plan, request.holder_pidfd, request.cgroup_leaf, true, &request.create_runtime);
+    return follow(**plan, request.holder_pidfd, request.cgroup_leaf, true, &request.create_runtime, &request.resumed);
 }
 
 Result<void> start_process(ContainerProcess& p) {
@@ -150,7 +153,7 @@ Result<ContainerProcess> exec_process(const ExecRequest& request) {
     if (pid_of_pidfd(request.target_pidfd) != target) return Error{Errc::invalid_state, "the container's process has exited"};
     auto plan = plan_exec(request, std::move(root));
     if (!plan) return std::move(plan).error();
-    return follow(**plan, request.target_pidfd, request.cgroup_leaf, false, nullptr);
+    return follow(**plan, request.target_pidfd, request.cgroup_leaf, false, nullptr, nullptr);
 }
 
 } // namespace nsfork::oci

@@ -146,12 +146,25 @@ std::optional<StatusSnapshot> Client::peek(const ContainerInfo& info) {
     return snapshot;
 }
 
-Result<Container> Client::launch(const LaunchOptions& o) {
+Result<std::uint32_t> Client::send_launch(const LaunchOptions& o) {
     auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     auto fds = write_launch(fbb, seq, o);
     if (!fds) return std::move(fds).error();
-    return call(fbb, seq, *fds, [&](Reply& r) { return read_launch_reply(r, o.tty, o.hold); });
+    if (auto sent = send(fbb, seq, *fds); !sent) return std::move(sent).error();
+    return seq;
+}
+
+Result<Container> Client::receive_launch(std::uint32_t seq, const LaunchOptions& o) {
+    auto reply = receive(seq);
+    if (!reply) return std::move(reply).error();
+    return read_launch_reply(*reply, o.tty, o.hold);
+}
+
+Result<Container> Client::launch(const LaunchOptions& o) {
+    auto seq = send_launch(o);
+    if (!seq) return std::move(seq).error();
+    return receive_launch(*seq, o);
 }
 
 Result<Container> Client::attach(const std::string& id) {
@@ -161,12 +174,25 @@ Result<Container> Client::attach(const std::string& id) {
     return call(fbb, seq, {}, read_attach_reply);
 }
 
-Result<void> Client::adopt(const std::string& id, int pidfd) {
+Result<std::uint32_t> Client::send_adopt(const std::string& id, int pidfd) {
     auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_adopt(fbb, seq, id);
     const int fds[] = {pidfd};
-    return call(fbb, seq, fds, read_adopt_reply);
+    if (auto sent = send(fbb, seq, fds); !sent) return std::move(sent).error();
+    return seq;
+}
+
+Result<void> Client::receive_adopt(std::uint32_t seq) {
+    auto reply = receive(seq);
+    if (!reply) return std::move(reply).error();
+    return read_adopt_reply(*reply);
+}
+
+Result<void> Client::adopt(const std::string& id, int pidfd) {
+    auto seq = send_adopt(id, pidfd);
+    if (!seq) return std::move(seq).error();
+    return receive_adopt(*seq);
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {

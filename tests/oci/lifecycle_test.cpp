@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <memory>
 #include <sstream>
 
 namespace fs = std::filesystem;
@@ -226,6 +227,60 @@ TEST_CASE("nsfork-oci: the pid file holds bare digits, the container's process's
     CHECK(std::all_of(text.begin(), text.end(), [](char ch) { return ch >= '0' && ch <= '9'; }));
     CHECK(rt.state(id)["pid"] == std::stoi(text));
     delete_live(rt, {id}, {std::stoi(text)}); // created: deleted without --force, as runc
+}
+
+TEST_CASE("nsfork-oci: a create that fails once the server adopted its process (the pid file unwritable) leaves nothing") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    b.write();
+    const std::string id = rt.new_id();
+    Outcome o = rt({"create", "--bundle", b.path(), "--pid-file", "/nonexistent-dir/pid", id});
+    INFO(o.err);
+    CHECK(o.code == 1);
+    CHECK(o.err.find("/nonexistent-dir/pid") != std::string::npos);
+    // The adopted container no longer ended with the runtime's connection: it was destroyed.
+    nothing_left(s, rt, id);
+}
+
+TEST_CASE("nsfork-oci: creates of one id at once: one makes it, the others say it exists, and nothing of theirs is left") {
+    Suite s;
+    Runtime& rt = s.nsfork_oci();
+    Bundle b({"sleep", "100"});
+    b.write();
+    const std::string id = rt.new_id();
+    TempDir tmp;
+    constexpr int kRuntimes = 4;
+    std::vector<pid_t> runtimes;
+    std::vector<std::unique_ptr<Capture>> captures;
+    for (int i = 0; i < kRuntimes; ++i) {
+        captures.push_back(std::make_unique<Capture>());
+        runtimes.push_back(MUST(nsfork::testing::spawn(
+            {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--root", rt.root(), "create",
+             "--bundle", b.path(), "--pid-file", tmp.path() + "/pid" + std::to_string(i), id},
+            captures.back()->out_fd(), captures.back()->err_fd())));
+    }
+    int made = 0;
+    for (int i = 0; i < kRuntimes; ++i) {
+        int status = 0;
+        REQUIRE(::waitpid(runtimes[i], &status, 0) == runtimes[i]);
+        REQUIRE(WIFEXITED(status));
+        INFO(captures[i]->err());
+        if (WEXITSTATUS(status) == 0) {
+            ++made;
+        } else {
+            CHECK(WEXITSTATUS(status) == 1);
+            CHECK(captures[i]->err().find("container with id " + id + " already exists") != std::string::npos);
+        }
+    }
+    CHECK(made == 1);
+    CHECK(state_dirs(rt) == std::vector<std::string>{id});
+    // The losers' server containers (any launched before their mkdir lost) ended with their connections.
+    CHECK(nsfork::testing::eventually([&] { return server_containers(s) == 1; }));
+    CHECK(rt.status(id) == "created");
+    const pid_t pid = rt.state(id)["pid"];
+    delete_live(rt, {id}, {pid});
+    nothing_left(s, rt, id);
 }
 
 TEST_CASE("nsfork-oci: the device rules hold without a v1 devices cgroup: a node they do not allow cannot be opened") {
