@@ -218,19 +218,21 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     for (const UniqueFd& ns : holder->namespaces()) request.made_namespaces.push_back(ns.get());
     request.io = io->io;
     // Written after the hooks, as runc's (a runtime killed in them leaves no container), while
-    // the process pivots into its root.
+    // the process pivots into its root (without hooks: while it makes its mounts).
     request.resumed = [&](pid_t pid) -> Result<void> {
         state.pid = pid;
         if (auto stat = process_stat(pid)) state.start_time = stat->start_time;
         if (holder->cgroup() >= 0) state.cgroup_leaf = leaf_of(holder->cgroup(), pid);
         return dir->write(state);
     };
-    request.create_runtime = [&](pid_t pid) -> Result<void> {
-        state.pid = pid;
-        const std::string hook_state = hook_state_json(state, Status::creating);
-        if (auto r = run_hooks(spec->hooks.prestart, "prestart", hook_state); !r) return r;
-        return run_hooks(spec->hooks.create_runtime, "createRuntime", hook_state);
-    };
+    // The process stops for them only when there are some (each stop is a round trip with it).
+    if (!spec->hooks.prestart.empty() || !spec->hooks.create_runtime.empty())
+        request.create_runtime = [&](pid_t pid) -> Result<void> {
+            state.pid = pid;
+            const std::string hook_state = hook_state_json(state, Status::creating);
+            if (auto r = run_hooks(spec->hooks.prestart, "prestart", hook_state); !r) return r;
+            return run_hooks(spec->hooks.create_runtime, "createRuntime", hook_state);
+        };
     auto process = create_process(request);
     if (!process) return std::move(process).error();
     // By pid: our child, unreaped, so the pid is still its own (the pidfd is closed by then).

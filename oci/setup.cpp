@@ -71,6 +71,9 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
     if (!cloned) return cloned;
     ContainerProcess p = std::move(*cloned);
     theirs.reset();
+    // Without a hooks step it goes on from the clone at once.
+    if (!(create_runtime && *create_runtime) && resumed && *resumed)
+        if (auto ok = (*resumed)(p.pid); !ok) return abandon(p, std::move(ok).error());
     for (;;) {
         child::Report r{};
         ssize_t n;

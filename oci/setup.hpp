@@ -46,11 +46,12 @@ struct CreateRequest {
                                          // joined where config.json asks for a new one of their type
     ProcessIo io;
     // Runs in the runtime when the process has its namespaces and mounts but has not yet pivoted
-    // (runtime-spec's prestart and createRuntime hooks); its error fails the create.
+    // (runtime-spec's prestart and createRuntime hooks); its error fails the create. Unset: the
+    // process does not stop there.
     std::function<Result<void>(pid_t pid)> create_runtime;
     // Runs in the runtime once the process went on from the hooks (to its pivot_root, masked
-    // paths and capabilities, ~0.5 ms): the runtime's own work that needs neither overlaps with
-    // that. Its error fails the create.
+    // paths and capabilities, ~0.5 ms), or right after the clone without hooks: the runtime's
+    // own work that needs neither overlaps with the process's set-up. Its error fails the create.
     std::function<Result<void>(pid_t pid)> resumed;
 };
 
