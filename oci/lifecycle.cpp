@@ -141,7 +141,6 @@ enum class StartBy { fifo, runtime };
 // adopted by the server. On failure nothing is left: no state, process, cgroup, or server
 // container (which is tied to our connection until adopted).
 Result<Created> create_container(const Context& ctx, const CreateOptions& o, StartBy start_by, bool destroy_on_exit = false) {
-    if (auto free = StateDir::check_free(ctx.global.root, o.id); !free) return std::move(free).error();
     std::filesystem::path bundle_path = std::filesystem::absolute(o.bundle).lexically_normal();
     if (!bundle_path.has_filename() && bundle_path.has_parent_path()) bundle_path = bundle_path.parent_path(); // "b/"
     const std::string bundle = bundle_path.string();
@@ -151,21 +150,24 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     auto cgroups_path = cgroups_path_for(spec->cgroups_path, o.id, ctx.global.systemd_cgroup);
     if (!cgroups_path) return std::move(cgroups_path).error();
 
+    // The state directory is the id's lock, taken before anything is asked of the server: two
+    // creates of one id at once would otherwise both launch, and the server name both leaves
+    // after the id.
     auto server = connect_server(ctx.global.server_socket);
     if (!server) return std::move(server).error();
-    UniqueFd pidns;
-    auto launch = hold_launch(*spec, o.id, *cgroups_path, pidns);
-    if (!launch) return std::move(launch).error();
-    launch->destroy_on_exit = destroy_on_exit;
-    // The server makes the container while we make its state directory (a mkdir and a file
-    // written are ~0.2 ms each on these VMs' ext4). Until the process is adopted, the server's
-    // container ends with our connection: a failure here leaves it nothing to keep.
-    auto sent = server->send_launch(*launch);
     auto dir = StateDir::make(ctx.global.root, o.id);
     if (!dir) return std::move(dir).error();
     bool adopting = false; // the Adopt sent
     Undo undo;
     undo.add([&dir] { (void)dir->remove(); });
+    UniqueFd pidns;
+    auto launch = hold_launch(*spec, o.id, *cgroups_path, pidns);
+    if (!launch) return std::move(launch).error();
+    launch->destroy_on_exit = destroy_on_exit;
+    // The server makes the container while we save config.json (a file written on these VMs'
+    // ext4 is ~0.1-0.2 ms). Until the process is adopted, the server's container ends with our
+    // connection: a failure here leaves it nothing to keep.
+    auto sent = server->send_launch(*launch);
     if (auto saved = write_file_atomically(dir->config(), config, 0600); !saved) return std::move(saved).error();
     auto holder = finish_hold(*server, *launch, std::move(sent));
     if (!holder) return std::move(holder).error();

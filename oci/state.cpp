@@ -157,17 +157,6 @@ std::string rfc3339_now() {
     return buf;
 }
 
-namespace {
-Error id_in_use(const std::string& id) { return Error{Errc::duplicate_id, "container with id " + id + " already exists"}; }
-} // namespace
-
-Result<void> StateDir::check_free(const std::string& root, const std::string& id) {
-    if (auto valid = validate_container_id(id); !valid) return valid;
-    struct stat st;
-    if (::lstat((root + "/" + id).c_str(), &st) == 0) return id_in_use(id);
-    return {};
-}
-
 Result<StateDir> StateDir::make(const std::string& root, const std::string& id) {
     if (auto valid = validate_container_id(id); !valid) return std::move(valid).error();
     std::error_code ec;
@@ -175,7 +164,7 @@ Result<StateDir> StateDir::make(const std::string& root, const std::string& id) 
     if (ec) return sys_error(Errc::internal, "cannot make the state root " + root, ec.value());
     const std::string path = root + "/" + id;
     if (::mkdir(path.c_str(), 0700) < 0) {
-        if (errno == EEXIST) return id_in_use(id);
+        if (errno == EEXIST) return Error{Errc::duplicate_id, "container with id " + id + " already exists"};
         return sys_error(Errc::internal, "cannot make " + path, errno);
     }
     return StateDir(path, id);

@@ -64,9 +64,6 @@ class StateDir {
 public:
     // Makes it (and ROOT, 0700); fails if a container of that id exists.
     static Result<StateDir> make(const std::string& root, const std::string& id);
-    // make()'s refusals ahead of it (an invalid id, one in use), for a create that starts work
-    // elsewhere before it makes the directory (which still decides a race).
-    static Result<void> check_free(const std::string& root, const std::string& id);
     // The existing one; "container ID does not exist" otherwise.
     static Result<StateDir> open(const std::string& root, const std::string& id);
 

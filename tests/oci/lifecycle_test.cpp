@@ -250,7 +250,7 @@ TEST_CASE("nsfork-oci: creates of one id at once: one makes it, the others say i
     b.write();
     const std::string id = rt.new_id();
     TempDir tmp;
-    constexpr int kRuntimes = 4;
+    constexpr int kRuntimes = 8;
     std::vector<pid_t> runtimes;
     std::vector<std::unique_ptr<Capture>> captures;
     for (int i = 0; i < kRuntimes; ++i) {
