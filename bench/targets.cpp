@@ -229,12 +229,13 @@ std::vector<Target> judge_targets(const Report& r) {
         const Figure* f = r.find("oci", "busybox /bin/true bundle (runc spec's config), `run`: spawn until reaped",
                                  "nsfork-oci run");
         const std::string why = "what is left is two glibc programs' start-up (nsfork-oci's, a static PIE that makes "
-                                "one verb's options, and the container's /bin/true: each ~1 ms here, ~100 CPUID "
-                                "instructions that exit to the hypervisor), the state directory on this VM's ext4 "
-                                "(mkdir, two files, rmdir: ~0.2 ms each), and the container's own mounts, "
-                                "pivot_root and capabilities, which its process makes itself after taking a warm "
-                                "namespace, a loaded device program and namespaces made ahead (bench/README.md, "
-                                "the oci scenario).";
+                                "one verb's options, and the container's /bin/true: each ~1.1 ms here, ~100 CPUID "
+                                "instructions that exit to the hypervisor at 11 us each), the state directory's "
+                                "mkdir and rmdir on this VM's ext4 (~0.1-0.3 ms each; its files are written while "
+                                "the server and the process work), the container's own mounts, pivot_root and "
+                                "capabilities, which its process makes itself after taking a warm namespace, a "
+                                "loaded device program and namespaces made ahead, and the namespaces' teardown "
+                                "at its end (bench/README.md, the oci scenario).";
         if (auto x = f ? ratio(*f, "crun run") : std::nullopt)
             out.push_back(judge(goal, *x, 0.5, true, fmt::format("{:.2f}x crun", *x), why));
         else if (auto y = f ? ratio(*f, "runc run") : std::nullopt)
