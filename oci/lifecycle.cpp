@@ -169,6 +169,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     // connection: a failure here leaves it nothing to keep.
     auto sent = server->send_launch(*launch);
     if (auto saved = write_file_atomically(dir->config(), config, 0600); !saved) return std::move(saved).error();
+    std::string created_at = rfc3339_now(); // (glibc reads /etc/localtime the first time: meanwhile too)
     auto holder = finish_hold(*server, *launch, std::move(sent));
     if (!holder) return std::move(holder).error();
     ctx.log.debug("the server holds container " + o.id + " as " + holder->id());
@@ -206,7 +207,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     state.cgroups_path = *cgroups_path;
     state.controllers = controllers->paths();
     state.annotations = spec->annotations;
-    state.created = rfc3339_now();
+    state.created = std::move(created_at);
     state.poststart = spec->hooks.poststart;
     state.poststop = spec->hooks.poststop;
 
