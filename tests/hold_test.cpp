@@ -189,6 +189,32 @@ TEST_CASE("hold: a hold container not yet adopted goes with the connection that 
     destroy_reaping(server, "kept", {&kept});
 }
 
+TEST_CASE("hold: a Launch and an Adopt sent ahead are answered when asked for, other replies read in between") {
+    require_root();
+    ServerProcess server;
+    Client client = server.connect();
+    LaunchOptions o = held();
+    o.id = "ahead";
+    const std::uint32_t launch = MUST(client.send_launch(o));
+    // Asked after the Launch, answered after it: the client keeps the Launch's reply meanwhile.
+    CHECK(listed(client, "ahead"));
+    Container ct = MUST(client.receive_launch(launch, o));
+    CHECK(ct.info().held);
+    REQUIRE(ct.cgroup() >= 0);
+    Pipe ready;
+    Forked main = fork_into(ct, {probe(), "sleep"}, ready.write.get());
+    ready.write.reset();
+    CHECK(read_line(ready.read.get()) == "ready");
+    const std::uint32_t adopt = MUST(client.send_adopt("ahead", main.pidfd.get()));
+    CHECK(listed(client, "ahead"));
+    MUST(client.receive_adopt(adopt));
+    // Adopted: a Kill is its main process's.
+    MUST(client.kill("ahead", SIGTERM));
+    CHECK(main.reap_now().signal == SIGTERM);
+    CHECK(MUST(client.wait("ahead")).signal == SIGKILL);
+    MUST(client.destroy("ahead"));
+}
+
 TEST_CASE("hold: destroy kills every process of a hold container and removes its leaf") {
     require_root();
     ServerProcess server;
