@@ -150,14 +150,14 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     auto cgroups_path = cgroups_path_for(spec->cgroups_path, o.id, ctx.global.systemd_cgroup);
     if (!cgroups_path) return std::move(cgroups_path).error();
 
+    auto server = connect_server(ctx.global.server_socket);
+    if (!server) return std::move(server).error();
     // The state directory is the id's lock, taken before anything is asked of the server: two
     // creates of one id at once would otherwise both launch, and the server name both leaves
     // after the id.
-    auto server = connect_server(ctx.global.server_socket);
-    if (!server) return std::move(server).error();
     auto dir = StateDir::make(ctx.global.root, o.id);
     if (!dir) return std::move(dir).error();
-    bool adopting = false; // the Adopt sent
+    bool adopting = false; // the Adopt asked for
     Undo undo;
     undo.add([&dir] { (void)dir->remove(); });
     UniqueFd pidns;
@@ -248,10 +248,8 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     // Adopted once set up, not before: the adoption tells the server so, and it then refills its
     // pool and makes namespaces, kernel work that would run over the process's set-up. Its reply
     // is awaited: a process started before could end before the server looked at it.
-    auto adopt = server->send_adopt(holder->id(), process->pidfd.get());
-    if (!adopt) return wrap("the nsfork server could not adopt the container's process", std::move(adopt).error());
     adopting = true;
-    if (auto adopted = server->receive_adopt(*adopt); !adopted)
+    if (auto adopted = server->adopt(holder->id(), process->pidfd.get()); !adopted)
         return wrap("the nsfork server could not adopt the container's process", std::move(adopted).error());
     if (!o.pid_file.empty())
         if (auto written = write_pid_file(o.pid_file, process->pid); !written) return std::move(written).error();

@@ -174,25 +174,12 @@ Result<Container> Client::attach(const std::string& id) {
     return call(fbb, seq, {}, read_attach_reply);
 }
 
-Result<std::uint32_t> Client::send_adopt(const std::string& id, int pidfd) {
+Result<void> Client::adopt(const std::string& id, int pidfd) {
     auto& fbb = builder();
     const std::uint32_t seq = next_seq_++;
     write_adopt(fbb, seq, id);
     const int fds[] = {pidfd};
-    if (auto sent = send(fbb, seq, fds); !sent) return std::move(sent).error();
-    return seq;
-}
-
-Result<void> Client::receive_adopt(std::uint32_t seq) {
-    auto reply = receive(seq);
-    if (!reply) return std::move(reply).error();
-    return read_adopt_reply(*reply);
-}
-
-Result<void> Client::adopt(const std::string& id, int pidfd) {
-    auto seq = send_adopt(id, pidfd);
-    if (!seq) return std::move(seq).error();
-    return receive_adopt(*seq);
+    return call(fbb, seq, fds, read_adopt_reply);
 }
 
 Result<std::uint32_t> Client::send_wait(const std::string& id) {

@@ -178,12 +178,10 @@ public:
     // readability, then collect the answer with receive_wait(seq) (which blocks until it came).
     Result<std::uint32_t> send_wait(const std::string& id);
     Result<ExitStatus> receive_wait(std::uint32_t seq);
-    // The same split for launch() and adopt(), so that a caller can do its own work while the
-    // server does the request's (receive_launch takes the options the request was sent with).
+    // The same split for launch(), so that a caller can do its own work while the server makes
+    // the container (receive_launch takes the options the Launch was sent with).
     Result<std::uint32_t> send_launch(const LaunchOptions& options);
     Result<Container> receive_launch(std::uint32_t seq, const LaunchOptions& options);
-    Result<std::uint32_t> send_adopt(const std::string& id, int pidfd);
-    Result<void> receive_adopt(std::uint32_t seq);
 
     int native_handle() const { return sock_.get(); }
     // The protocol version of the connection: 1 (what a connection that never said Hello speaks)
