@@ -184,10 +184,15 @@ Runtime::~Runtime() {
     // Whatever a test left (or could not remove after a failure) goes, as an engine's cleanup would.
     for (const std::string& id : ids_) {
         Capture ignored;
-        std::vector<std::string> argv = command_;
-        argv.insert(argv.end(), {"--root", root(), "delete", "--force", id});
-        (void)run_bounded(argv, ignored, std::chrono::seconds(30));
+        (void)run_bounded(argv_for({"delete", "--force", id}), ignored, std::chrono::seconds(30));
     }
+}
+
+std::vector<std::string> Runtime::argv_for(const std::vector<std::string>& args) const {
+    std::vector<std::string> argv = command_;
+    argv.insert(argv.end(), {"--root", root()});
+    argv.insert(argv.end(), args.begin(), args.end());
+    return argv;
 }
 
 Outcome Runtime::operator()(const std::vector<std::string>& args) {
@@ -199,9 +204,7 @@ Outcome Runtime::operator()(const std::vector<std::string>& args) {
 }
 
 Outcome Runtime::operator()(const std::vector<std::string>& args, const Capture& capture) {
-    std::vector<std::string> argv = command_;
-    argv.insert(argv.end(), {"--root", root()});
-    argv.insert(argv.end(), args.begin(), args.end());
+    const std::vector<std::string> argv = argv_for(args);
     const std::optional<int> code = run_bounded(argv, capture, std::chrono::seconds(60));
     if (!code) {
         std::string line;
@@ -209,6 +212,10 @@ Outcome Runtime::operator()(const std::vector<std::string>& args, const Capture&
         FAIL(line << "did not finish in 60 s; its output: " << capture.out() << capture.err());
     }
     return Outcome{*code, {}, {}};
+}
+
+pid_t Runtime::spawn(const std::vector<std::string>& args, const Capture& capture) {
+    return MUST(testing::spawn(argv_for(args), capture.out_fd(), capture.err_fd()));
 }
 
 std::string Runtime::new_id() {

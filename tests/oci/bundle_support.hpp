@@ -92,6 +92,8 @@ public:
     // test failed), stdin /dev/null, output captured.
     Outcome operator()(const std::vector<std::string>& args);
     Outcome operator()(const std::vector<std::string>& args, const Capture& capture);
+    // The same command started, not waited for: its pid (our child, the test's to reap).
+    pid_t spawn(const std::vector<std::string>& args, const Capture& capture);
 
     // A container id not used before in this process.
     std::string new_id();
@@ -112,6 +114,9 @@ public:
     std::string status(const std::string& id) { return state(id).value("status", ""); }
 
 private:
+    // `<runtime> <flags> --root R args...`
+    std::vector<std::string> argv_for(const std::vector<std::string>& args) const;
+
     std::string name_;
     std::vector<std::string> command_;
     TempDir dir_;

@@ -255,10 +255,8 @@ TEST_CASE("nsfork-oci: creates of one id at once: one makes it, the others say i
     std::vector<std::unique_ptr<Capture>> captures;
     for (int i = 0; i < kRuntimes; ++i) {
         captures.push_back(std::make_unique<Capture>());
-        runtimes.push_back(MUST(nsfork::testing::spawn(
-            {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--root", rt.root(), "create",
-             "--bundle", b.path(), "--pid-file", tmp.path() + "/pid" + std::to_string(i), id},
-            captures.back()->out_fd(), captures.back()->err_fd())));
+        runtimes.push_back(
+            rt.spawn({"create", "--bundle", b.path(), "--pid-file", tmp.path() + "/pid" + std::to_string(i), id}, *captures.back()));
     }
     int made = 0;
     for (int i = 0; i < kRuntimes; ++i) {
@@ -499,10 +497,7 @@ TEST_CASE("nsfork-oci: SIGKILLed during create, it leaves no server container, a
     b.write();
     const std::string id = rt.new_id();
     Capture capture;
-    const pid_t runtime = MUST(nsfork::testing::spawn(
-        {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--root", rt.root(), "create",
-         "--bundle", b.path(), id},
-        capture.out_fd(), capture.err_fd()));
+    const pid_t runtime = rt.spawn({"create", "--bundle", b.path(), id}, capture);
     REQUIRE(nsfork::testing::eventually([&] { return fs::exists(marker); }));
     CHECK(server_containers(s) == 1);
     const pid_t hook = std::stoi(read_file(marker));
@@ -636,10 +631,7 @@ TEST_CASE("nsfork-oci: run in the foreground makes no exec fifo, forwards a sign
     b.write();
     const std::string id = rt.new_id();
     Capture capture;
-    const pid_t runtime = MUST(nsfork::testing::spawn({nsfork::test::bin("nsfork-oci"), "--nsfork-socket",
-                                                       s.server().socket(), "--root", rt.root(), "run", "-b",
-                                                       b.path(), id},
-                                                      capture.out_fd(), capture.err_fd()));
+    const pid_t runtime = rt.spawn({"run", "-b", b.path(), id}, capture);
     REQUIRE(nsfork::testing::eventually([&] {
         Outcome o = rt({"state", id});
         return o.code == 0 && Json::parse(o.out)["status"] == "running";
