@@ -6,6 +6,7 @@
 
 #include "base/exit_codes.h"
 #include "base/syscalls.hpp"
+#include "oci/mount_api.h"
 
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -14,7 +15,6 @@
 #include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -498,7 +498,11 @@ int run_step(State& s, Step& step) noexcept {
     case Op::masked_path: return masked_path(step);
     case Op::rlimit: {
         const rlimit limit{static_cast<rlim_t>(step.set), static_cast<rlim_t>(step.clear)};
+        #ifdef __GLIBC__
         return ::prlimit(0, static_cast<__rlimit_resource>(step.number), &limit, nullptr);
+#else
+        return ::prlimit(0, step.number, &limit, nullptr);
+#endif
     }
     case Op::no_new_privs: return ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
     case Op::stdio: return wire_stdio(s);
