@@ -144,6 +144,8 @@ Table add_serve(CLI::App& top, ServeOptions& o, std::string& warm_pool, std::str
         ->capture_default_str();
     app->add_option("--max-request-bytes", max_request, "the largest request accepted (default 64 MiB)")->type_name("N");
     app->add_option("--warm-pool", warm_pool, "namespaces kept ready (default 2, 0: none)")->type_name("N");
+    app->add_flag("--no-warm-runtimes", o.no_warm_runtimes,
+                  "keep no nsfork-oci runtimes started for its front (at the socket's path + .oci)");
     return {app, [&o, &warm_pool, &max_request]() -> std::optional<std::string> {
                 // A service manager may pass the listening socket instead (socket activation,
                 // server/activation.hpp): serve() checks that it did, and to us.

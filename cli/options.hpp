@@ -29,7 +29,7 @@ struct ServeOptions {
     std::string socket; // empty: the socket a service manager passes (socket activation)
     std::string cgroup_root, log_level = "info";
     std::optional<std::string> isolation; // "" is a valid list: no isolator
-    bool disallow_sharing = false, map_current_user = false;
+    bool disallow_sharing = false, map_current_user = false, no_warm_runtimes = false;
     std::optional<std::uint32_t> warm_pool;
     std::optional<std::uint64_t> max_request_bytes;
 };

@@ -54,6 +54,7 @@ int serve(const ServeOptions& o) {
     so.disallow_sharing_agent_pidns = o.disallow_sharing;
     so.cgroup_root = o.cgroup_root;
     if (o.warm_pool) so.warm_pool = *o.warm_pool;
+    so.warm_runtimes = !o.no_warm_runtimes;
     if (o.max_request_bytes) so.max_request_bytes = *o.max_request_bytes;
     return run_server(so);
 }

@@ -1,6 +1,7 @@
 // create, start, run and delete: a container's life (runtime-spec "Lifecycle").
 #include "oci/cgroup_path.hpp"
 #include "oci/device_filter.hpp"
+#include "oci/front_link.hpp"
 #include "oci/commands.hpp"
 #include "oci/hooks.hpp"
 #include "oci/resources.hpp"
@@ -147,6 +148,12 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     std::string config;
     auto spec = load_bundle(bundle, &config);
     if (!spec) return std::move(spec).error();
+    // Hooks are processes the runtime starts: a warm one's would be born in the server's cgroup
+    // with its limits, not the caller's. The front has the full program run them.
+    const Hooks& hooks = spec->hooks;
+    if (front::Link* front = front::link())
+        if (!hooks.prestart.empty() || !hooks.create_runtime.empty() || !hooks.poststart.empty() || !hooks.poststop.empty())
+            return front->fall_back();
     auto cgroups_path = cgroups_path_for(spec->cgroups_path, o.id, ctx.global.systemd_cgroup);
     if (!cgroups_path) return std::move(cgroups_path).error();
 
@@ -240,6 +247,10 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     if (!process) return std::move(process).error();
     // By pid: our child, unreaped, so the pid is still its own (the pidfd is closed by then).
     undo.add([pid = process->pid] {
+        if (front::Link* front = front::link()) {
+            (void)front->reap(true);
+            return;
+        }
         ::kill(pid, SIGKILL);
         ::waitpid(pid, nullptr, __WALL);
     });
@@ -374,21 +385,29 @@ Result<int> start(const Context& ctx, const StartOptions& o) {
 Result<int> run(const Context& ctx, const RunOptions& o) {
     auto created = create_container(ctx, o.create, StartBy::runtime, !o.detach);
     if (!created) return std::move(created).error();
+    // Served for a front, the process is the front's child: the front forwards its signals.
+    front::Link* front = o.detach ? nullptr : front::link();
     // Blocked now: the process was forked without the mask, and signals sent to us from here on
     // are for it.
     const sigset_t forwarded = forwarded_signals();
     sigset_t old;
-    if (!o.detach) ::sigprocmask(SIG_BLOCK, &forwarded, &old);
-    if (auto started = start_own(ctx, *created); !started) {
+    if (!o.detach && !front) ::sigprocmask(SIG_BLOCK, &forwarded, &old);
+    auto started = front ? front->forward() : Result<void>{};
+    if (started) started = start_own(ctx, *created);
+    if (!started) {
         // Reaped first: its namespace's pid 1, which the delete ends, finishes dying only then.
-        (void)signal_pidfd(created->process.pidfd.get(), SIGKILL);
-        (void)reap(created->process.pidfd.get());
+        if (front::link()) {
+            (void)front::link()->reap(true);
+        } else {
+            (void)signal_pidfd(created->process.pidfd.get(), SIGKILL);
+            (void)reap(created->process.pidfd.get());
+        }
         (void)delete_container(ctx, created->dir, created->state);
         return std::move(started).error();
     }
     if (o.detach) return 0;
-    auto status = wait_forwarding(created->process.pidfd.get(), forwarded);
-    ::sigprocmask(SIG_SETMASK, &old, nullptr);
+    auto status = front ? front->ended() : wait_forwarding(created->process.pidfd.get(), forwarded);
+    if (!front) ::sigprocmask(SIG_SETMASK, &old, nullptr);
     if (auto deleted = end_run(ctx, *created); !deleted) return std::move(deleted).error();
     if (!status) return std::move(status).error();
     return status->shell_code();

@@ -2,11 +2,16 @@
 // (ENGINES.md). Parse, run the verb; an error is one line, as runc's: on stderr and in --log,
 // exit status 1.
 #include "oci/commands.hpp"
+#include "oci/front_link.hpp"
 #include "oci/log.hpp"
 #include "oci/options.hpp"
+#include "oci/warm.hpp"
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <string>
+#include <unistd.h>
 #include <string>
 #include <vector>
 
@@ -30,10 +35,17 @@ struct Dispatch {
     nsfork::Result<int> operator()(const FeaturesOptions& o) const { return features(ctx, o); }
 };
 
-} // namespace
-
-int main(int argc, char** argv) {
-    CommandLine line = parse_command_line(std::vector<std::string>(argv, argv + argc), std::getenv("NSFORK_SOCKET"));
+// Parses and runs one command line; its exit code. A warm runtime (warm.hpp) serves only what
+// it may: anything else goes back to its front, for the full program to run.
+int run_command(const std::vector<std::string>& argv) {
+    CommandLine line = parse_command_line(argv, std::getenv("NSFORK_SOCKET"));
+    if (nsfork::oci::front::link()) {
+        const auto* create = line.verb ? std::get_if<CreateOptions>(&*line.verb) : nullptr;
+        const auto* run = line.verb ? std::get_if<RunOptions>(&*line.verb) : nullptr;
+        if (run) create = &run->create;
+        if (!create || create->preserve_fds || !line.err.empty() || line.global.server_socket != warm::served_socket())
+            return warm::kFallback;
+    }
     const Log log(line.global);
     std::fputs(line.out.c_str(), stdout);
     if (!line.err.empty()) {
@@ -43,9 +55,19 @@ int main(int argc, char** argv) {
     if (!line.verb) return line.exit_code;
     const Context ctx{line.global, log};
     auto result = std::visit(Dispatch{ctx}, *line.verb);
+    const auto* front = nsfork::oci::front::link();
+    if (front && front->fallback_wanted()) return warm::kFallback;
+    if (front) log.debug("served by warm runtime " + std::to_string(::getpid()) + " for front " + std::to_string(front->front_pid()));
     if (!result) {
         log.error(result.error().message);
         return 1;
     }
     return *result;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 3 && std::strcmp(argv[1], warm::kKeeperFlag) == 0) return warm::keep(argv[2], run_command);
+    return run_command(std::vector<std::string>(argv, argv + argc));
 }

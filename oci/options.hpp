@@ -2,6 +2,8 @@
 // table per verb. Pure: nothing here touches a container, so the unit tests run it without root.
 #pragma once
 
+#include "oci/defaults.h"
+
 #include <optional>
 #include <string>
 #include <variant>
@@ -9,10 +11,6 @@
 
 namespace nsfork::oci {
 
-// Where the node's server listens when neither --nsfork-socket nor NSFORK_SOCKET says.
-inline constexpr const char* kDefaultServerSocket = "/run/nsfork/nsfork.sock";
-// Where container state lives when --root does not say (runc's is /run/runc).
-inline constexpr const char* kDefaultRoot = "/run/nsfork-oci";
 
 enum class LogFormat { text, json };
 

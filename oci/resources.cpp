@@ -224,10 +224,12 @@ std::string v1_mount(std::string_view controller) {
     return points.empty() ? std::string() : points.front();
 }
 
+pid_t g_caller = 0;
+
 // The caller's own cgroup in the v1 hierarchy of `controller`, from /proc/self/cgroup
 // ("4:memory:/user.slice" -> "/user.slice").
 std::string own_v1_cgroup(std::string_view controller) {
-    std::ifstream in("/proc/self/cgroup");
+    std::ifstream in(g_caller ? "/proc/" + std::to_string(g_caller) + "/cgroup" : std::string("/proc/self/cgroup"));
     for (std::string line; std::getline(in, line);) {
         auto first = line.find(':'), second = line.find(':', first + 1);
         if (first == std::string::npos || second == std::string::npos) continue;
@@ -302,6 +304,8 @@ void remove_dirs(const std::vector<std::string>& made) {
 }
 
 } // namespace
+
+void set_caller_cgroups(pid_t caller) { g_caller = caller; }
 
 Result<ControllerCgroups> ControllerCgroups::create(const Resources& resources, const std::string& cgroups_path,
                                                     int v2_leaf, int device_program) {

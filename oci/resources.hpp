@@ -16,6 +16,10 @@
 
 namespace nsfork::oci {
 
+// Whose own cgroups a relative cgroupsPath is below: the runtime's caller. A warm runtime
+// (front_link.hpp) is not its caller's child, and says whose they are here; 0: our own.
+void set_caller_cgroups(pid_t caller);
+
 class ControllerCgroups {
 public:
     // Makes the cgroups for `resources` (none when it asks for nothing) at `cgroups_path` (a

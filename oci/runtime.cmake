@@ -17,7 +17,7 @@ endif()
 add_executable(nsfork-oci
   ${CMAKE_CURRENT_SOURCE_DIR}/main.cpp ${CMAKE_CURRENT_SOURCE_DIR}/lifecycle.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/verbs.cpp ${CMAKE_CURRENT_SOURCE_DIR}/support.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/hooks.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/hooks.cpp ${CMAKE_CURRENT_SOURCE_DIR}/warm.cpp)
 target_link_libraries(nsfork-oci PRIVATE nsfork_oci_runtime nsfork_oci_setup nsfork_oci_config nsfork_protocol
                       nlohmann_json::nlohmann_json nsfork_seccomp)
 # Its start-up is paid on every engine call, so it is a static PIE: no dynamic loader mapping
@@ -35,4 +35,22 @@ if(NSFORK_SANITIZE OR NOT SECCOMP_ARCHIVE)
 else()
   target_link_options(nsfork-oci PRIVATE -static-pie)
 endif()
-install(TARGETS nsfork-oci DESTINATION ${CMAKE_INSTALL_BINDIR})
+# The full program is libexec/nsfork/nsfork-oci; engines run the front below, bin/nsfork-oci, which
+# finds it at ../libexec/nsfork/ relative to itself, and the server beside itself for the warm
+# runtimes (warm.hpp).
+set_target_properties(nsfork-oci PROPERTIES RUNTIME_OUTPUT_DIRECTORY ${CMAKE_BINARY_DIR}/libexec/nsfork)
+install(TARGETS nsfork-oci DESTINATION ${CMAKE_INSTALL_LIBEXECDIR}/nsfork)
+
+# The front (front.cpp): static on musl (cmake/musl_program.cmake), with the container's child
+# code (child.cpp) and the plan's decoding (front_wire.cpp).
+set(NSFORK_OCI_FRONT ${CMAKE_BINARY_DIR}/bin/nsfork-oci)
+nsfork_musl_program(nsfork-oci-front ${NSFORK_OCI_FRONT} KERNEL_HEADERS
+  SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/front.cpp ${CMAKE_CURRENT_SOURCE_DIR}/front_wire.cpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/child.cpp
+  DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/front_wire.hpp ${CMAKE_CURRENT_SOURCE_DIR}/child.hpp
+          ${CMAKE_CURRENT_SOURCE_DIR}/mount_api.h ${CMAKE_CURRENT_SOURCE_DIR}/defaults.h
+          ${CMAKE_CURRENT_SOURCE_DIR}/forwarded_signals.h ${PROJECT_SOURCE_DIR}/launcher/clone.hpp
+          ${PROJECT_SOURCE_DIR}/base/syscalls.hpp ${PROJECT_SOURCE_DIR}/base/fdpass.h
+          ${PROJECT_SOURCE_DIR}/base/limits.h ${PROJECT_SOURCE_DIR}/base/exit_codes.h)
+add_dependencies(nsfork-oci nsfork-oci-front)
+install(PROGRAMS ${NSFORK_OCI_FRONT} DESTINATION ${CMAKE_INSTALL_BINDIR})

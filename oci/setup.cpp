@@ -7,6 +7,7 @@
 #include "base/syscalls.hpp"
 #include "launcher/clone.hpp"
 #include "oci/child.hpp"
+#include "oci/front_link.hpp"
 #include "oci/setup_plan.hpp"
 
 #include <fcntl.h>
@@ -25,9 +26,19 @@ namespace {
 
 // Kills and reaps the child of a failed setup, and returns `error`.
 Error abandon(ContainerProcess& p, Error error) {
+    if (front::Link* front = front::link()) {
+        (void)front->reap(true);
+        return error;
+    }
     (void)signal_pidfd(p.pidfd.get(), SIGKILL);
     (void)reap(p.pidfd.get());
     return error;
+}
+
+// The end of a child that ended by itself.
+Result<ExitStatus> reap_ended(ContainerProcess& p) {
+    if (front::Link* front = front::link()) return front->reap(false);
+    return reap(p.pidfd.get());
 }
 
 // A command not found, in runc's words, which engines match: podman and conmon turn "executable
@@ -39,8 +50,15 @@ Error not_found(const std::string& what, int err) {
 }
 
 // Clones the child that follows `plan` as our child, pid_for_children set to that of
-// `pidns_pidfd`'s process for the clone only, into `cgroup_leaf` when given.
+// `pidns_pidfd`'s process for the clone only, into `cgroup_leaf` when given. A warm runtime's
+// child is its front's (front_link.hpp), cloned there.
 Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, int report, int self) {
+    if (front::Link* front = front::link()) {
+        plan.plan().report = report;
+        auto cloned = front->clone(plan.plan(), pidns_pidfd, cgroup_leaf);
+        if (!cloned) return std::move(cloned).error();
+        return ContainerProcess{std::move(cloned->first), cloned->second, {}, {}};
+    }
     UniqueFd own(::open("/proc/self/ns/pid_for_children", O_RDONLY | O_CLOEXEC));
     if (!own) return sys_error(Errc::internal, "open /proc/self/ns/pid_for_children", errno);
     if (::setns(pidns_pidfd, CLONE_NEWPID) < 0) return sys_error(Errc::launch_failed, "join the container's pid namespace", errno);
@@ -65,8 +83,8 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
     if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0)
         return sys_error(Errc::internal, "socketpair", errno);
     UniqueFd ours(pair[0]), theirs(pair[1]);
-    UniqueFd self(sys::pidfd_open(::getpid(), 0));
-    if (!self) return sys_error(Errc::internal, "pidfd_open of the runtime", errno);
+    UniqueFd self(front::link() ? -1 : sys::pidfd_open(::getpid(), 0));
+    if (!front::link() && !self) return sys_error(Errc::internal, "pidfd_open of the runtime", errno);
     auto cloned = clone_child(plan, pidns_pidfd, cgroup_leaf, theirs.get(), self.get());
     if (!cloned) return cloned;
     ContainerProcess p = std::move(*cloned);
@@ -82,7 +100,7 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
         if (n < 0) return abandon(p, sys_error(Errc::internal, "read the container process's report", errno));
         if (n == 0) {
             if (!until_ready) return p; // exec'd
-            auto status = reap(p.pidfd.get());
+            auto status = reap_ended(p);
             std::string how;
             if (status) how = status->signal ? " (signal " + std::to_string(status->signal) + ")" : " (exit code " + std::to_string(status->code) + ")";
             return Error{Errc::launch_failed, "the container's process died during its setup" + how};

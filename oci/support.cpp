@@ -2,6 +2,8 @@
 
 #include "base/pidfd.hpp"
 #include "base/unix_socket.hpp"
+#include "oci/forwarded_signals.h"
+#include "oci/warm.hpp"
 
 #include <poll.h>
 #include <sys/signalfd.h>
@@ -34,6 +36,7 @@ UniqueFd kill_if_same(pid_t pid, std::uint64_t start_time) {
 } // namespace
 
 Result<Client> connect_server(const std::string& socket) {
+    if (auto made = warm::take_server_connection(socket)) return std::move(*made);
     auto client = Client::connect(socket);
     if (client) return client;
     const int err = client.error().sys_errno;
@@ -96,17 +99,7 @@ Result<ProcessIoOwner> process_io(const std::string& console_socket, unsigned pr
     return owner;
 }
 
-sigset_t forwarded_signals() {
-    sigset_t set;
-    ::sigfillset(&set);
-    for (int sig : {SIGKILL, SIGSTOP, SIGCHLD, SIGPIPE, SIGURG, SIGWINCH, SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP,
-                    SIGSYS, SIGTSTP, SIGTTIN, SIGTTOU})
-        ::sigdelset(&set, sig);
-    // glibc's own real-time signals (32, 33) are not ours to block.
-    ::sigdelset(&set, 32);
-    ::sigdelset(&set, 33);
-    return set;
-}
+sigset_t forwarded_signals() { return nsfork_oci_forwarded_signals(); }
 
 Result<ExitStatus> wait_forwarding(int pidfd, const sigset_t& forwarded) {
     UniqueFd sigfd(::signalfd(-1, &forwarded, SFD_CLOEXEC));

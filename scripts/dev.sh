@@ -182,11 +182,15 @@ check_installed_tree() {
         [[ ! -e $prefix/bin && ! -e $prefix/libexec ]] || package_fail "the client alone installed programs"
         return
     fi
-    # The programs: the CLI's front (and nsfork-oci) in bin, the full CLI and the shim in
+    # The programs: the fronts of the CLI and of nsfork-oci in bin, the full programs they hand
+    # over to (and the server starts nsfork-oci's warm runtimes from) and the shim in
     # libexec/nsfork only.
     [[ -x $prefix/bin/nsfork ]] || package_fail "no bin/nsfork"
     [[ -x $prefix/libexec/nsfork/nsfork ]] || package_fail "no libexec/nsfork/nsfork (the full program the front execs)"
-    [[ ! -x $BUILD_DIR/bin/nsfork-oci || -x $prefix/bin/nsfork-oci ]] || package_fail "no bin/nsfork-oci"
+    if [[ -x $BUILD_DIR/bin/nsfork-oci ]]; then
+        [[ -x $prefix/bin/nsfork-oci ]] || package_fail "no bin/nsfork-oci"
+        [[ -x $prefix/libexec/nsfork/nsfork-oci ]] || package_fail "no libexec/nsfork/nsfork-oci (the full runtime)"
+    fi
     [[ -x $prefix/libexec/nsfork/nsfork-shim && ! -e $prefix/bin/nsfork-shim ]] \
         || package_fail "nsfork-shim is not in libexec/nsfork alone"
 }

@@ -4,6 +4,7 @@
 
 #include "server/loop.hpp"
 
+#include "base/pidfd.hpp"
 #include "base/procfs.hpp"
 #include "base/syscalls.hpp"
 #include "base/unix_socket.hpp"
@@ -12,10 +13,14 @@
 
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
+#include <poll.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <climits>
 #include <csignal>
+#include <cstring>
 
 namespace nsfork {
 
@@ -96,9 +101,65 @@ Result<void> Server::start(UniqueFd initial) {
         else if (auto ok = listener_->listen(opts_.socket_path); !ok) return fail(std::move(ok).error());
     }
     if (initial) add_connection(std::move(initial));
+    start_warm_runtimes();
     spare_leaves_soon();
     spdlog::debug("server {} ready, shim {}", ::getpid(), host_.shim);
     return {};
+}
+
+void Server::start_warm_runtimes() {
+    if (!opts_.warm_runtimes || opts_.socket_path.empty()) return;
+    char exe[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return;
+    const std::string self(exe, static_cast<std::size_t>(n));
+    const std::string oci = self.substr(0, self.rfind('/') + 1) + "nsfork-oci";
+    if (::access(oci.c_str(), X_OK) < 0) return spdlog::debug("no warm nsfork-oci runtimes: no {}", oci);
+    posix_spawnattr_t attr;
+    ::posix_spawnattr_init(&attr);
+    sigset_t none, all;
+    ::sigemptyset(&none);
+    ::sigfillset(&all);
+    ::posix_spawnattr_setsigmask(&attr, &none);
+    ::posix_spawnattr_setsigdefault(&attr, &all);
+    ::posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    const char* argv[] = {oci.c_str(), "--nsfork-warm", opts_.socket_path.c_str(), nullptr};
+    pid_t pid = -1;
+    const int err = ::posix_spawn(&pid, oci.c_str(), nullptr, &attr, const_cast<char* const*>(argv), environ);
+    ::posix_spawnattr_destroy(&attr);
+    if (err) return spdlog::warn("no warm nsfork-oci runtimes: cannot start {}: {}", oci, std::strerror(err));
+    // Our unreaped child: its pid is its own until we reap it.
+    UniqueFd pidfd(sys::pidfd_open(pid, 0));
+    if (!pidfd) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        return spdlog::warn("no warm nsfork-oci runtimes: pidfd_open: {}", std::strerror(errno));
+    }
+    keeper_.emplace(io_, pidfd.release());
+    keeper_->async_wait(boost::asio::posix::stream_descriptor::wait_read, [this](error_code ec) {
+        if (ec || !keeper_) return;
+        (void)reap(keeper_->native_handle());
+        keeper_.reset();
+        spdlog::warn("the warm nsfork-oci runtimes ended: nsfork-oci runs without them");
+    });
+    spdlog::debug("warm nsfork-oci runtimes at {}.oci (keeper {})", opts_.socket_path, pid);
+}
+
+void Server::stop_warm_runtimes() {
+    if (!keeper_) return;
+    // Its socket first, so that no front connects to a runtime about to go.
+    ::unlink((opts_.socket_path + ".oci").c_str());
+    // It kills and reaps its forks, then exits. (Killed instead, it would leave them to whoever
+    // inherits orphans, dying: PR_SET_PDEATHSIG.)
+    // (Asio made the pidfd non-blocking: waitid would not wait.)
+    const int pidfd = keeper_->native_handle();
+    (void)signal_pidfd(pidfd, SIGTERM);
+    pollfd ended{pidfd, POLLIN, 0};
+    if (::poll(&ended, 1, 2000) != 1) (void)signal_pidfd(pidfd, SIGKILL);
+    ended.revents = 0;
+    (void)::poll(&ended, 1, -1);
+    (void)reap(pidfd);
+    keeper_.reset();
 }
 
 int run_server(const ServerOptions& options, UniqueFd initial_connection) {

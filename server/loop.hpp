@@ -86,6 +86,12 @@ private:
     void shutdown(const char* why);
     void maybe_stop();
 
+    // nsfork-oci's warm runtimes (oci/warm.hpp): their keeper, our child, started with the server
+    // and killed with it (embedding.cpp).
+    void start_warm_runtimes();
+    void stop_warm_runtimes();
+    std::optional<boost::asio::posix::stream_descriptor> keeper_; // its pidfd
+
     // One thread, and nothing posts from another: no locking in the scheduler or the reactor.
     boost::asio::io_context io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE};
     ServerOptions opts_;

@@ -478,6 +478,7 @@ void Server::shutdown(const char* why) {
     stopping_ = true;
     spdlog::info("shutting down ({}): destroying {} container(s)", why, registry_.size());
     if (listener_) listener_->close();
+    stop_warm_runtimes();
     signals_.cancel();
     spare_timer_.cancel();
     namespaces_timer_.cancel();

@@ -25,6 +25,9 @@ struct ServerOptions {
     std::string cgroup_root;  // parent of the containers' cgroups; empty: made under our own
     std::uint64_t max_request_bytes = 64ULL << 20; // largest request body (memfd) accepted
     std::uint32_t warm_pool = 2; // ready namespaces kept for top-level launches; 0: none
+    // Warm nsfork-oci runtimes for its front (oci/warm.hpp), at socket_path + ".oci", when
+    // nsfork-oci is installed beside the running executable (libexec/nsfork/).
+    bool warm_runtimes = true;
 };
 
 // Where nsfork-shim is looked for by default: beside the running executable (the build tree),

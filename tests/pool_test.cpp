@@ -87,7 +87,8 @@ TEST_CASE("pool: a warm container is indistinguishable from a cold one, field by
 
 TEST_CASE("pool: a ready entry waits at the root, keeping no directory of the server's busy") {
     require_root();
-    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts); // started in the tests' directory
+    // Started in the tests' directory; no warm nsfork-oci runtimes: its children are its entries.
+    ServerProcess server({"--warm-pool", "2", "--no-warm-runtimes"}, kPrivateMounts);
     Client client = server.connect();
     await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
     auto cwd_of = [](pid_t pid) {
@@ -190,7 +191,7 @@ TEST_CASE("pool: before any agent launch, a mount table change keeps the entries
 
 TEST_CASE("pool: an entry killed from outside is replaced, never handed out") {
     require_root();
-    ServerProcess server({"--warm-pool", "2"}, kPrivateMounts);
+    ServerProcess server({"--warm-pool", "2", "--no-warm-runtimes"}, kPrivateMounts); // children: its entries
     Client client = server.connect();
     await_pool(client, [](const ServerStatus& s) { return s.pool_ready == 2; });
     const auto entries = testing::children_of(server.pid());

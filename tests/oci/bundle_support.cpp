@@ -23,6 +23,14 @@ namespace fs = std::filesystem;
 
 namespace nsfork::test::oci {
 
+std::string find_program(const std::string& name) {
+    for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
+        const std::string path = std::string(dir) + "/" + name;
+        if (::access(path.c_str(), X_OK) == 0) return path;
+    }
+    return {};
+}
+
 namespace {
 
 // The value of `r`, or the test fails with its error.
@@ -32,15 +40,6 @@ T required(Result<T> r) {
     return std::move(*r);
 }
 
-
-// The first of `dirs` holding an executable `name`, or "" (posix_spawn takes a path, not a name).
-std::string find_program(const std::string& name) {
-    for (const char* dir : {"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}) {
-        const std::string path = std::string(dir) + "/" + name;
-        if (::access(path.c_str(), X_OK) == 0) return path;
-    }
-    return {};
-}
 
 // Exit statuses (shell convention) of the processes left to this subreaper that reap_orphans_now
 // reaped, for wait_exit.

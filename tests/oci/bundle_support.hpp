@@ -150,6 +150,10 @@ private:
     std::optional<Runtime> nsfork_oci_, runc_;
 };
 
+// The first of the usual directories holding an executable `name`, or "" (posix_spawn, which
+// starts the runtimes, takes a path, not a name).
+std::string find_program(const std::string& name);
+
 // What the file at `path` holds ("" when it cannot be read).
 std::string read_file(const std::string& path);
 

@@ -49,7 +49,8 @@ bool mounted(const std::string& path) {
 struct PoolNode {
     static constexpr std::uint32_t kSize = 3;
     Suite suite;
-    nsfork::test::ServerProcess server{{"--warm-pool", std::to_string(kSize)}};
+    // No warm runtimes: the server's children are then its pool's entries (entries() below).
+    nsfork::test::ServerProcess server{{"--warm-pool", std::to_string(kSize), "--no-warm-runtimes"}};
     Runtime oci{"nsfork-oci", {nsfork::test::bin("nsfork-oci"), "--nsfork-socket", server.socket()}};
     nsfork::Client client = server.connect();
 
