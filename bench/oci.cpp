@@ -1,7 +1,8 @@
 // oci: `nsfork-oci run` as a cluster engine calls it (Slurm does exactly this: create, start, wait
 // and delete in one command) against `runc run` and `crun run` of the same bundle — busybox's
 // /bin/true with runc spec's config.json — each spawned by the helper and timed from spawn until
-// reaped. nsfork-oci's server keeps a warm pool, refilled (untimed) after each of its runs.
+// reaped. nsfork-oci's server keeps a warm pool, refilled (untimed) after each of its runs, and
+// warm runtimes for its front (oci/warm.hpp); the full runtime run directly is a baseline.
 //
 // crun refuses this cgroup v1 hybrid host (KERNEL.md). Where it does, it runs in a private mount
 // namespace whose /sys/fs/cgroup is the cgroup2 tree, with cgroups disabled: a holder process
@@ -132,7 +133,14 @@ Result<void> run_oci(Context& ctx, Report& r) {
         auto us = oci_run();
         settle_pool(*pool); // untimed: every run takes a ready namespace, no refill competes with a baseline
         return us;
-    }, "the server's warm pool on (refilled between runs, untimed)");
+    }, "the server's warm pool on (refilled between runs, untimed); the static front and a warm runtime");
+    // The same program as it ran before its front: the warm runtimes' gain, in this run.
+    auto full_run = run({ctx.bin("../libexec/nsfork/nsfork-oci"), "--nsfork-socket", serve->socket()}, dir->path() + "/nsfork-oci");
+    add("full runtime run", Role::baseline, [&, full_run] {
+        auto us = full_run();
+        settle_pool(*pool);
+        return us;
+    }, "libexec/nsfork/nsfork-oci run directly: C++ on glibc, its start-up paid");
     add("runc run", Role::baseline, run({runc}, dir->path() + "/runc"));
 
     // crun: as it is if it runs here, else in a private mount namespace seeing only cgroup2.

@@ -228,14 +228,13 @@ std::vector<Target> judge_targets(const Report& r) {
         const std::string goal = "nsfork-oci run <= 0.5x crun run";
         const Figure* f = r.find("oci", "busybox /bin/true bundle (runc spec's config), `run`: spawn until reaped",
                                  "nsfork-oci run");
-        const std::string why = "what is left is two glibc programs' start-up (nsfork-oci's, a static PIE that makes "
-                                "one verb's options, and the container's /bin/true: each ~1.1 ms here, ~100 CPUID "
-                                "instructions that exit to the hypervisor at 11 us each), the state directory's "
-                                "mkdir and rmdir on this VM's ext4 (~0.1-0.3 ms each; its files are written while "
-                                "the server and the process work), the container's own mounts, pivot_root and "
-                                "capabilities, which its process makes itself after taking a warm namespace, a "
-                                "loaded device program and namespaces made ahead, and the namespaces' teardown "
-                                "at its end (bench/README.md, the oci scenario).";
+        const std::string why = "what is left: the hand-over between the static front and a warm runtime (the "
+                                "request, the plan and the clone, the reap: ~0.3 ms) and its check of the caller "
+                                "(~0.2 ms); the container's /bin/true with its own glibc start-up (~1.3 ms here, "
+                                "~100 CPUID instructions that exit to the hypervisor at 11 us each); the state "
+                                "directory's mkdir and rmdir on this VM's ext4 (~0.1-0.3 ms each); the container's "
+                                "own mounts, pivot_root and capabilities; the namespaces' teardown at its end "
+                                "(bench/README.md, the oci scenario). crun's row includes nsenter's.";
         if (auto x = f ? ratio(*f, "crun run") : std::nullopt)
             out.push_back(judge(goal, *x, 0.5, true, fmt::format("{:.2f}x crun", *x), why));
         else if (auto y = f ? ratio(*f, "runc run") : std::nullopt)
