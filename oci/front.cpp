@@ -4,16 +4,17 @@
 // pays glibc's start-up, ~1.1 ms on these VMs (CPU probes, each CPUID a VM exit), at every engine
 // call.
 //
-// For `create` and `run`, the calls that make a container, it asks a warm runtime: one of the
-// full program's processes kept started beside the node's server (oci/warm.cpp), listening at
-// the server's socket path + ".oci". It hands over its command line, environment, working
+// For the calls engines make on every container — `create` and `run`, which make one, `start`,
+// `state`, `kill` and `delete` — it asks a warm runtime: one of the full program's processes
+// kept started beside the node's server (oci/warm.cpp), listening at the server's socket path +
+// ".oci". It hands over its command line, environment, working
 // directory, umask and stdio, and does what only it can (front_wire.hpp): the container's
 // process must be its child, since the engine that called it reaps that process, so it clones
 // it from the plan the warm runtime built (the same child code, oci/child.cpp), reaps it, during
 // a foreground `run` forwards its signals to it, and exits with the code it is told.
 //
 // Everything else it hands to the full program (execv: the same pid, argv and environment):
-// every other verb, a command line it cannot read, no warm runtime listening, or a warm runtime
+// every other verb (`exec` makes a process too, but rarely enough to pay the start-up), a command line it cannot read, no warm runtime listening, or a warm runtime
 // that answers "fallback" (a caller it must not act for, config.json with hooks, ...), which it
 // does before it has done anything.
 #include "base/exit_codes.h"
@@ -68,8 +69,8 @@ char** g_argv;
     ::_exit(1);
 }
 
-// The server's socket as the full program finds it (oci/options.hpp), for create and run; null
-// for anything else.
+// The server's socket as the full program finds it (oci/options.hpp), for the verbs a warm
+// runtime serves; null for anything else.
 // (The warm runtime parses the command line again, as the full program does, and answers
 // fallback for anything it does not serve: this is only what the front needs to find it.)
 const char* server_socket(int argc, char** argv) {
@@ -79,7 +80,11 @@ const char* server_socket(int argc, char** argv) {
         if (::strncmp(argv[i], "--preserve-fds", 14) == 0) return nullptr; // fds a request does not carry
     for (int i = 1; i < argc; ++i) {
         const char* a = argv[i];
-        if (a[0] != '-') return ::strcmp(a, "create") == 0 || ::strcmp(a, "run") == 0 ? socket : nullptr;
+        if (a[0] != '-') {
+            for (const char* verb : {"create", "run", "start", "state", "kill", "delete"})
+                if (::strcmp(a, verb) == 0) return socket;
+            return nullptr;
+        }
         if (::strcmp(a, "--nsfork-socket") == 0 && i + 1 < argc) socket = argv[++i];
         else if (::strncmp(a, "--nsfork-socket=", 16) == 0) socket = a + 16;
         else if (::strcmp(a, "--root") == 0 || ::strcmp(a, "--log") == 0 || ::strcmp(a, "--log-format") == 0) ++i;
@@ -180,6 +185,10 @@ void clone_child(int conn, const CloneHeader& h, int memfd, Table& table, int se
     const pid_t pid = clone_process(o, [&] { oci::child::run(*plan); });
     const int clone_errno = errno;
     if (::setns(own, CLONE_NEWPID) < 0) ::abort(); // else every later child of ours would be born there
+    if (h.foreground) { // as the full runtime's run blocks them once its process is forked
+        const sigset_t forwarded = nsfork_oci_forwarded_signals();
+        ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+    }
     ::close(own);
     ::free(bytes);
     table.close_all(); // the child has them: its report socket must close with its exec

@@ -142,6 +142,7 @@ Result<std::pair<UniqueFd, pid_t>> Link::clone(const child::Plan& plan, int pidn
         done += static_cast<std::size_t>(n);
     }
     header.plan_size = static_cast<std::uint32_t>(encoded.bytes.size());
+    header.foreground = foreground_ ? 1 : 0;
     const int plan_fd = memfd.get();
     if (auto ok = send_message(conn_.get(), header, &plan_fd, 1); !ok) return std::move(ok).error();
     UniqueFd pidfd;

@@ -42,11 +42,14 @@ public:
     void fallback();
 
     pid_t front_pid() const { return front_; }
+    // A foreground run: signals sent to the front from the clone on are for the process.
+    void set_foreground() { foreground_ = true; }
 
 private:
     UniqueFd conn_;
     pid_t front_;
     bool fallback_wanted_ = false;
+    bool foreground_ = false;
 };
 
 // The front this runtime serves; nullptr when it was started as itself.

@@ -57,6 +57,8 @@ struct CloneHeader {
     std::int32_t pidns = -1;       // index of the pidfd whose pid namespace the child is born into
     std::int32_t cgroup = -1;      // index of its cgroup v2 leaf, -1: the front's own cgroup
     std::uint32_t plan_size = 0;   // bytes in the memfd
+    std::uint32_t foreground = 0;  // a foreground run: the signals the front forwards are blocked
+                                   // from the clone on (the child born without the mask), for it
 };
 
 struct Reap {

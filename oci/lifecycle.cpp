@@ -378,11 +378,13 @@ Result<int> create(const Context& ctx, const CreateOptions& o) {
 Result<int> start(const Context& ctx, const StartOptions& o) {
     auto found = find_container(ctx.global.root, o.id);
     if (!found) return std::move(found).error();
+    if (front::Link* front = front::link(); front && !found->state.poststart.empty()) return front->fall_back(); // hooks: see create
     if (auto started = start_container(ctx, found->dir, found->state); !started) return std::move(started).error();
     return 0;
 }
 
 Result<int> run(const Context& ctx, const RunOptions& o) {
+    if (front::Link* front = front::link(); front && !o.detach) front->set_foreground();
     auto created = create_container(ctx, o.create, StartBy::runtime, !o.detach);
     if (!created) return std::move(created).error();
     // Served for a front, the process is the front's child: the front forwards its signals.
@@ -421,6 +423,7 @@ Result<int> remove(const Context& ctx, const DeleteOptions& o) {
         if (o.force && found.error().code == Errc::unknown_container) return 0;
         return std::move(found).error();
     }
+    if (front::Link* front = front::link(); front && !found->state.poststop.empty()) return front->fall_back(); // hooks: see create
     const Status status = status_of(found->dir, found->state);
     if (!o.force && status != Status::created && status != Status::stopped)
         return Error{Errc::invalid_state,

@@ -35,17 +35,21 @@ struct Dispatch {
     nsfork::Result<int> operator()(const FeaturesOptions& o) const { return features(ctx, o); }
 };
 
+// What a warm runtime serves (warm.hpp): the verbs an engine calls on every container, for the
+// server it was started for, without descriptors to preserve (a request carries stdio alone).
+bool warm_serves(const CommandLine& line) {
+    if (!line.verb || !line.err.empty() || line.global.server_socket != warm::served_socket()) return false;
+    if (const auto* create = std::get_if<CreateOptions>(&*line.verb)) return create->preserve_fds == 0;
+    if (const auto* run = std::get_if<RunOptions>(&*line.verb)) return run->create.preserve_fds == 0;
+    return std::holds_alternative<StartOptions>(*line.verb) || std::holds_alternative<StateOptions>(*line.verb) ||
+           std::holds_alternative<KillOptions>(*line.verb) || std::holds_alternative<DeleteOptions>(*line.verb);
+}
+
 // Parses and runs one command line; its exit code. A warm runtime (warm.hpp) serves only what
 // it may: anything else goes back to its front, for the full program to run.
 int run_command(const std::vector<std::string>& argv) {
     CommandLine line = parse_command_line(argv, std::getenv("NSFORK_SOCKET"));
-    if (nsfork::oci::front::link()) {
-        const auto* create = line.verb ? std::get_if<CreateOptions>(&*line.verb) : nullptr;
-        const auto* run = line.verb ? std::get_if<RunOptions>(&*line.verb) : nullptr;
-        if (run) create = &run->create;
-        if (!create || create->preserve_fds || !line.err.empty() || line.global.server_socket != warm::served_socket())
-            return warm::kFallback;
-    }
+    if (nsfork::oci::front::link() && !warm_serves(line)) return warm::kFallback;
     const Log log(line.global);
     std::fputs(line.out.c_str(), stdout);
     if (!line.err.empty()) {

@@ -1,5 +1,6 @@
 // Warm runtimes: the full nsfork-oci, started ahead for its musl front (front.cpp,
-// front_wire.hpp). The node's server runs `nsfork-oci --nsfork-warm SOCKET` beside itself (its
+// front_wire.hpp). One that serves a `create` whose front is killed meanwhile goes on until it
+// next needs the front (the clone at the latest), then undoes what it made, as on any failure. The node's server runs `nsfork-oci --nsfork-warm SOCKET` beside itself (its
 // child, dying with it); that process, the keeper, listens at SOCKET + ".oci" (mode 0600) and
 // keeps kWarm forks of itself waiting in accept(). Each serves one front and exits; the keeper
 // forks the next the moment one accepts. A fork of the started program is ~0.2 ms; its exec
@@ -8,8 +9,8 @@
 // A warm runtime acts for the front only where the result is the one the front's own full
 // program would have: a caller of our user and group ids with our capabilities (bounding set
 // too), seccomp mode and no_new_privs, in our pid, user and cgroup namespaces, whose root is its
-// mount namespace's; `create` or `run` of the server we were started for, without hooks (they
-// would be our children) or --preserve-fds. It takes on the caller's mount namespace (joined:
+// mount namespace's; `create`, `run`, `start`, `state`, `kill` or `delete` of the server we were
+// started for, without hooks (they would be our children) or --preserve-fds. It takes on the caller's mount namespace (joined:
 // the server's may be its own, as under systemd's ProtectSystem=), environment, working
 // directory, umask and stdio, and finds relative cgroupsPaths below the caller's cgroups.
 // Anything else is handed back to the front as "fallback" before anything is done, and the

@@ -1,6 +1,6 @@
-// nsfork-oci's front and its warm runtimes (oci/front.cpp, oci/warm.hpp): `create` and `run`
-// served by a runtime the server keeps started, their process the front's child as an engine
-// needs it; everything a warm runtime must not do for its caller done by the full program; the
+// nsfork-oci's front and its warm runtimes (oci/front.cpp, oci/warm.hpp): create, run, start,
+// state, kill and delete served by a runtime the server keeps started, the container's process
+// the front's child as an engine needs it; everything a warm runtime must not do for its caller done by the full program; the
 // front killed at any point of a create leaving nothing once deleted; the runtimes going with
 // the server.
 #include "tests/oci/bundle_support.hpp"
@@ -36,11 +36,17 @@ std::size_t served_warm(const std::string& log) {
     return n;
 }
 
-// The keeper of a server's warm runtimes: its child running `nsfork-oci --nsfork-warm`.
-pid_t keeper_of(pid_t server) {
+// The keeper of a server's warm runtimes: its child running `nsfork-oci --nsfork-warm`, once
+// started (the server starts it once it listens); -1 when none is.
+pid_t keeper_now(pid_t server) {
     for (pid_t pid : nsfork::testing::children_of(server))
         if (read_file("/proc/" + std::to_string(pid) + "/cmdline").find("--nsfork-warm") != std::string::npos) return pid;
     return -1;
+}
+pid_t keeper_of(pid_t server) {
+    pid_t keeper = -1;
+    (void)eventually([&] { return (keeper = keeper_now(server)) > 0; });
+    return keeper;
 }
 
 pid_t parent_of(pid_t pid) {
@@ -70,7 +76,7 @@ std::string exe_of(pid_t pid) {
 
 } // namespace
 
-TEST_CASE("nsfork-oci: create and run are served by a warm runtime beside the server, the process the front's child") {
+TEST_CASE("nsfork-oci: create, run, start, state, kill and delete are served by a warm runtime beside the server, the process the front's child") {
     Suite s;
     nsfork::test::TempDir tmp;
     const std::string log = tmp.path() + "/log";
@@ -100,18 +106,26 @@ TEST_CASE("nsfork-oci: create and run are served by a warm runtime beside the se
     CHECK(reap_runtime(front) == 128 + SIGTERM);
     CHECK(served_warm(log) == 1);
 
-    // create: served too; its process outlives the front, and starts.
-    Bundle echo({"echo", "started"});
-    Capture echoed;
-    const Created c = rt.create(echo, echoed);
+    // create, start, state, kill, delete: each served too; the created process outlives the
+    // front that made it.
+    Bundle sleeps({"sleep", "60"});
+    Capture quiet;
+    const Created c = rt.create(sleeps, quiet);
     CHECK(served_warm(log) == 2);
     rt.start(c.id);
-    wait_for_output(echoed, "started\n");
-    CHECK(wait_exit(c.pid) == 0);
-    // The verbs that make no process are the full program's.
+    CHECK(served_warm(log) == 3);
+    CHECK(rt.status(c.id) == "running");
+    CHECK(served_warm(log) == 4);
+    CHECK(rt({"kill", c.id, "KILL"}).code == 0);
+    CHECK(wait_exit(c.pid) == 128 + SIGKILL);
     CHECK(rt.status(c.id) == "stopped");
     CHECK(rt({"delete", c.id}).code == 0);
-    CHECK(served_warm(log) == 2);
+    CHECK(served_warm(log) == 7);
+    // An error, said as the full program says it: on the caller's stderr, exit status 1.
+    const Outcome nope = rt({"state", "nope"});
+    CHECK(nope.code == 1);
+    CHECK(nope.err == "container nope does not exist\n");
+    CHECK(served_warm(log) == 8);
 }
 
 TEST_CASE("nsfork-oci: a warm runtime acts in its caller's working directory, umask and environment") {
@@ -167,11 +181,18 @@ TEST_CASE("nsfork-oci: what a warm runtime must not do for its caller, the full 
     Runtime rt("nsfork-oci", flags);
 
     SECTION("hooks: they would be the warm runtime's children, in the server's cgroup") {
+        // create, start and delete each find hooks: config.json's, then the state's.
         Bundle b({"true"});
-        const std::string mark = tmp.path() + "/hook-ran";
-        b.config["hooks"]["poststart"] = Json::array({{{"path", "/bin/sh"}, {"args", {"sh", "-c", "echo ran > " + mark}}}});
-        CHECK(rt.run(b).code == 0);
-        CHECK(read_file(mark) == "ran\n");
+        const std::string started = tmp.path() + "/poststart-ran", stopped = tmp.path() + "/poststop-ran";
+        b.config["hooks"]["poststart"] = Json::array({{{"path", "/bin/sh"}, {"args", {"sh", "-c", "echo ran > " + started}}}});
+        b.config["hooks"]["poststop"] = Json::array({{{"path", "/bin/sh"}, {"args", {"sh", "-c", "echo ran > " + stopped}}}});
+        Capture output;
+        const Created c = rt.create(b, output);
+        rt.start(c.id);
+        CHECK(wait_exit(c.pid) == 0);
+        CHECK(rt({"delete", c.id}).code == 0);
+        CHECK(read_file(started) == "ran\n");
+        CHECK(read_file(stopped) == "ran\n");
     }
     SECTION("--preserve-fds: descriptors a request does not carry") {
         Bundle b({"true"});
@@ -196,7 +217,7 @@ TEST_CASE("nsfork-oci: what a warm runtime must not do for its caller, the full 
 TEST_CASE("nsfork-oci: a server run with --no-warm-runtimes keeps none, and the front runs the full program") {
     Suite s;
     nsfork::test::ServerProcess bare({"--no-warm-runtimes"});
-    CHECK(keeper_of(bare.pid()) == -1);
+    CHECK_FALSE(eventually([&] { return keeper_now(bare.pid()) > 0; }, std::chrono::milliseconds(300)));
     CHECK_FALSE(std::filesystem::exists(bare.socket() + ".oci"));
     nsfork::test::TempDir tmp;
     const std::string log = tmp.path() + "/log";
@@ -221,7 +242,10 @@ TEST_CASE("nsfork-oci: the front SIGKILLed at any point of a create leaves nothi
         (void)reap_runtime(front);
         INFO("killed after the front's start, round " << i);
         CHECK(rt({"delete", "--force", id}).code == 0);
-        CHECK_FALSE(std::filesystem::exists(rt.root() + "/" + id));
+        // Unlike a runtime killed in its create, the warm runtime serving it goes on until it
+        // next needs the front (the clone at the latest), then undoes all it made: the state
+        // directory may be made after the delete, and goes by itself.
+        CHECK(eventually([&] { return !std::filesystem::exists(rt.root() + "/" + id); }));
     }
     // No container of the server's is left: each went with its warm runtime's connection, or
     // with the delete.
