@@ -185,7 +185,7 @@ void clone_child(int conn, const CloneHeader& h, int memfd, Table& table, int se
     const pid_t pid = clone_process(o, [&] { oci::child::run(*plan); });
     const int clone_errno = errno;
     if (::setns(own, CLONE_NEWPID) < 0) ::abort(); // else every later child of ours would be born there
-    if (h.foreground) { // as the full runtime's run blocks them once its process is forked
+    if (h.foreground) { // as the full runtime blocks them (setup.hpp's CreateRequest::foreground)
         const sigset_t forwarded = nsfork_oci_forwarded_signals();
         ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
     }

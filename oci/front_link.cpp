@@ -22,7 +22,7 @@ public:
     std::size_t put(const void* data, std::size_t size, std::size_t align) {
         out.resize((out.size() + align - 1) / align * align);
         const std::size_t offset = out.size();
-        out.append(static_cast<const char*>(data), size);
+        if (size) out.append(static_cast<const char*>(data), size); // (data may be null then)
         return offset;
     }
     template <typename T>
@@ -65,7 +65,7 @@ EncodedPlan encode_plan(const child::Plan& plan) {
         s.text2 = e.string(s.text2);
         s.options = e.strings(s.options, true);
     }
-    std::memcpy(e.out.data() + steps_at, steps.data(), steps.size() * sizeof(child::Step));
+    if (!steps.empty()) std::memcpy(e.out.data() + steps_at, steps.data(), steps.size() * sizeof(child::Step));
     p.steps = plan.count ? Encoder::offset<child::Step>(steps_at) : nullptr;
     p.report = e.fd(plan.report);
     p.parent_pidfd = -1;
@@ -120,7 +120,7 @@ Result<std::int32_t> receive(int conn, Kind kind, UniqueFd* fd = nullptr) {
 
 } // namespace
 
-Result<std::pair<UniqueFd, pid_t>> Link::clone(const child::Plan& plan, int pidns_pidfd, int cgroup_leaf) {
+Result<std::pair<UniqueFd, pid_t>> Link::clone(const child::Plan& plan, int pidns_pidfd, int cgroup_leaf, bool foreground) {
     EncodedPlan encoded = encode_plan(plan);
     CloneHeader header;
     header.pidns = static_cast<std::int32_t>(encoded.fds.size());
@@ -142,7 +142,7 @@ Result<std::pair<UniqueFd, pid_t>> Link::clone(const child::Plan& plan, int pidn
         done += static_cast<std::size_t>(n);
     }
     header.plan_size = static_cast<std::uint32_t>(encoded.bytes.size());
-    header.foreground = foreground_ ? 1 : 0;
+    header.foreground = foreground ? 1 : 0;
     const int plan_fd = memfd.get();
     if (auto ok = send_message(conn_.get(), header, &plan_fd, 1); !ok) return std::move(ok).error();
     UniqueFd pidfd;

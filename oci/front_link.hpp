@@ -22,7 +22,8 @@ public:
 
     // Clones the child that follows `plan` in the front, born into the pid namespace of
     // `pidns_pidfd`'s process and into `cgroup_leaf` (-1: the front's cgroup); its pidfd and pid.
-    Result<std::pair<UniqueFd, pid_t>> clone(const child::Plan& plan, int pidns_pidfd, int cgroup_leaf);
+    // `foreground`: the front blocks the signals it forwards from then on (setup.hpp).
+    Result<std::pair<UniqueFd, pid_t>> clone(const child::Plan& plan, int pidns_pidfd, int cgroup_leaf, bool foreground);
     // Waits for the child's end and has it reaped, killed first when `kill`.
     Result<ExitStatus> reap(bool kill);
     // run: the front forwards its signals to the child from now until it ends, and reaps it;
@@ -42,14 +43,11 @@ public:
     void fallback();
 
     pid_t front_pid() const { return front_; }
-    // A foreground run: signals sent to the front from the clone on are for the process.
-    void set_foreground() { foreground_ = true; }
 
 private:
     UniqueFd conn_;
     pid_t front_;
     bool fallback_wanted_ = false;
-    bool foreground_ = false;
 };
 
 // The front this runtime serves; nullptr when it was started as itself.

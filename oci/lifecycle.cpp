@@ -225,6 +225,7 @@ Result<Created> create_container(const Context& ctx, const CreateOptions& o, Sta
     for (const UniqueFd& fd : *procs) request.cgroup_procs.push_back(fd.get());
     request.exec_fifo = fifo.get();
     request.no_pivot = o.no_pivot;
+    request.foreground = destroy_on_exit; // a run in the foreground
     for (const UniqueFd& ns : holder->namespaces()) request.made_namespaces.push_back(ns.get());
     request.io = io->io;
     // Written after the hooks, as runc's (a runtime killed in them leaves no container), while
@@ -384,16 +385,14 @@ Result<int> start(const Context& ctx, const StartOptions& o) {
 }
 
 Result<int> run(const Context& ctx, const RunOptions& o) {
-    if (front::Link* front = front::link(); front && !o.detach) front->set_foreground();
     auto created = create_container(ctx, o.create, StartBy::runtime, !o.detach);
     if (!created) return std::move(created).error();
-    // Served for a front, the process is the front's child: the front forwards its signals.
+    // In the foreground, the signals it forwards have been blocked since the clone
+    // (CreateRequest::foreground): those sent to us from then on are for the process, and stay
+    // blocked to the end. Served for a front, the process is the front's child, and the front
+    // forwards them.
     front::Link* front = o.detach ? nullptr : front::link();
-    // Blocked now: the process was forked without the mask, and signals sent to us from here on
-    // are for it.
     const sigset_t forwarded = forwarded_signals();
-    sigset_t old;
-    if (!o.detach && !front) ::sigprocmask(SIG_BLOCK, &forwarded, &old);
     auto started = front ? front->forward() : Result<void>{};
     if (started) started = start_own(ctx, *created);
     if (!started) {
@@ -409,7 +408,6 @@ Result<int> run(const Context& ctx, const RunOptions& o) {
     }
     if (o.detach) return 0;
     auto status = front ? front->ended() : wait_forwarding(created->process.pidfd.get(), forwarded);
-    if (!front) ::sigprocmask(SIG_SETMASK, &old, nullptr);
     if (auto deleted = end_run(ctx, *created); !deleted) return std::move(deleted).error();
     if (!status) return std::move(status).error();
     return status->shell_code();

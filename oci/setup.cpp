@@ -7,6 +7,7 @@
 #include "base/syscalls.hpp"
 #include "launcher/clone.hpp"
 #include "oci/child.hpp"
+#include "oci/forwarded_signals.h"
 #include "oci/front_link.hpp"
 #include "oci/setup_plan.hpp"
 
@@ -52,10 +53,10 @@ Error not_found(const std::string& what, int err) {
 // Clones the child that follows `plan` as our child, pid_for_children set to that of
 // `pidns_pidfd`'s process for the clone only, into `cgroup_leaf` when given. A warm runtime's
 // child is its front's (front_link.hpp), cloned there.
-Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, int report, int self) {
+Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, int report, int self, bool foreground) {
     if (front::Link* front = front::link()) {
         plan.plan().report = report;
-        auto cloned = front->clone(plan.plan(), pidns_pidfd, cgroup_leaf);
+        auto cloned = front->clone(plan.plan(), pidns_pidfd, cgroup_leaf, foreground);
         if (!cloned) return std::move(cloned).error();
         return ContainerProcess{std::move(cloned->first), cloned->second, {}, {}};
     }
@@ -70,13 +71,17 @@ Result<ContainerProcess> clone_child(SetupPlan& plan, int pidns_pidfd, int cgrou
     const int clone_errno = errno;
     // Our own again: a failure here would leave every later child of ours in the container.
     if (::setns(own.get(), CLONE_NEWPID) < 0) ::abort();
+    if (foreground) {
+        const sigset_t forwarded = nsfork_oci_forwarded_signals();
+        ::sigprocmask(SIG_BLOCK, &forwarded, nullptr);
+    }
     if (pid < 0) return sys_error(Errc::launch_failed, cgroup_leaf >= 0 ? "clone3 into the container's cgroup" : "clone3", clone_errno);
     return ContainerProcess{UniqueFd(pidfd), pid, {}, {}};
 }
 
 // Follows the child's reports until it is ready (create) or has exec'd (exec: the report socket
 // closes on exec). A failed step becomes an error naming it.
-Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, bool until_ready,
+Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_leaf, bool until_ready, bool foreground,
                                 const std::function<Result<void>(pid_t)>* create_runtime,
                                 const std::function<Result<void>(pid_t)>* resumed) {
     int pair[2];
@@ -85,7 +90,7 @@ Result<ContainerProcess> follow(SetupPlan& plan, int pidns_pidfd, int cgroup_lea
     UniqueFd ours(pair[0]), theirs(pair[1]);
     UniqueFd self(front::link() ? -1 : sys::pidfd_open(::getpid(), 0));
     if (!front::link() && !self) return sys_error(Errc::internal, "pidfd_open of the runtime", errno);
-    auto cloned = clone_child(plan, pidns_pidfd, cgroup_leaf, theirs.get(), self.get());
+    auto cloned = clone_child(plan, pidns_pidfd, cgroup_leaf, theirs.get(), self.get(), foreground);
     if (!cloned) return cloned;
     ContainerProcess p = std::move(*cloned);
     theirs.reset();
@@ -144,7 +149,8 @@ Result<ContainerProcess> create_process(const CreateRequest& request) {
     if (!request.spec || request.holder_pidfd < 0) return Error{Errc::bad_request, "create_process: no spec or no holder"};
     auto plan = plan_create(request);
     if (!plan) return std::move(plan).error();
-    return follow(**plan, request.holder_pidfd, request.cgroup_leaf, true, &request.create_runtime, &request.resumed);
+    return follow(**plan, request.holder_pidfd, request.cgroup_leaf, true, request.foreground, &request.create_runtime,
+                  &request.resumed);
 }
 
 Result<void> start_process(ContainerProcess& p) {
@@ -174,7 +180,7 @@ Result<ContainerProcess> exec_process(const ExecRequest& request) {
     if (pid_of_pidfd(request.target_pidfd) != target) return Error{Errc::invalid_state, "the container's process has exited"};
     auto plan = plan_exec(request, std::move(root));
     if (!plan) return std::move(plan).error();
-    return follow(**plan, request.target_pidfd, request.cgroup_leaf, false, nullptr, nullptr);
+    return follow(**plan, request.target_pidfd, request.cgroup_leaf, false, false, nullptr, nullptr);
 }
 
 } // namespace nsfork::oci

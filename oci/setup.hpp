@@ -42,6 +42,9 @@ struct CreateRequest {
                                          // for writing (blocking until `start` reads it) and then execs;
                                          // -1: it waits for start_process() instead (run)
     bool no_pivot = false;               // --no-pivot: MS_MOVE + chroot instead of pivot_root
+    bool foreground = false;             // a foreground run: the signals it forwards are blocked in
+                                         // the runtime from the clone on (the process born without
+                                         // the mask), so that none sent meanwhile ends the runtime
     std::vector<int> made_namespaces;    // fresh namespaces the server made ahead (net, ipc, uts):
                                          // joined where config.json asks for a new one of their type
     ProcessIo io;

@@ -49,6 +49,16 @@ pid_t keeper_of(pid_t server) {
     return keeper;
 }
 
+// Waits until the server's warm runtimes listen, two forks waiting: before, the front runs the
+// full program (a test that checks it does not would pass for nothing).
+void await_warm(const nsfork::test::ServerProcess& server) {
+    const pid_t keeper = keeper_of(server.pid());
+    REQUIRE(keeper > 0);
+    REQUIRE(eventually([&] {
+        return std::filesystem::exists(server.socket() + ".oci") && nsfork::testing::children_of(keeper).size() == 2;
+    }));
+}
+
 pid_t parent_of(pid_t pid) {
     for (const std::string& line : nsfork::testing::lines(read_file("/proc/" + std::to_string(pid) + "/status")))
         if (line.rfind("PPid:", 0) == 0) return std::stoi(line.substr(5));
@@ -131,6 +141,7 @@ TEST_CASE("nsfork-oci: create, run, start, state, kill and delete are served by 
 TEST_CASE("nsfork-oci: a warm runtime acts in its caller's working directory, umask and environment") {
     Suite s;
     nsfork::test::TempDir tmp;
+    await_warm(s.server());
     Bundle b({"true"});
     b.write();
     std::filesystem::create_directory_symlink(b.path(), tmp.path() + "/bundle");
@@ -166,7 +177,7 @@ TEST_CASE("nsfork-oci: a server in a mount namespace of its own (systemd's Prote
     nsfork::test::TempDir tmp;
     const std::string log = tmp.path() + "/log";
     Runtime rt("nsfork-oci", {bin("nsfork-oci"), "--nsfork-socket", own.socket(), "--debug", "--log", log});
-    REQUIRE(eventually([&] { return std::filesystem::exists(own.socket() + ".oci"); }));
+    await_warm(own);
     const Outcome o = rt({"run", "--bundle", bundle, rt.new_id()});
     INFO(o.err);
     CHECK(o.code == 5);
@@ -179,6 +190,7 @@ TEST_CASE("nsfork-oci: what a warm runtime must not do for its caller, the full 
     const std::string log = tmp.path() + "/log";
     const std::vector<std::string> flags = {bin("nsfork-oci"), "--nsfork-socket", s.server().socket(), "--debug", "--log", log};
     Runtime rt("nsfork-oci", flags);
+    await_warm(s.server());
 
     SECTION("hooks: they would be the warm runtime's children, in the server's cgroup") {
         // create, start and delete each find hooks: config.json's, then the state's.
@@ -230,6 +242,7 @@ TEST_CASE("nsfork-oci: a server run with --no-warm-runtimes keeps none, and the 
 TEST_CASE("nsfork-oci: the front SIGKILLed at any point of a create leaves nothing once deleted") {
     Suite s;
     Runtime& rt = s.nsfork_oci();
+    await_warm(s.server());
     Bundle b({"true"});
     b.write();
     std::mt19937 random(Catch::rngSeed());
