@@ -667,9 +667,12 @@ TEST_CASE("oci setup: create_process and exec_process: the processes outlive the
         return exec_process(e).ok();
     });
     out.write.reset();
-    REQUIRE(::write(in.write.get(), "one\ntwo\n", 8) == 8);
-    const std::vector<std::string> seen = test::lines(test::read_all(out.read.get()));
-    // Each read one of the lines, in whichever order they came to it.
+    // Each reads one of the lines, in whichever order they come to it: the second is written once
+    // the first was answered (both in the pipe at once, the first shell's read may take both).
+    REQUIRE(::write(in.write.get(), "one\n", 4) == 4);
+    std::vector<std::string> seen = {test::read_line(out.read.get())};
+    REQUIRE(::write(in.write.get(), "two\n", 4) == 4);
+    for (const std::string& line : test::lines(test::read_all(out.read.get()))) seen.push_back(line);
     REQUIRE(seen.size() == 2);
     const bool created_first = seen[0].starts_with("created ");
     CHECK(seen[created_first ? 0 : 1].starts_with("created "));
